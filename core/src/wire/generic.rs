@@ -1,0 +1,170 @@
+//! The generic response packets: OK, ERR and EOF, both directions.
+
+use super::codec::{put_lenenc_int, DecodeError, DecodeResult, Reader};
+use super::consts::cap;
+use crate::error::SqlError;
+use bytes::BufMut;
+
+/// The content of an OK packet (also of the OK that ends a result set under DEPRECATE_EOF).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(any(test, feature = "fuzzing"), derive(arbitrary::Arbitrary))]
+pub struct OkInfo {
+    pub affected_rows: u64,
+    pub last_insert_id: u64,
+    pub status: u16,
+    pub warnings: u16,
+    pub info: String,
+}
+
+impl OkInfo {
+    pub fn affected(n: u64) -> Self {
+        OkInfo {
+            affected_rows: n,
+            ..Default::default()
+        }
+    }
+}
+
+/// Appends an OK payload. `header` is 0x00 for OK, 0xfe for an OK that replaces EOF.
+pub fn put_ok(out: &mut impl BufMut, ok: &OkInfo, header: u8, caps: u32) {
+    out.put_u8(header);
+    put_lenenc_int(out, ok.affected_rows);
+    put_lenenc_int(out, ok.last_insert_id);
+    if caps & cap::PROTOCOL_41 != 0 {
+        out.put_u16_le(ok.status);
+        out.put_u16_le(ok.warnings);
+    } else if caps & cap::TRANSACTIONS != 0 {
+        out.put_u16_le(ok.status);
+    }
+    if !ok.info.is_empty() {
+        // Without SESSION_TRACK the info is the rest of the packet (EOF-string).
+        out.put_slice(ok.info.as_bytes());
+    }
+}
+
+/// Decodes an OK (0x00) or OK-as-EOF (0xfe) payload.
+pub fn decode_ok(payload: &[u8], caps: u32) -> DecodeResult<OkInfo> {
+    let mut r = Reader::new(payload);
+    let h = r.u8()?;
+    if h != 0x00 && h != 0xfe {
+        return Err(DecodeError("not an OK packet"));
+    }
+    let affected_rows = r.lenenc_int()?;
+    let last_insert_id = r.lenenc_int()?;
+    let (mut status, mut warnings) = (0, 0);
+    if caps & cap::PROTOCOL_41 != 0 {
+        status = r.u16()?;
+        warnings = r.u16()?;
+    } else if caps & cap::TRANSACTIONS != 0 {
+        status = r.u16()?;
+    }
+    let info = if caps & cap::SESSION_TRACK != 0 && !r.is_empty() {
+        String::from_utf8_lossy(r.lenenc_str()?).into_owned()
+    } else {
+        String::from_utf8_lossy(r.rest()).into_owned()
+    };
+    Ok(OkInfo {
+        affected_rows,
+        last_insert_id,
+        status,
+        warnings,
+        info,
+    })
+}
+
+/// Appends an ERR payload (protocol 4.1 form, with SQLSTATE).
+pub fn put_err(out: &mut impl BufMut, err: &SqlError) {
+    out.put_u8(0xff);
+    out.put_u16_le(err.code);
+    out.put_u8(b'#');
+    out.put_slice(&err.state);
+    out.put_slice(err.message.as_bytes());
+}
+
+/// Decodes an ERR payload, with or without the SQLSTATE marker.
+pub fn decode_err(payload: &[u8]) -> DecodeResult<SqlError> {
+    let mut r = Reader::new(payload);
+    if r.u8()? != 0xff {
+        return Err(DecodeError("not an ERR packet"));
+    }
+    let code = r.u16()?;
+    let mut state = *b"HY000";
+    if r.peek() == Some(b'#') && r.remaining() >= 6 {
+        r.skip(1)?;
+        state.copy_from_slice(r.bytes(5)?);
+    }
+    let message = String::from_utf8_lossy(r.rest()).into_owned();
+    Ok(SqlError {
+        code,
+        state,
+        message,
+    })
+}
+
+/// Appends a classic EOF payload (protocol 4.1).
+pub fn put_eof(out: &mut impl BufMut, warnings: u16, status: u16) {
+    out.put_u8(0xfe);
+    out.put_u16_le(warnings);
+    out.put_u16_le(status);
+}
+
+/// Is this payload a classic EOF? (0xfe with fewer than 9 bytes; longer ones are rows or OK.)
+pub fn is_eof(payload: &[u8]) -> bool {
+    payload.first() == Some(&0xfe) && payload.len() < 9
+}
+
+/// Decodes a classic EOF into (warnings, status).
+pub fn decode_eof(payload: &[u8]) -> DecodeResult<(u16, u16)> {
+    let mut r = Reader::new(payload);
+    if r.u8()? != 0xfe {
+        return Err(DecodeError("not an EOF packet"));
+    }
+    if r.remaining() < 4 {
+        return Ok((0, 0));
+    }
+    Ok((r.u16()?, r.u16()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arbitrary::{Arbitrary, Unstructured};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn ok_round_trips(seed in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut u = Unstructured::new(&seed);
+            let Ok(ok) = OkInfo::arbitrary(&mut u) else { return Ok(()) };
+            for header in [0x00, 0xfe] {
+                let mut v = Vec::new();
+                put_ok(&mut v, &ok, header, cap::SERVER_DEFAULT);
+                prop_assert_eq!(decode_ok(&v, cap::SERVER_DEFAULT).unwrap(), ok.clone());
+            }
+        }
+
+        #[test]
+        fn err_round_trips(code in any::<u16>(), msg in "[ -~]{0,40}") {
+            let e = SqlError::new(code, "42S02", msg);
+            let mut v = Vec::new();
+            put_err(&mut v, &e);
+            prop_assert_eq!(decode_err(&v).unwrap(), e);
+        }
+
+        #[test]
+        fn decoders_never_panic(data in proptest::collection::vec(any::<u8>(), 0..32)) {
+            let _ = decode_ok(&data, cap::SERVER_DEFAULT);
+            let _ = decode_err(&data);
+            let _ = decode_eof(&data);
+        }
+    }
+
+    #[test]
+    fn eof_is_recognised_by_length() {
+        let mut v = Vec::new();
+        put_eof(&mut v, 1, 2);
+        assert!(is_eof(&v));
+        assert_eq!(decode_eof(&v).unwrap(), (1, 2));
+        assert!(!is_eof(&[0xfe, 0, 0, 0, 0, 0, 0, 0, 0]));
+    }
+}
