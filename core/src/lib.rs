@@ -6,6 +6,8 @@
 //! the production tokio driver and, byte for byte reproducibly, inside the simulator.
 
 pub mod error;
+pub mod response;
+pub mod sql;
 pub mod wire;
 
 pub use error::SqlError;
