@@ -5,8 +5,12 @@
 //! and the current time is always passed in by the caller. The same code therefore runs under
 //! the production tokio driver and, byte for byte reproducibly, inside the simulator.
 
+pub mod backend;
 pub mod error;
+pub mod gateway;
 pub mod response;
+pub mod server;
+pub mod session;
 pub mod sql;
 pub mod wire;
 

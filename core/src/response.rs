@@ -84,7 +84,9 @@ impl ResponseWriter {
     pub fn new(caps: u32) -> Self {
         ResponseWriter {
             caps,
-            state: WriterState::Terminated { more_results: false },
+            state: WriterState::Terminated {
+                more_results: false,
+            },
             out: PacketOut::new(1),
             more_after_current: false,
             format: RowFormat::Text,
@@ -108,7 +110,10 @@ impl ResponseWriter {
     }
     /// Has the current command's answer ended (final terminator or ERR)?
     pub fn is_complete(&self) -> bool {
-        self.state == WriterState::Terminated { more_results: false }
+        self.state
+            == WriterState::Terminated {
+                more_results: false,
+            }
     }
 
     // ---- configuration ----
@@ -138,14 +143,22 @@ impl ResponseWriter {
                 self.more_after_current = more_after;
                 Ok(())
             }
-            s => Err(WriterMisuse { call: "start_statement", state: s }),
+            s => Err(WriterMisuse {
+                call: "start_statement",
+                state: s,
+            }),
         }
     }
 
     // ---- results ----
 
     /// Sends the column count and definitions (and EOF without DEPRECATE_EOF).
-    pub fn columns_begin(&mut self, buf: &mut BytesMut, columns: &[ColumnDef], format: RowFormat) -> Result<(), WriterMisuse> {
+    pub fn columns_begin(
+        &mut self,
+        buf: &mut BytesMut,
+        columns: &[ColumnDef],
+        format: RowFormat,
+    ) -> Result<(), WriterMisuse> {
         self.expect_idle("columns_begin")?;
         self.columns.clear();
         self.columns.extend_from_slice(columns);
@@ -203,7 +216,11 @@ impl ResponseWriter {
         let status = self.status_bits(more);
         let start = self.out.begin(buf);
         if self.caps & cap::DEPRECATE_EOF != 0 {
-            let ok = OkInfo { status, warnings, ..Default::default() };
+            let ok = OkInfo {
+                status,
+                warnings,
+                ..Default::default()
+            };
             put_ok(buf, &ok, 0xfe, self.caps);
         } else {
             put_eof(buf, warnings, status);
@@ -217,7 +234,10 @@ impl ResponseWriter {
     pub fn ok(&mut self, buf: &mut BytesMut, ok: &OkInfo) -> Result<(), WriterMisuse> {
         self.expect_idle("ok")?;
         let more = self.more_after_current;
-        let ok = OkInfo { status: ok.status | self.status_bits(more), ..ok.clone() };
+        let ok = OkInfo {
+            status: ok.status | self.status_bits(more),
+            ..ok.clone()
+        };
         let start = self.out.begin(buf);
         put_ok(buf, &ok, 0x00, self.caps);
         self.out.finish(buf, start);
@@ -226,9 +246,20 @@ impl ResponseWriter {
     }
 
     /// Answers COM_STMT_PREPARE: the header, then parameter and column definitions.
-    pub fn prepared(&mut self, buf: &mut BytesMut, stmt_id: u32, params: &[ColumnDef], columns: &[ColumnDef]) -> Result<(), WriterMisuse> {
+    pub fn prepared(
+        &mut self,
+        buf: &mut BytesMut,
+        stmt_id: u32,
+        params: &[ColumnDef],
+        columns: &[ColumnDef],
+    ) -> Result<(), WriterMisuse> {
         self.expect_idle("prepared")?;
-        let header = PrepareOk { stmt_id, num_columns: columns.len() as u16, num_params: params.len() as u16, warnings: 0 };
+        let header = PrepareOk {
+            stmt_id,
+            num_columns: columns.len() as u16,
+            num_params: params.len() as u16,
+            warnings: 0,
+        };
         self.out.write(buf, &{
             let mut v = Vec::with_capacity(12);
             header.encode(&mut v);
@@ -249,14 +280,18 @@ impl ResponseWriter {
                 self.out.finish(buf, start);
             }
         }
-        self.state = WriterState::Terminated { more_results: false };
+        self.state = WriterState::Terminated {
+            more_results: false,
+        };
         Ok(())
     }
 
     /// Sends an error wherever the answer stands; see [`ErrorDisposition`].
     pub fn error(&mut self, buf: &mut BytesMut, err: &SqlError) -> ErrorDisposition {
         match self.state {
-            WriterState::Terminated { more_results: false } => return ErrorDisposition::Close,
+            WriterState::Terminated {
+                more_results: false,
+            } => return ErrorDisposition::Close,
             #[cfg(feature = "broken-writer")]
             WriterState::InResultSet { .. } => return ErrorDisposition::Close,
             _ => {}
@@ -265,7 +300,9 @@ impl ResponseWriter {
         put_err(buf, err);
         self.out.finish(buf, start);
         // An ERR ends the command: a batch stops at its first error.
-        self.state = WriterState::Terminated { more_results: false };
+        self.state = WriterState::Terminated {
+            more_results: false,
+        };
         ErrorDisposition::Sent
     }
 
@@ -273,7 +310,15 @@ impl ResponseWriter {
     /// EOF some legacy commands expect), continuing the sequence. Ends the command.
     pub fn raw_final(&mut self, buf: &mut BytesMut, payload: &[u8]) {
         self.out.write(buf, payload);
-        self.state = WriterState::Terminated { more_results: false };
+        self.state = WriterState::Terminated {
+            more_results: false,
+        };
+    }
+
+    /// A packet in the sequence that does not change the answer's state (auth-more-data
+    /// before the OK that accepts a connection).
+    pub fn raw_continue(&mut self, buf: &mut BytesMut, payload: &[u8]) {
+        self.out.write(buf, payload);
     }
 
     // ---- internals ----
@@ -296,7 +341,12 @@ impl ResponseWriter {
         }
     }
 
-    fn commit_row(&mut self, buf: &mut BytesMut, start: usize, res: Result<(), crate::wire::DecodeError>) -> Result<(), RowError> {
+    fn commit_row(
+        &mut self,
+        buf: &mut BytesMut,
+        start: usize,
+        res: Result<(), crate::wire::DecodeError>,
+    ) -> Result<(), RowError> {
         match res {
             Ok(()) => {
                 self.out.finish(buf, start);
@@ -332,7 +382,10 @@ impl RowError {
     /// The error to send to the client in place of the row.
     pub fn to_sql_error(&self) -> SqlError {
         match self {
-            RowError::Misuse(m) => SqlError::internal(format!("response writer misuse: {} in {:?}", m.call, m.state)),
+            RowError::Misuse(m) => SqlError::internal(format!(
+                "response writer misuse: {} in {:?}",
+                m.call, m.state
+            )),
             RowError::Encode(e) => SqlError::internal(format!("cannot encode row: {e}")),
         }
     }

@@ -1,1 +1,9 @@
-//! placeholder
+//! shardgate's runtime: the tokio driver over the sans-IO core. The only crate that owns
+//! sockets and reads a clock; generic over [`net::Net`] so the simulator runs the same driver
+//! on turmoil's network.
+
+pub mod clock;
+pub mod config;
+pub mod driver;
+pub mod embedded;
+pub mod net;

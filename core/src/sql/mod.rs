@@ -15,7 +15,11 @@ pub fn parse_one(sql: &str) -> Result<sqlparser::ast::Statement, SqlError> {
     let mut stmts = Parser::parse_sql(&dialect, sql).map_err(|e| syntax_error(sql, &e))?;
     match stmts.len() {
         1 => Ok(stmts.remove(0)),
-        0 => Err(SqlError::new(crate::error::codes::ER_EMPTY_QUERY, "42000", "Query was empty")),
+        0 => Err(SqlError::new(
+            crate::error::codes::ER_EMPTY_QUERY,
+            "42000",
+            "Query was empty",
+        )),
         _ => Err(SqlError::syntax(mysql_syntax_message(sql, "", 1))),
     }
 }
@@ -57,7 +61,11 @@ pub(crate) fn byte_offset(sql: &str, line: u64, column: u64) -> Option<usize> {
     }
     let line_text = &sql[start..];
     let col = column.saturating_sub(1) as usize;
-    let within = line_text.char_indices().nth(col).map(|(i, _)| i).unwrap_or(line_text.len());
+    let within = line_text
+        .char_indices()
+        .nth(col)
+        .map(|(i, _)| i)
+        .unwrap_or(line_text.len());
     Some(start + within)
 }
 
@@ -71,7 +79,8 @@ mod tests {
         assert_eq!((e.code, e.sqlstate()), (1064, "42000"));
         assert!(e.message.contains("near '"), "{}", e.message);
         assert!(e.message.contains("at line 1"), "{}", e.message);
-        let e = parse_one("delete s from t as s where s version convert unsigned limit ?").unwrap_err();
+        let e =
+            parse_one("delete s from t as s where s version convert unsigned limit ?").unwrap_err();
         assert_eq!(e.code, 1064);
     }
 
@@ -81,5 +90,105 @@ mod tests {
         assert_eq!(byte_offset("abc", 1, 1), Some(0));
         assert_eq!(byte_offset("abc", 1, 9), Some(3));
         assert_eq!(byte_offset("abc", 3, 1), None);
+    }
+}
+
+/// Counts the `?` placeholders of a parsed statement (COM_STMT_PREPARE's parameter count).
+pub fn count_placeholders(stmt: &sqlparser::ast::Statement) -> usize {
+    use sqlparser::ast::{visit_expressions, Expr, Value as AstValue};
+    use std::ops::ControlFlow;
+    let mut n = 0usize;
+    let _ = visit_expressions(stmt, |e| {
+        if let Expr::Value(v) = e {
+            if matches!(&v.value, AstValue::Placeholder(p) if p == "?") {
+                n += 1;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    n
+}
+
+/// Replaces the `?` placeholders, in order, by literals of `params` (how prepared statements
+/// reach shards: as text queries, the way Vitess does it).
+///
+/// # Errors
+/// 1210 when the number of parameters does not match.
+pub fn bind_placeholders(
+    stmt: &mut sqlparser::ast::Statement,
+    params: &[crate::wire::Value],
+) -> Result<(), SqlError> {
+    use sqlparser::ast::{visit_expressions_mut, Expr, Value as AstValue};
+    use std::ops::ControlFlow;
+    let mut i = 0usize;
+    let flow = visit_expressions_mut(stmt, |e| {
+        if matches!(e, Expr::Value(v) if matches!(&v.value, AstValue::Placeholder(p) if p == "?")) {
+            let Some(p) = params.get(i) else {
+                return ControlFlow::Break(());
+            };
+            *e = literal(p);
+            i += 1;
+        }
+        ControlFlow::Continue(())
+    });
+    if flow.is_break() || i != params.len() {
+        return Err(SqlError::wrong_arguments("mysqld_stmt_execute"));
+    }
+    Ok(())
+}
+
+/// A wire value as a SQL literal expression.
+///
+/// Text that MySQL would read differently inside quotes (backslash escapes, NUL) is sent as a
+/// hex literal with the `_utf8mb4` introducer, so it keeps its bytes *and* its collation;
+/// non-UTF-8 bytes are a plain (binary) hex literal.
+pub fn literal(v: &crate::wire::Value) -> sqlparser::ast::Expr {
+    use crate::wire::Value;
+    use sqlparser::ast::{Expr, Ident, Value as AstValue};
+    let hex = |b: &[u8]| AstValue::HexStringLiteral(b.iter().map(|x| format!("{x:02X}")).collect());
+    let value = match v {
+        Value::Null => AstValue::Null,
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) if !s.contains(['\\', '\0']) => AstValue::SingleQuotedString(s.to_string()),
+            Ok(_) => {
+                return Expr::Prefixed {
+                    prefix: Ident::new("_utf8mb4"),
+                    value: Box::new(Expr::value(hex(b))),
+                }
+            }
+            Err(_) => hex(b),
+        },
+        other => AstValue::Number(other.to_text().unwrap_or_default(), false),
+    };
+    Expr::value(value)
+}
+
+#[cfg(test)]
+mod bind_tests {
+    use super::*;
+    use crate::wire::Value;
+
+    #[test]
+    fn placeholders_are_counted_and_bound_in_order() {
+        let mut s = parse_one("select c from t where id = ? and name in (?, ?)").unwrap();
+        assert_eq!(count_placeholders(&s), 3);
+        bind_placeholders(
+            &mut s,
+            &[
+                Value::Int(7),
+                Value::from_str("o'k"),
+                Value::Bytes(bytes::Bytes::from_static(&[0xff, 0])),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            s.to_string(),
+            "SELECT c FROM t WHERE id = 7 AND name IN ('o''k', X'FF00')"
+        );
+        let mut s = parse_one("select ?").unwrap();
+        bind_placeholders(&mut s, &[Value::from_str("a\\b")]).unwrap();
+        assert_eq!(s.to_string(), "SELECT _utf8mb4 X'615C62'");
+        let mut s = parse_one("select ?").unwrap();
+        assert_eq!(bind_placeholders(&mut s, &[]).unwrap_err().code, 1210);
     }
 }

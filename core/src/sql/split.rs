@@ -13,7 +13,11 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 pub fn split_statements(sql: &str) -> Vec<&str> {
     let trimmed = sql.trim_matches(|c: char| c.is_whitespace() || c == ';');
     if !trimmed.contains(';') {
-        return if trimmed.is_empty() { Vec::new() } else { vec![trimmed] };
+        return if trimmed.is_empty() {
+            Vec::new()
+        } else {
+            vec![trimmed]
+        };
     }
     let dialect = MySqlDialect {};
     let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize_with_location() else {
@@ -24,7 +28,9 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
     for t in &tokens {
         if t.token == Token::SemiColon {
             let loc = t.span.start;
-            let Some(at) = super::byte_offset(sql, loc.line, loc.column) else { continue };
+            let Some(at) = super::byte_offset(sql, loc.line, loc.column) else {
+                continue;
+            };
             push_piece(&mut out, &sql[start..at]);
             start = at + 1;
         }
@@ -46,17 +52,35 @@ mod tests {
 
     #[test]
     fn splits_at_top_level_semicolons_only() {
-        assert_eq!(split_statements("select 1; select 2"), vec!["select 1", "select 2"]);
-        assert_eq!(split_statements("select 'a;b'; select `x;y` from t"), vec!["select 'a;b'", "select `x;y` from t"]);
-        assert_eq!(split_statements("select 1 /* ; */; select \"q;\""), vec!["select 1 /* ; */", "select \"q;\""]);
+        assert_eq!(
+            split_statements("select 1; select 2"),
+            vec!["select 1", "select 2"]
+        );
+        assert_eq!(
+            split_statements("select 'a;b'; select `x;y` from t"),
+            vec!["select 'a;b'", "select `x;y` from t"]
+        );
+        assert_eq!(
+            split_statements("select 1 /* ; */; select \"q;\""),
+            vec!["select 1 /* ; */", "select \"q;\""]
+        );
         assert_eq!(split_statements("select 1;"), vec!["select 1"]);
         assert_eq!(split_statements("  ;; "), Vec::<&str>::new());
-        assert_eq!(split_statements("update t set a=1;\n  selct oops"), vec!["update t set a=1", "selct oops"]);
-        assert_eq!(split_statements("select 'é;'; select 2"), vec!["select 'é;'", "select 2"]);
+        assert_eq!(
+            split_statements("update t set a=1;\n  selct oops"),
+            vec!["update t set a=1", "selct oops"]
+        );
+        assert_eq!(
+            split_statements("select 'é;'; select 2"),
+            vec!["select 'é;'", "select 2"]
+        );
     }
 
     #[test]
     fn untokenizable_text_stays_whole() {
-        assert_eq!(split_statements("select 'abc; select 2"), vec!["select 'abc; select 2"]);
+        assert_eq!(
+            split_statements("select 'abc; select 2"),
+            vec!["select 'abc; select 2"]
+        );
     }
 }

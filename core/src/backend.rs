@@ -1,0 +1,605 @@
+//! The client side of the protocol: one state machine per shard connection.
+//!
+//! It authenticates to a real MySQL/MariaDB (or the simulated engine), sends commands, and
+//! parses responses incrementally, packet by packet: a result set surfaces as
+//! [`BackendEvent::Columns`], then one [`BackendEvent::Row`] per row (the raw payload, never
+//! decoded or copied here), then [`BackendEvent::Done`] — or [`BackendEvent::Error`] wherever
+//! the server sends ERR, including mid-result.
+//!
+//! Calling order: `handle_input` / `handle_close`, then `poll_event` until `None`, then
+//! `poll_transmit`. Commands (`query`, `prepare`, `execute`, …) may be issued when
+//! [`BackendConn::is_idle`].
+
+use crate::error::{codes, SqlError};
+use crate::wire::auth;
+use crate::wire::binary::{put_execute_params, PrepareOk};
+use crate::wire::codec::Reader;
+use crate::wire::consts::{cap, charset, com, status};
+use crate::wire::generic::{decode_eof, decode_err, decode_ok, is_eof};
+use crate::wire::handshake::{AuthSwitchRequest, HandshakeResponse, HandshakeV10};
+use crate::wire::packet::FrameError;
+use crate::wire::{ColumnDef, OkInfo, PacketDecoder, PacketOut, Value};
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+
+/// Credentials and options for one backend connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackendConfig {
+    pub user: String,
+    pub password: String,
+    pub database: Option<String>,
+    /// Largest payload accepted from the server.
+    pub max_packet: usize,
+}
+
+/// What a backend connection reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BackendEvent {
+    /// Authenticated; commands may be sent. Carries the server's version string.
+    Connected {
+        server_version: String,
+        connection_id: u32,
+    },
+    /// A result set begins.
+    Columns(Vec<ColumnDef>),
+    /// One row, as the server sent it (text or binary protocol, per command).
+    Row(Bytes),
+    /// A result set ended; `more`: another result of the same command follows.
+    Done {
+        status: u16,
+        warnings: u16,
+        more: bool,
+    },
+    /// A statement without result set succeeded; `more` as above.
+    Ok { ok: OkInfo, more: bool },
+    /// COM_STMT_PREPARE succeeded.
+    Prepared {
+        stmt_id: u32,
+        params: u16,
+        columns: Vec<ColumnDef>,
+    },
+    /// The server answered ERR: the command is over. During connect, the connection is over.
+    Error(SqlError),
+    /// The connection is unusable (closed, protocol violation); carries why.
+    Closed(SqlError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitHandshake,
+    AwaitAuthResult,
+    Idle,
+    /// A command's response is being read.
+    Reading(Reading),
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// First packet of a (next) result: OK, ERR or a column count.
+    ResultStart,
+    ColumnDefs {
+        left: u64,
+    },
+    /// The EOF after column definitions (without DEPRECATE_EOF).
+    ColumnsEof,
+    Rows,
+    /// COM_STMT_PREPARE: header, then param defs and column defs (each block + EOF).
+    PrepareStart,
+    PrepareDefs {
+        params_left: u16,
+        cols_left: u16,
+        eofs_left: u8,
+    },
+    /// COM_PING / COM_INIT_DB / COM_STMT_RESET: one OK or ERR.
+    Simple,
+}
+
+/// One connection to a shard, client side.
+#[derive(Debug)]
+pub struct BackendConn {
+    config: BackendConfig,
+    phase: Phase,
+    decoder: PacketDecoder,
+    out: BytesMut,
+    caps: u32,
+    seq: u8,
+    nonce: Vec<u8>,
+    events: VecDeque<BackendEvent>,
+    columns: Vec<ColumnDef>,
+    prepare: Option<(u32, u16)>,
+    server_version: String,
+    connection_id: u32,
+}
+
+/// Capabilities the gateway asks of its shards.
+const CLIENT_CAPS: u32 = cap::LONG_PASSWORD
+    | cap::FOUND_ROWS
+    | cap::LONG_FLAG
+    | cap::PROTOCOL_41
+    | cap::TRANSACTIONS
+    | cap::SECURE_CONNECTION
+    | cap::MULTI_STATEMENTS
+    | cap::MULTI_RESULTS
+    | cap::PS_MULTI_RESULTS
+    | cap::PLUGIN_AUTH
+    | cap::PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | cap::DEPRECATE_EOF;
+
+impl BackendConn {
+    pub fn new(config: BackendConfig) -> Self {
+        let max = if config.max_packet == 0 {
+            1 << 30
+        } else {
+            config.max_packet
+        };
+        BackendConn {
+            config,
+            phase: Phase::AwaitHandshake,
+            decoder: PacketDecoder::new(max),
+            out: BytesMut::with_capacity(1024),
+            caps: CLIENT_CAPS,
+            seq: 0,
+            nonce: Vec::new(),
+            events: VecDeque::new(),
+            columns: Vec::new(),
+            prepare: None,
+            server_version: String::new(),
+            connection_id: 0,
+        }
+    }
+
+    // ---- getters ----
+
+    /// Ready for a command?
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Idle
+    }
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+    /// The server's thread id (for KILL QUERY toward the backend).
+    pub fn connection_id(&self) -> u32 {
+        self.connection_id
+    }
+    pub fn server_version(&self) -> &str {
+        &self.server_version
+    }
+    /// The columns of the result set being read.
+    pub fn columns(&self) -> &[ColumnDef] {
+        &self.columns
+    }
+    /// Capabilities agreed with the server.
+    pub fn capabilities(&self) -> u32 {
+        self.caps
+    }
+
+    // ---- inputs ----
+
+    pub fn handle_input(&mut self, data: &[u8]) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.decoder.extend(data);
+        loop {
+            match self.decoder.next_packet() {
+                Ok(Some(p)) => {
+                    self.seq = p.seq.wrapping_add(1);
+                    self.on_packet(p.payload);
+                    if self.phase == Phase::Closed {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(FrameError::TooLarge { len, max }) => {
+                    self.fail(SqlError::new(
+                        codes::ER_NET_PACKET_TOO_LARGE,
+                        "08S01",
+                        format!("backend packet of {len} bytes exceeds {max}"),
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The socket closed (or the connect failed).
+    pub fn handle_close(&mut self) {
+        if self.phase != Phase::Closed {
+            let during = match self.phase {
+                Phase::Reading(_) => "during query",
+                Phase::AwaitHandshake | Phase::AwaitAuthResult => "during handshake",
+                _ => "while idle",
+            };
+            self.fail(SqlError::backend_lost(format!(
+                "Lost connection to backend {during}"
+            )));
+        }
+    }
+
+    // ---- outputs ----
+
+    pub fn poll_event(&mut self) -> Option<BackendEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.split().freeze())
+        }
+    }
+
+    // ---- commands ----
+
+    /// COM_QUERY. Results come back as events.
+    pub fn query(&mut self, sql: &str) -> Result<(), SqlError> {
+        self.command(com::QUERY, sql.as_bytes(), Reading::ResultStart)
+    }
+
+    /// COM_STMT_PREPARE.
+    pub fn prepare(&mut self, sql: &str) -> Result<(), SqlError> {
+        self.command(com::STMT_PREPARE, sql.as_bytes(), Reading::PrepareStart)
+    }
+
+    /// COM_STMT_EXECUTE with parameters; rows arrive in the binary protocol.
+    pub fn execute(&mut self, stmt_id: u32, params: &[Value]) -> Result<(), SqlError> {
+        let mut body = Vec::with_capacity(16);
+        body.extend_from_slice(&stmt_id.to_le_bytes());
+        body.push(0); // CURSOR_TYPE_NO_CURSOR
+        body.extend_from_slice(&1u32.to_le_bytes());
+        put_execute_params(&mut body, params);
+        self.command(com::STMT_EXECUTE, &body, Reading::ResultStart)
+    }
+
+    /// COM_STMT_CLOSE (no response).
+    pub fn close_statement(&mut self, stmt_id: u32) -> Result<(), SqlError> {
+        self.ensure_idle()?;
+        let mut p = vec![com::STMT_CLOSE];
+        p.extend_from_slice(&stmt_id.to_le_bytes());
+        PacketOut::new(0).write(&mut self.out, &p);
+        Ok(())
+    }
+
+    /// COM_PING.
+    pub fn ping(&mut self) -> Result<(), SqlError> {
+        self.command(com::PING, &[], Reading::Simple)
+    }
+
+    /// COM_INIT_DB.
+    pub fn init_db(&mut self, db: &str) -> Result<(), SqlError> {
+        self.command(com::INIT_DB, db.as_bytes(), Reading::Simple)
+    }
+
+    /// COM_RESET_CONNECTION (before returning a connection to a pool).
+    pub fn reset_connection(&mut self) -> Result<(), SqlError> {
+        self.command(com::RESET_CONNECTION, &[], Reading::Simple)
+    }
+
+    /// COM_QUIT; the connection is closed afterwards.
+    pub fn quit(&mut self) {
+        if self.phase == Phase::Idle {
+            PacketOut::new(0).write(&mut self.out, &[com::QUIT]);
+        }
+        self.phase = Phase::Closed;
+    }
+
+    /// Sends raw command bytes (tests and the fuzzer).
+    pub fn raw_command(&mut self, payload: &[u8]) -> Result<(), SqlError> {
+        let (cmd, body) = payload
+            .split_first()
+            .ok_or_else(|| SqlError::internal("empty command"))?;
+        self.command(*cmd, body, Reading::ResultStart)
+    }
+
+    // ---- internals ----
+
+    fn ensure_idle(&self) -> Result<(), SqlError> {
+        match self.phase {
+            Phase::Idle => Ok(()),
+            Phase::Closed => Err(SqlError::new(
+                codes::CR_SERVER_GONE,
+                "HY000",
+                "backend connection is closed",
+            )),
+            _ => Err(SqlError::internal("backend connection is busy")),
+        }
+    }
+
+    fn command(&mut self, cmd: u8, body: &[u8], reading: Reading) -> Result<(), SqlError> {
+        self.ensure_idle()?;
+        let mut out = PacketOut::new(0);
+        let start = out.begin(&mut self.out);
+        self.out.extend_from_slice(&[cmd]);
+        self.out.extend_from_slice(body);
+        out.finish(&mut self.out, start);
+        self.phase = Phase::Reading(reading);
+        Ok(())
+    }
+
+    fn fail(&mut self, err: SqlError) {
+        self.phase = Phase::Closed;
+        self.events.push_back(BackendEvent::Closed(err));
+    }
+
+    fn send(&mut self, payload: &[u8]) {
+        let mut out = PacketOut::new(self.seq);
+        out.write(&mut self.out, payload);
+        self.seq = out.seq;
+    }
+
+    fn on_packet(&mut self, p: Bytes) {
+        match self.phase {
+            Phase::AwaitHandshake => self.on_handshake(&p),
+            Phase::AwaitAuthResult => self.on_auth_result(&p),
+            Phase::Reading(r) => self.on_response(r, p),
+            Phase::Idle => self.fail(SqlError::backend_lost(
+                "unexpected packet from backend while idle",
+            )),
+            Phase::Closed => {}
+        }
+    }
+
+    fn on_handshake(&mut self, p: &[u8]) {
+        if p.first() == Some(&0xff) {
+            let e = decode_err(p)
+                .unwrap_or_else(|_| SqlError::backend_lost("backend refused the connection"));
+            self.fail(e);
+            return;
+        }
+        let hs = match HandshakeV10::decode(p) {
+            Ok(h) => h,
+            Err(e) => {
+                return self.fail(SqlError::backend_lost(format!(
+                    "bad handshake from backend: {e}"
+                )))
+            }
+        };
+        self.caps = CLIENT_CAPS & hs.capabilities;
+        if self.config.database.is_some() {
+            self.caps |= cap::CONNECT_WITH_DB & hs.capabilities;
+        }
+        self.server_version = hs.server_version.clone();
+        self.connection_id = hs.connection_id;
+        self.nonce = hs.scramble.to_vec();
+        let plugin = match hs.auth_plugin.as_str() {
+            auth::CACHING_SHA2 => auth::CACHING_SHA2,
+            _ => auth::NATIVE_PASSWORD,
+        };
+        let resp = HandshakeResponse {
+            capabilities: self.caps,
+            max_packet: 1 << 30,
+            charset: charset::UTF8MB4_GENERAL_CI as u8,
+            user: self.config.user.clone(),
+            auth_response: self.scramble_for(plugin),
+            database: self.config.database.clone(),
+            auth_plugin: Some(plugin.to_string()),
+            attrs: Vec::new(),
+        };
+        let mut payload = Vec::with_capacity(128);
+        resp.encode(&mut payload);
+        self.send(&payload);
+        self.phase = Phase::AwaitAuthResult;
+    }
+
+    fn scramble_for(&self, plugin: &str) -> Vec<u8> {
+        let pw = self.config.password.as_bytes();
+        match plugin {
+            auth::CACHING_SHA2 => auth::scramble_sha2(pw, &self.nonce),
+            _ => auth::scramble_native(pw, &self.nonce),
+        }
+    }
+
+    fn on_auth_result(&mut self, p: &[u8]) {
+        match p.first() {
+            Some(0x00) => {
+                self.phase = Phase::Idle;
+                self.events.push_back(BackendEvent::Connected {
+                    server_version: self.server_version.clone(),
+                    connection_id: self.connection_id,
+                });
+            }
+            Some(0xff) => {
+                let e = decode_err(p).unwrap_or_else(|_| SqlError::access_denied(&self.config.user, true));
+                self.fail(e);
+            }
+            Some(0xfe) => match AuthSwitchRequest::decode(p) {
+                Ok(sw) if sw.plugin == auth::NATIVE_PASSWORD || sw.plugin == auth::CACHING_SHA2 => {
+                    self.nonce = sw.data;
+                    let resp = self.scramble_for(&sw.plugin);
+                    self.send(&resp);
+                }
+                Ok(sw) => self.fail(SqlError::new(codes::CR_AUTH_PLUGIN_ERR, "HY000", format!("backend asks for unsupported auth plugin '{}'", sw.plugin))),
+                Err(e) => self.fail(SqlError::backend_lost(format!("bad auth switch: {e}"))),
+            },
+            // caching_sha2_password: 0x01 0x03 fast auth success (OK follows), 0x01 0x04 full
+            // authentication, which needs TLS or RSA: refused clearly until TLS exists.
+            Some(0x01) if p.get(1) == Some(&0x03) => {}
+            Some(0x01) if p.get(1) == Some(&0x04) => self.fail(SqlError::new(
+                codes::CR_AUTH_PLUGIN_ERR,
+                "HY000",
+                "backend requires caching_sha2_password full authentication, which needs a secure connection (not configured)",
+            )),
+            _ => self.fail(SqlError::backend_lost("unexpected packet during backend authentication")),
+        }
+    }
+
+    fn on_response(&mut self, r: Reading, p: Bytes) {
+        let deprecate_eof = self.caps & cap::DEPRECATE_EOF != 0;
+        match r {
+            Reading::ResultStart => match p.first() {
+                Some(0x00) => self.on_ok(&p, true),
+                Some(0xff) => self.on_err(&p),
+                Some(0xfb) => self.fail(SqlError::unsupported(
+                    "LOAD DATA LOCAL INFILE is not supported through the gateway",
+                )),
+                _ => match Reader::new(&p).lenenc_int() {
+                    Ok(n) if n > 0 => {
+                        self.columns.clear();
+                        self.phase = Phase::Reading(Reading::ColumnDefs { left: n });
+                    }
+                    _ => self.fail(SqlError::backend_lost(
+                        "malformed result set header from backend",
+                    )),
+                },
+            },
+            Reading::ColumnDefs { left } => match ColumnDef::decode(&p) {
+                Ok(c) => {
+                    self.columns.push(c);
+                    if left > 1 {
+                        self.phase = Phase::Reading(Reading::ColumnDefs { left: left - 1 });
+                    } else {
+                        self.events
+                            .push_back(BackendEvent::Columns(self.columns.clone()));
+                        self.phase = Phase::Reading(if deprecate_eof {
+                            Reading::Rows
+                        } else {
+                            Reading::ColumnsEof
+                        });
+                    }
+                }
+                Err(e) => self.fail(SqlError::backend_lost(format!(
+                    "malformed column definition: {e}"
+                ))),
+            },
+            Reading::ColumnsEof => {
+                if is_eof(&p) {
+                    self.phase = Phase::Reading(Reading::Rows);
+                } else {
+                    self.fail(SqlError::backend_lost(
+                        "missing EOF after column definitions",
+                    ));
+                }
+            }
+            Reading::Rows => match p.first() {
+                Some(0xff) => self.on_err(&p),
+                Some(0xfe) if deprecate_eof && p.len() < 0xff_ff_ff => {
+                    match decode_ok(&p, self.caps) {
+                        Ok(ok) => self.on_result_end(ok.status, ok.warnings),
+                        Err(_) => self.fail(SqlError::backend_lost("malformed end of result set")),
+                    }
+                }
+                Some(0xfe) if !deprecate_eof && is_eof(&p) => {
+                    let (warnings, st) = decode_eof(&p).unwrap_or((0, 0));
+                    self.on_result_end(st, warnings);
+                }
+                _ => self.events.push_back(BackendEvent::Row(p)),
+            },
+            Reading::PrepareStart => match p.first() {
+                Some(0xff) => self.on_err(&p),
+                _ => match PrepareOk::decode(&p) {
+                    Ok(h) => {
+                        self.columns.clear();
+                        self.prepare = Some((h.stmt_id, h.num_params));
+                        let eofs = if deprecate_eof {
+                            0
+                        } else {
+                            (h.num_params > 0) as u8 + (h.num_columns > 0) as u8
+                        };
+                        self.phase = Phase::Reading(Reading::PrepareDefs {
+                            params_left: h.num_params,
+                            cols_left: h.num_columns,
+                            eofs_left: eofs,
+                        });
+                        self.maybe_prepared();
+                    }
+                    Err(e) => self.fail(SqlError::backend_lost(format!(
+                        "malformed prepare response: {e}"
+                    ))),
+                },
+            },
+            Reading::PrepareDefs {
+                params_left,
+                cols_left,
+                eofs_left,
+            } => {
+                let mut next = (params_left, cols_left, eofs_left);
+                if is_eof(&p) && eofs_left > 0 {
+                    next.2 -= 1;
+                } else if params_left > 0 {
+                    next.0 -= 1;
+                } else if cols_left > 0 {
+                    match ColumnDef::decode(&p) {
+                        Ok(c) => self.columns.push(c),
+                        Err(e) => {
+                            return self.fail(SqlError::backend_lost(format!(
+                                "malformed column definition: {e}"
+                            )))
+                        }
+                    }
+                    next.1 -= 1;
+                } else {
+                    return self.fail(SqlError::backend_lost(
+                        "unexpected packet after prepare response",
+                    ));
+                }
+                self.phase = Phase::Reading(Reading::PrepareDefs {
+                    params_left: next.0,
+                    cols_left: next.1,
+                    eofs_left: next.2,
+                });
+                self.maybe_prepared();
+            }
+            Reading::Simple => match p.first() {
+                Some(0x00) => self.on_ok(&p, false),
+                Some(0xff) => self.on_err(&p),
+                _ => self.fail(SqlError::backend_lost(
+                    "unexpected reply to a simple command",
+                )),
+            },
+        }
+    }
+
+    fn maybe_prepared(&mut self) {
+        if let Phase::Reading(Reading::PrepareDefs {
+            params_left: 0,
+            cols_left: 0,
+            eofs_left: 0,
+        }) = self.phase
+        {
+            let (stmt_id, params) = self.prepare.take().unwrap_or((0, 0));
+            self.phase = Phase::Idle;
+            self.events.push_back(BackendEvent::Prepared {
+                stmt_id,
+                params,
+                columns: std::mem::take(&mut self.columns),
+            });
+        }
+    }
+
+    fn on_ok(&mut self, p: &[u8], may_have_more: bool) {
+        match decode_ok(p, self.caps) {
+            Ok(ok) => {
+                let more = may_have_more && ok.status & status::MORE_RESULTS_EXISTS != 0;
+                self.phase = if more {
+                    Phase::Reading(Reading::ResultStart)
+                } else {
+                    Phase::Idle
+                };
+                self.events.push_back(BackendEvent::Ok { ok, more });
+            }
+            Err(_) => self.fail(SqlError::backend_lost("malformed OK from backend")),
+        }
+    }
+
+    fn on_err(&mut self, p: &[u8]) {
+        let e = decode_err(p).unwrap_or_else(|_| SqlError::internal("malformed ERR from backend"));
+        self.phase = Phase::Idle;
+        self.events.push_back(BackendEvent::Error(e));
+    }
+
+    fn on_result_end(&mut self, st: u16, warnings: u16) {
+        let more = st & status::MORE_RESULTS_EXISTS != 0;
+        self.phase = if more {
+            Phase::Reading(Reading::ResultStart)
+        } else {
+            Phase::Idle
+        };
+        self.events.push_back(BackendEvent::Done {
+            status: st,
+            warnings,
+            more,
+        });
+    }
+}

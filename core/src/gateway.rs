@@ -1,0 +1,214 @@
+//! What all sessions of one gateway share: the server configuration, the topology (which
+//! keyspaces and shards exist, and where each shard lives), counters, and failpoints.
+//!
+//! Shared by reference (`Arc<Gateway>`); its mutable parts are atomics or small mutexes, never
+//! held across calls, so a panic in one session cannot poison another.
+
+use crate::server::ServerConfig;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Where the driver must connect for one shard. Opaque to the core: the driver maps it to a
+/// socket address or an in-process engine.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ShardAddress {
+    /// `mysql://user:pass@host:port/db`.
+    Mysql {
+        user: String,
+        password: String,
+        host: String,
+        port: u16,
+        database: String,
+    },
+    /// An in-process simulated engine; `name` identifies its data set.
+    Embedded { name: String, database: String },
+}
+
+impl ShardAddress {
+    /// Parses `embedded` (with a name given by the caller) or a `mysql://` URL.
+    pub fn parse(url: &str, embedded_name: &str, default_db: &str) -> Result<ShardAddress, String> {
+        if url == "embedded" {
+            return Ok(ShardAddress::Embedded {
+                name: embedded_name.to_string(),
+                database: default_db.to_string(),
+            });
+        }
+        let rest = url
+            .strip_prefix("mysql://")
+            .ok_or_else(|| format!("shard URL must start with mysql:// or be 'embedded': {url}"))?;
+        let (auth, hostpart) = match rest.rsplit_once('@') {
+            Some((a, h)) => (a, h),
+            None => ("root", rest),
+        };
+        let (user, password) = match auth.split_once(':') {
+            Some((u, p)) => (u.to_string(), p.to_string()),
+            None => (auth.to_string(), String::new()),
+        };
+        let (hostport, database) = match hostpart.split_once('/') {
+            Some((h, d)) => (h, d.to_string()),
+            None => (hostpart, default_db.to_string()),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse::<u16>().map_err(|_| format!("bad port in {url}"))?,
+            ),
+            None => (hostport.to_string(), 3306),
+        };
+        if host.is_empty() {
+            return Err(format!("missing host in {url}"));
+        }
+        Ok(ShardAddress::Mysql {
+            user,
+            password,
+            host,
+            port,
+            database,
+        })
+    }
+
+    /// The database name on the shard's server.
+    pub fn database(&self) -> &str {
+        match self {
+            ShardAddress::Mysql { database, .. } | ShardAddress::Embedded { database, .. } => {
+                database
+            }
+        }
+    }
+}
+
+/// One shard of a keyspace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// Key range name, e.g. `-80`, `80-`, or `0` for an unsharded keyspace.
+    pub name: String,
+    pub address: ShardAddress,
+}
+
+/// A keyspace and its shards, in key-range order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keyspace {
+    pub name: String,
+    pub sharded: bool,
+    pub shards: Vec<Shard>,
+}
+
+/// All keyspaces, by name (ordered: iteration reaches SHOW output).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Topology {
+    pub keyspaces: BTreeMap<String, Keyspace>,
+    /// The keyspace a session uses before any `USE`.
+    pub default_keyspace: String,
+}
+
+impl Topology {
+    /// One unsharded keyspace on one shard (the `--backend` mode).
+    pub fn single(keyspace: &str, address: ShardAddress) -> Topology {
+        let mut keyspaces = BTreeMap::new();
+        keyspaces.insert(
+            keyspace.to_string(),
+            Keyspace {
+                name: keyspace.to_string(),
+                sharded: false,
+                shards: vec![Shard {
+                    name: "0".into(),
+                    address,
+                }],
+            },
+        );
+        Topology {
+            keyspaces,
+            default_keyspace: keyspace.to_string(),
+        }
+    }
+}
+
+/// Counters read by tests, benchmarks and (later) the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub connections: AtomicU64,
+    pub statements: AtomicU64,
+    pub errors: AtomicU64,
+    /// Panics caught while handling a statement (each answered with ERR 1105).
+    pub panics: AtomicU64,
+    /// Connections the gateway closed itself (each logged with its reason).
+    pub closed_by_gateway: AtomicU64,
+}
+
+/// Fault-injection hooks for the simulator and tests; inert unless set.
+#[derive(Debug, Default)]
+pub struct Failpoints {
+    /// Panic while handling any statement whose text contains this marker.
+    pub panic_on: Mutex<Option<String>>,
+}
+
+impl Failpoints {
+    /// Panics if the statement matches the armed marker (simulates a gateway bug).
+    pub fn check_statement(&self, sql: &str) {
+        let armed = self.panic_on.lock().ok().and_then(|g| g.clone());
+        if let Some(marker) = armed {
+            if sql.contains(&marker) {
+                panic!("failpoint: panic while handling a statement containing {marker:?}");
+            }
+        }
+    }
+}
+
+/// State shared by all sessions of one gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    pub server: Arc<ServerConfig>,
+    pub topology: Topology,
+    pub counters: Counters,
+    pub failpoints: Failpoints,
+    next_connection_id: AtomicU32,
+}
+
+impl Gateway {
+    pub fn new(server: ServerConfig, topology: Topology) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            server: Arc::new(server),
+            topology,
+            counters: Counters::default(),
+            failpoints: Failpoints::default(),
+            next_connection_id: AtomicU32::new(1),
+        })
+    }
+
+    /// A fresh connection id (MySQL thread id), in order of arrival.
+    pub fn next_connection_id(&self) -> u32 {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_urls_parse() {
+        let a =
+            ShardAddress::parse("mysql://root:pw@127.0.0.1:17100/commerce_x80", "x", "d").unwrap();
+        assert_eq!(
+            a,
+            ShardAddress::Mysql {
+                user: "root".into(),
+                password: "pw".into(),
+                host: "127.0.0.1".into(),
+                port: 17100,
+                database: "commerce_x80".into()
+            }
+        );
+        let b = ShardAddress::parse("mysql://root@db:3307", "x", "ks").unwrap();
+        assert_eq!(b.database(), "ks");
+        assert!(ShardAddress::parse("postgres://x", "x", "d").is_err());
+        assert!(ShardAddress::parse("mysql://root@:12/x", "x", "d").is_err());
+        assert_eq!(
+            ShardAddress::parse("embedded", "commerce/-80", "commerce")
+                .unwrap()
+                .database(),
+            "commerce"
+        );
+    }
+}

@@ -1,0 +1,734 @@
+//! The server side of one client connection: handshake, authentication, command decoding,
+//! prepared-statement bookkeeping and multi-statement progress. Used by the gateway's client
+//! sessions and by the simulated engine alike, so both speak exactly the same protocol.
+//!
+//! # Driving it
+//! - inputs: [`ServerConn::handle_input`] (bytes from the client), [`ServerConn::handle_close`];
+//! - requests: [`ServerConn::poll_request`] yields the next thing to execute (one statement of a
+//!   batch, a prepared execution, a schema change…). It yields nothing while the previous
+//!   request is unanswered, so a handler works on one request at a time;
+//! - answers: `send_*` methods, all through the one [`ResponseWriter`];
+//! - outputs: [`ServerConn::poll_transmit`] (bytes for the client), then
+//!   [`ServerConn::is_closed`] (close the socket once the bytes are flushed).
+//!
+//! Call order after any input: `poll_request` until `None` (answering each), then
+//! `poll_transmit`, then `is_closed`.
+
+use crate::error::{codes, SqlError};
+use crate::response::{ErrorDisposition, ResponseWriter, RowFormat, WriterState};
+use crate::sql;
+use crate::wire::auth;
+use crate::wire::binary::{decode_execute_params, ParamType};
+use crate::wire::consts::{cap, com, status, ColumnType};
+use crate::wire::handshake::{is_ssl_request, AuthSwitchRequest, HandshakeResponse, HandshakeV10};
+use crate::wire::packet::FrameError;
+use crate::wire::{ColumnDef, OkInfo, PacketDecoder, PacketOut, Reader, Value};
+use bytes::{Bytes, BytesMut};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// MySQL's default `max_prepared_stmt_count`.
+pub const MAX_PREPARED_STATEMENTS: usize = 16_382;
+
+/// Static configuration shared by all connections of a server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Announced in the handshake and by `@@version`.
+    pub server_version: String,
+    /// user -> password (plain text; hashed on the fly for each scramble).
+    pub users: BTreeMap<String, String>,
+    /// Largest client payload accepted; larger ones get ERR 1153 and a close.
+    pub max_allowed_packet: usize,
+    /// Capability flags offered to clients.
+    pub capabilities: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let mut users = BTreeMap::new();
+        users.insert("root".to_string(), String::new());
+        ServerConfig {
+            server_version: "8.0.40-shardgate".to_string(),
+            users,
+            max_allowed_packet: 64 << 20,
+            capabilities: cap::SERVER_DEFAULT,
+        }
+    }
+}
+
+/// Something the handler must execute and answer through the `send_*` methods.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// Authentication passed: accept (`send_ok`) or refuse (`send_error`, then the
+    /// connection closes), e.g. for an unknown default database.
+    Connect {
+        user: String,
+        database: Option<String>,
+    },
+    /// One statement of a COM_QUERY. A multi-statement batch yields one per statement; each
+    /// is answered with one result (or an error, which ends the batch).
+    Query { sql: String },
+    /// COM_STMT_EXECUTE: the prepared SQL and its bound parameters; rows go out binary.
+    Execute {
+        stmt_id: u32,
+        sql: Arc<str>,
+        params: Vec<Value>,
+    },
+    /// COM_INIT_DB.
+    InitDb { database: String },
+    /// COM_RESET_CONNECTION: prepared statements are already dropped; reset session state.
+    ResetConnection,
+    /// COM_PROCESS_KILL (deprecated form of `KILL id`).
+    Kill { connection_id: u32 },
+}
+
+#[derive(Debug)]
+enum Phase {
+    AwaitHandshakeResponse,
+    AwaitAuthSwitchResponse {
+        user: String,
+        database: Option<String>,
+    },
+    /// `Request::Connect` handed out (or pending); the handler's answer ends the phase.
+    Connecting,
+    Command,
+    /// Flush what is buffered, then close.
+    Closed,
+}
+
+#[derive(Debug)]
+struct Prepared {
+    sql: Arc<str>,
+    param_count: usize,
+    types: Vec<ParamType>,
+    long_data: Vec<Option<BytesMut>>,
+    /// An error from SEND_LONG_DATA (which has no response), reported by the next execute.
+    deferred_error: Option<SqlError>,
+}
+
+/// One client connection, server side. See the module docs for the calling contract.
+#[derive(Debug)]
+pub struct ServerConn {
+    config: Arc<ServerConfig>,
+    connection_id: u32,
+    scramble: [u8; 20],
+    phase: Phase,
+    decoder: PacketDecoder,
+    out: BytesMut,
+    writer: ResponseWriter,
+    caps: u32,
+    user: String,
+    /// Statements of the current batch not yet handed out.
+    batch: VecDeque<String>,
+    pending: VecDeque<Request>,
+    /// Is the request last handed out still unanswered?
+    busy: bool,
+    /// Rows of the current request are binary (COM_STMT_EXECUTE).
+    binary: bool,
+    statements: BTreeMap<u32, Prepared>,
+    next_stmt_id: u32,
+    close_reason: Option<String>,
+}
+
+impl ServerConn {
+    /// Starts a connection: the handshake is queued for transmission at once. `scramble`
+    /// comes from the driver's seeded PRNG.
+    pub fn new(config: Arc<ServerConfig>, connection_id: u32, scramble: [u8; 20]) -> Self {
+        let mut conn = ServerConn {
+            decoder: PacketDecoder::new(config.max_allowed_packet.max(1024)),
+            out: BytesMut::with_capacity(4096),
+            writer: ResponseWriter::new(config.capabilities),
+            caps: config.capabilities,
+            config,
+            connection_id,
+            scramble,
+            phase: Phase::AwaitHandshakeResponse,
+            user: String::new(),
+            batch: VecDeque::new(),
+            pending: VecDeque::new(),
+            busy: false,
+            binary: false,
+            statements: BTreeMap::new(),
+            next_stmt_id: 1,
+            close_reason: None,
+        };
+        let hs = HandshakeV10 {
+            server_version: conn.config.server_version.clone(),
+            connection_id,
+            scramble,
+            capabilities: conn.config.capabilities,
+            charset: crate::wire::consts::charset::UTF8MB4_GENERAL_CI as u8,
+            status: status::AUTOCOMMIT,
+            auth_plugin: auth::NATIVE_PASSWORD.to_string(),
+        };
+        let mut payload = Vec::with_capacity(128);
+        hs.encode(&mut payload);
+        PacketOut::new(0).write(&mut conn.out, &payload);
+        conn
+    }
+
+    // ---- getters ----
+
+    pub fn connection_id(&self) -> u32 {
+        self.connection_id
+    }
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+    /// Capabilities agreed with the client.
+    pub fn capabilities(&self) -> u32 {
+        self.caps
+    }
+    /// Is the connection over (once the last bytes from `poll_transmit` are flushed)?
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+    /// Why the connection was closed by this side, if it was.
+    pub fn close_reason(&self) -> Option<&str> {
+        self.close_reason.as_deref()
+    }
+    /// Is a request handed out and not yet answered?
+    pub fn is_busy(&self) -> bool {
+        self.busy
+    }
+    pub fn writer_state(&self) -> WriterState {
+        self.writer.state()
+    }
+    pub fn prepared_count(&self) -> usize {
+        self.statements.len()
+    }
+
+    // ---- inputs ----
+
+    /// Bytes from the client.
+    pub fn handle_input(&mut self, data: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.decoder.extend(data);
+    }
+
+    /// The client went away.
+    pub fn handle_close(&mut self) {
+        if !self.is_closed() {
+            self.phase = Phase::Closed;
+            self.batch.clear();
+            self.pending.clear();
+        }
+    }
+
+    /// Session status bits (autocommit, in transaction) for every OK/EOF from now on.
+    pub fn set_session_status(&mut self, bits: u16) {
+        self.writer.set_session_status(bits);
+    }
+
+    // ---- outputs ----
+
+    /// Bytes to send to the client, if any.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.split().freeze())
+        }
+    }
+
+    /// Appends pending output to `dst` (drivers that keep their own buffer).
+    pub fn transmit_into(&mut self, dst: &mut Vec<u8>) {
+        dst.extend_from_slice(&self.out);
+        self.out.clear();
+    }
+
+    /// The next request to execute, once the previous one is answered.
+    pub fn poll_request(&mut self) -> Option<Request> {
+        loop {
+            if self.is_closed() {
+                return None;
+            }
+            if self.busy {
+                match self.writer.state() {
+                    WriterState::Terminated { more_results: true } => {
+                        // The previous statement of a batch is answered; hand out the next.
+                        let sql = self.batch.pop_front()?;
+                        let _ = self.writer.start_statement(!self.batch.is_empty());
+                        return Some(Request::Query { sql });
+                    }
+                    WriterState::Terminated {
+                        more_results: false,
+                    } => {
+                        self.busy = false;
+                        self.batch.clear();
+                        if matches!(self.phase, Phase::Connecting) {
+                            self.phase = Phase::Command;
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+            if let Some(r) = self.pending.pop_front() {
+                self.busy = true;
+                return Some(r);
+            }
+            match self.decoder.next_packet() {
+                Ok(Some(p)) => self.on_packet(p.seq, p.payload),
+                Ok(None) => return None,
+                Err(FrameError::TooLarge { len, max }) => {
+                    self.writer.start_command(0);
+                    let _ = self.writer.start_statement(false);
+                    self.writer
+                        .error(&mut self.out, &SqlError::packet_too_large());
+                    self.close(format!(
+                        "client packet of {len} bytes exceeds max_allowed_packet {max}"
+                    ));
+                    return None;
+                }
+            }
+        }
+    }
+
+    // ---- answers (all through the response writer) ----
+
+    /// Starts a result set; rows are text or binary according to the request.
+    pub fn send_columns(&mut self, columns: &[ColumnDef]) {
+        let format = if self.binary {
+            RowFormat::Binary
+        } else {
+            RowFormat::Text
+        };
+        if let Err(m) = self.writer.columns_begin(&mut self.out, columns, format) {
+            self.send_error(&SqlError::internal(format!(
+                "response writer misuse: {} in {:?}",
+                m.call, m.state
+            )));
+        }
+    }
+
+    /// Sends one row. `false`: the row could not be written, an ERR went out instead and the
+    /// request is over: stop producing rows.
+    pub fn send_row(&mut self, values: &[Value]) -> bool {
+        match self.writer.row(&mut self.out, values) {
+            Ok(()) => true,
+            Err(e) => {
+                self.send_error(&e.to_sql_error());
+                false
+            }
+        }
+    }
+
+    /// Sends one row given as a text-protocol payload (see [`ResponseWriter::row_text`]).
+    pub fn send_row_text(&mut self, payload: &[u8]) -> bool {
+        match self.writer.row_text(&mut self.out, payload) {
+            Ok(()) => true,
+            Err(e) => {
+                self.send_error(&e.to_sql_error());
+                false
+            }
+        }
+    }
+
+    /// Ends the current result set.
+    pub fn send_finish(&mut self, warnings: u16) {
+        if let Err(m) = self.writer.finish(&mut self.out, warnings) {
+            self.send_error(&SqlError::internal(format!(
+                "response writer misuse: {} in {:?}",
+                m.call, m.state
+            )));
+        }
+    }
+
+    /// Answers with OK (a statement without result set; or accepts a connection).
+    pub fn send_ok(&mut self, ok: &OkInfo) {
+        if let Err(m) = self.writer.ok(&mut self.out, ok) {
+            self.send_error(&SqlError::internal(format!(
+                "response writer misuse: {} in {:?}",
+                m.call, m.state
+            )));
+        }
+    }
+
+    /// Answers with an error wherever the answer stands (DESIGN section 3). A refused
+    /// connection, or an error with nowhere to go, closes the connection (logged).
+    pub fn send_error(&mut self, err: &SqlError) {
+        match self.writer.error(&mut self.out, err) {
+            ErrorDisposition::Sent => {
+                self.batch.clear();
+                if matches!(self.phase, Phase::Connecting) {
+                    self.close(format!("connection refused: {err}"));
+                }
+            }
+            ErrorDisposition::Close => {
+                self.close(format!(
+                    "error after the final terminator has nowhere to go: {err}"
+                ));
+            }
+        }
+    }
+
+    // ---- internals ----
+
+    fn close(&mut self, reason: String) {
+        tracing::warn!(conn = self.connection_id, %reason, "closing client connection");
+        self.close_reason = Some(reason);
+        self.phase = Phase::Closed;
+        self.batch.clear();
+        self.pending.clear();
+        self.busy = false;
+    }
+
+    /// An answer the connection gives by itself (not through a request).
+    fn reply_ok(&mut self) {
+        let _ = self.writer.start_statement(false);
+        let _ = self.writer.ok(&mut self.out, &OkInfo::default());
+    }
+
+    fn reply_error(&mut self, err: &SqlError) {
+        let _ = self.writer.start_statement(false);
+        self.writer.error(&mut self.out, err);
+    }
+
+    fn on_packet(&mut self, seq: u8, payload: Bytes) {
+        match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::AwaitHandshakeResponse => self.on_handshake_response(seq, &payload),
+            Phase::AwaitAuthSwitchResponse { user, database } => {
+                self.phase = Phase::Connecting;
+                self.writer.start_command(seq);
+                let ok = auth::verify_native(
+                    self.password_of(&user).unwrap_or_default().as_bytes(),
+                    &self.scramble,
+                    &payload,
+                );
+                self.finish_auth(user, database, ok, !payload.is_empty(), false);
+            }
+            Phase::Command => {
+                self.phase = Phase::Command;
+                self.on_command(seq, payload);
+            }
+            p @ (Phase::Connecting | Phase::Closed) => self.phase = p,
+        }
+    }
+
+    fn password_of(&self, user: &str) -> Option<String> {
+        self.config.users.get(user).cloned()
+    }
+
+    fn on_handshake_response(&mut self, seq: u8, payload: &[u8]) {
+        self.writer.start_command(seq);
+        if is_ssl_request(payload) {
+            // TLS is not offered yet: a client insisting on it cannot be served.
+            self.reply_error(&SqlError::new(
+                codes::ER_ACCESS_DENIED,
+                "08004",
+                "SSL connection is not supported by this server",
+            ));
+            self.close("client requested TLS, which is not configured".into());
+            return;
+        }
+        let resp = match HandshakeResponse::decode(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                self.reply_error(&SqlError::new(
+                    codes::ER_ACCESS_DENIED,
+                    "08S01",
+                    format!("Bad handshake: {e}"),
+                ));
+                self.close(format!("bad handshake response: {e}"));
+                return;
+            }
+        };
+        self.caps = self.config.capabilities & resp.capabilities;
+        self.writer.set_capabilities(self.caps);
+        if resp.max_packet > 0 {
+            // The client's own limit is not ours to enforce on input; keep the server's.
+        }
+        let password = self.password_of(&resp.user);
+        let plugin = resp.auth_plugin.as_deref().unwrap_or(auth::NATIVE_PASSWORD);
+        self.phase = Phase::Connecting;
+        match plugin {
+            auth::NATIVE_PASSWORD => {
+                let ok = auth::verify_native(
+                    password.unwrap_or_default().as_bytes(),
+                    &self.scramble,
+                    &resp.auth_response,
+                );
+                self.finish_auth(
+                    resp.user,
+                    resp.database,
+                    ok,
+                    !resp.auth_response.is_empty(),
+                    false,
+                );
+            }
+            auth::CACHING_SHA2 => {
+                let ok = auth::verify_sha2(
+                    password.unwrap_or_default().as_bytes(),
+                    &self.scramble,
+                    &resp.auth_response,
+                );
+                self.finish_auth(
+                    resp.user,
+                    resp.database,
+                    ok,
+                    !resp.auth_response.is_empty(),
+                    true,
+                );
+            }
+            _ => {
+                // Ask the client to answer the same nonce with mysql_native_password.
+                let switch = AuthSwitchRequest {
+                    plugin: auth::NATIVE_PASSWORD.to_string(),
+                    data: self.scramble.to_vec(),
+                };
+                let mut p = Vec::new();
+                switch.encode(&mut p);
+                let mut out = PacketOut::new(seq.wrapping_add(1));
+                out.write(&mut self.out, &p);
+                self.phase = Phase::AwaitAuthSwitchResponse {
+                    user: resp.user,
+                    database: resp.database,
+                };
+            }
+        }
+    }
+
+    fn finish_auth(
+        &mut self,
+        user: String,
+        database: Option<String>,
+        ok: bool,
+        used_password: bool,
+        sha2: bool,
+    ) {
+        let known = self.config.users.contains_key(&user);
+        if !(known && ok) {
+            self.reply_error(&SqlError::access_denied(&user, used_password));
+            self.close(format!("authentication failed for user '{user}'"));
+            return;
+        }
+        if sha2 && used_password {
+            // caching_sha2_password fast path: "fast auth success", then the OK.
+            self.writer.raw_continue(&mut self.out, &[0x01, 0x03]);
+        }
+        self.user = user.clone();
+        let _ = self.writer.start_statement(false);
+        self.pending.push_back(Request::Connect { user, database });
+    }
+
+    fn on_command(&mut self, seq: u8, payload: Bytes) {
+        self.writer.start_command(seq);
+        self.binary = false;
+        let Some(&cmd) = payload.first() else {
+            self.reply_error(&SqlError::new(
+                codes::ER_NET_READ_ERROR,
+                "08S01",
+                "Empty command packet",
+            ));
+            return;
+        };
+        let body = &payload[1..];
+        match cmd {
+            com::QUIT => self.handle_close(),
+            com::PING => self.reply_ok(),
+            com::QUERY => self.on_query(body),
+            com::INIT_DB => self.push(Request::InitDb {
+                database: String::from_utf8_lossy(body).into_owned(),
+            }),
+            com::STMT_PREPARE => self.on_prepare(body),
+            com::STMT_EXECUTE => self.on_execute(body),
+            com::STMT_SEND_LONG_DATA => self.on_long_data(body),
+            com::STMT_CLOSE => {
+                // No response, even for an unknown id (MySQL sends none: a reply would desync).
+                if let Ok(id) = Reader::new(body).u32() {
+                    self.statements.remove(&id);
+                }
+            }
+            com::STMT_RESET => self.on_stmt_reset(body),
+            com::SET_OPTION => self.on_set_option(body),
+            com::RESET_CONNECTION => {
+                self.statements.clear();
+                self.push(Request::ResetConnection);
+            }
+            com::FIELD_LIST => {
+                // Deprecated; clients use it for tab completion. An empty list is a valid answer.
+                let _ = self.writer.start_statement(false);
+                let mut p = Vec::new();
+                crate::wire::generic::put_eof(&mut p, 0, status::AUTOCOMMIT);
+                self.writer.raw_final(&mut self.out, &p);
+            }
+            com::STATISTICS => {
+                let _ = self.writer.start_statement(false);
+                self.writer.raw_final(&mut self.out, b"Uptime: 0  Threads: 1  Questions: 0  Slow queries: 0  Opens: 0  Open tables: 0  Queries per second avg: 0.000");
+            }
+            com::PROCESS_KILL => match Reader::new(body).u32() {
+                Ok(id) => self.push(Request::Kill { connection_id: id }),
+                Err(_) => self.reply_error(&SqlError::wrong_arguments("KILL")),
+            },
+            other => self.reply_error(&SqlError::unknown_command(other)),
+        }
+    }
+
+    fn push(&mut self, r: Request) {
+        let _ = self.writer.start_statement(false);
+        self.pending.push_back(r);
+    }
+
+    fn on_query(&mut self, body: &[u8]) {
+        let Ok(text) = std::str::from_utf8(body) else {
+            self.reply_error(&SqlError::new(
+                codes::ER_UNKNOWN_ERROR,
+                "HY000",
+                "Query is not valid UTF-8",
+            ));
+            return;
+        };
+        let mut stmts: VecDeque<String> = if self.caps & cap::MULTI_STATEMENTS != 0 {
+            sql::split_statements(text)
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        } else {
+            let t = text.trim();
+            if t.is_empty() {
+                VecDeque::new()
+            } else {
+                VecDeque::from([t.to_string()])
+            }
+        };
+        let Some(first) = stmts.pop_front() else {
+            self.reply_error(&SqlError::new(
+                codes::ER_EMPTY_QUERY,
+                "42000",
+                "Query was empty",
+            ));
+            return;
+        };
+        self.batch = stmts;
+        let _ = self.writer.start_statement(!self.batch.is_empty());
+        self.pending.push_back(Request::Query { sql: first });
+    }
+
+    fn on_prepare(&mut self, body: &[u8]) {
+        let _ = self.writer.start_statement(false);
+        let Ok(text) = std::str::from_utf8(body) else {
+            self.writer.error(
+                &mut self.out,
+                &SqlError::syntax("statement is not valid UTF-8"),
+            );
+            return;
+        };
+        // Parsed here, at the gateway: a syntax error is ERR 1064, never a dropped connection.
+        let stmt = match sql::parse_one(text.trim().trim_end_matches(';')) {
+            Ok(s) => s,
+            Err(e) => {
+                self.writer.error(&mut self.out, &e);
+                return;
+            }
+        };
+        if self.statements.len() >= MAX_PREPARED_STATEMENTS {
+            self.writer.error(&mut self.out, &SqlError::new(1461, "42000", format!("Can't create more than max_prepared_stmt_count statements (current value: {MAX_PREPARED_STATEMENTS})")));
+            return;
+        }
+        let param_count = sql::count_placeholders(&stmt);
+        let id = self.next_stmt_id;
+        self.next_stmt_id = self.next_stmt_id.wrapping_add(1).max(1);
+        self.statements.insert(
+            id,
+            Prepared {
+                sql: Arc::from(text),
+                param_count,
+                types: Vec::new(),
+                long_data: vec![None; param_count],
+                deferred_error: None,
+            },
+        );
+        let params = vec![ColumnDef::new("?", ColumnType::VarString); param_count];
+        let _ = self.writer.prepared(&mut self.out, id, &params, &[]);
+    }
+
+    fn on_execute(&mut self, body: &[u8]) {
+        let mut r = Reader::new(body);
+        let (Ok(id), Ok(_flags), Ok(_iterations)) = (r.u32(), r.u8(), r.u32()) else {
+            self.reply_error(&SqlError::wrong_arguments("mysqld_stmt_execute"));
+            return;
+        };
+        let Some(st) = self.statements.get_mut(&id) else {
+            self.reply_error(&SqlError::unknown_stmt(id, "mysqld_stmt_execute"));
+            return;
+        };
+        if let Some(e) = st.deferred_error.take() {
+            st.long_data.iter_mut().for_each(|d| *d = None);
+            self.reply_error(&e);
+            return;
+        }
+        let params =
+            match decode_execute_params(&mut r, st.param_count, &mut st.types, &st.long_data) {
+                Ok(p) => p,
+                Err(_) => {
+                    self.reply_error(&SqlError::wrong_arguments("mysqld_stmt_execute"));
+                    return;
+                }
+            };
+        st.long_data.iter_mut().for_each(|d| *d = None);
+        let sql = st.sql.clone();
+        self.binary = true;
+        self.push(Request::Execute {
+            stmt_id: id,
+            sql,
+            params,
+        });
+    }
+
+    fn on_long_data(&mut self, body: &[u8]) {
+        // No response in any case; problems are reported by the next COM_STMT_EXECUTE.
+        let mut r = Reader::new(body);
+        let (Ok(id), Ok(param)) = (r.u32(), r.u16()) else {
+            return;
+        };
+        let Some(st) = self.statements.get_mut(&id) else {
+            tracing::debug!(
+                conn = self.connection_id,
+                id,
+                "long data for unknown statement ignored"
+            );
+            return;
+        };
+        match st.long_data.get_mut(param as usize) {
+            Some(slot) => slot
+                .get_or_insert_with(BytesMut::new)
+                .extend_from_slice(r.rest()),
+            None => {
+                st.deferred_error = Some(SqlError::wrong_arguments("mysqld_stmt_send_long_data"))
+            }
+        }
+    }
+
+    fn on_stmt_reset(&mut self, body: &[u8]) {
+        let id = Reader::new(body).u32().unwrap_or(0);
+        match self.statements.get_mut(&id) {
+            Some(st) => {
+                st.long_data.iter_mut().for_each(|d| *d = None);
+                st.deferred_error = None;
+                self.reply_ok();
+            }
+            None => self.reply_error(&SqlError::unknown_stmt(id, "mysqld_stmt_reset")),
+        }
+    }
+
+    fn on_set_option(&mut self, body: &[u8]) {
+        match Reader::new(body).u16() {
+            Ok(0) => self.caps |= cap::MULTI_STATEMENTS & self.config.capabilities,
+            Ok(1) => self.caps &= !cap::MULTI_STATEMENTS,
+            _ => {
+                self.reply_error(&SqlError::unknown_command(com::SET_OPTION));
+                return;
+            }
+        }
+        // MySQL answers COM_SET_OPTION with EOF.
+        let _ = self.writer.start_statement(false);
+        let mut p = Vec::new();
+        crate::wire::generic::put_eof(&mut p, 0, status::AUTOCOMMIT);
+        self.writer.raw_final(&mut self.out, &p);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,242 @@
+//! A server connection and a backend (client) connection wired together with no sockets,
+//! stepped by hand (the quinn-style `Pair`). The handler is a tiny scripted executor.
+
+use super::*;
+use crate::backend::{BackendConfig, BackendConn, BackendEvent};
+use crate::wire::consts::ColumnType;
+
+struct Pair {
+    server: ServerConn,
+    client: BackendConn,
+    events: Vec<BackendEvent>,
+}
+
+/// Answers requests: `select N` -> one INT column with N; a statement that fails to parse ->
+/// its 1064; `boom` after rows -> ERR mid-result; anything else -> OK.
+fn handle(server: &mut ServerConn, req: Request) {
+    match req {
+        Request::Connect { database, .. } => match database.as_deref() {
+            Some("nope") => {
+                server.send_error(&SqlError::new(1049, "42000", "Unknown database 'nope'"))
+            }
+            _ => server.send_ok(&OkInfo::default()),
+        },
+        Request::Query { sql } => answer(server, &sql, &[]),
+        Request::Execute { sql, params, .. } => answer(server, &sql, &params),
+        _ => server.send_ok(&OkInfo::default()),
+    }
+}
+
+fn answer(server: &mut ServerConn, sql: &str, params: &[Value]) {
+    if sql == "stream then boom" {
+        server.send_columns(&[ColumnDef::new("n", ColumnType::LongLong)]);
+        server.send_row(&[Value::Int(1)]);
+        server.send_error(&SqlError::interrupted());
+        return;
+    }
+    let mut stmt = match crate::sql::parse_one(sql) {
+        Ok(s) => s,
+        Err(e) => return server.send_error(&e),
+    };
+    if let Err(e) = crate::sql::bind_placeholders(&mut stmt, params) {
+        return server.send_error(&e);
+    }
+    let text = stmt.to_string();
+    if let Some(n) = text.strip_prefix("SELECT ") {
+        server.send_columns(&[ColumnDef::new("n", ColumnType::LongLong)]);
+        server.send_row(&[Value::Int(n.parse().unwrap_or(-1))]);
+        server.send_finish(0);
+    } else {
+        server.send_ok(&OkInfo::affected(1));
+    }
+}
+
+impl Pair {
+    fn new(user: &str, password: &str, database: Option<&str>) -> Pair {
+        let mut cfg = ServerConfig::default();
+        cfg.users.insert("app".into(), "secret".into());
+        cfg.max_allowed_packet = 4096;
+        let server = ServerConn::new(Arc::new(cfg), 7, *b"0123456789abcdefghij");
+        let client = BackendConn::new(BackendConfig {
+            user: user.into(),
+            password: password.into(),
+            database: database.map(str::to_string),
+            max_packet: 0,
+        });
+        let mut p = Pair {
+            server,
+            client,
+            events: Vec::new(),
+        };
+        p.drive();
+        p
+    }
+
+    fn drive(&mut self) {
+        for _ in 0..100 {
+            let mut moved = false;
+            while let Some(req) = self.server.poll_request() {
+                handle(&mut self.server, req);
+            }
+            if let Some(b) = self.server.poll_transmit() {
+                self.client.handle_input(&b);
+                moved = true;
+            }
+            if self.server.is_closed() {
+                self.client.handle_close();
+            }
+            while let Some(e) = self.client.poll_event() {
+                self.events.push(e);
+            }
+            if let Some(b) = self.client.poll_transmit() {
+                self.server.handle_input(&b);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("pair did not settle");
+    }
+
+    fn take(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.events)
+            .into_iter()
+            .map(|e| match e {
+                BackendEvent::Connected { .. } => "connected".to_string(),
+                BackendEvent::Columns(c) => format!("cols{}", c.len()),
+                BackendEvent::Row(_) => "row".into(),
+                BackendEvent::Done { more, .. } => {
+                    format!("done{}", if more { "+more" } else { "" })
+                }
+                BackendEvent::Ok { more, .. } => format!("ok{}", if more { "+more" } else { "" }),
+                BackendEvent::Prepared {
+                    stmt_id, params, ..
+                } => format!("prepared{stmt_id}/{params}"),
+                BackendEvent::Error(e) => format!("err{}", e.code),
+                BackendEvent::Closed(e) => format!("closed{}", e.code),
+            })
+            .collect()
+    }
+
+    fn query(&mut self, sql: &str) -> Vec<String> {
+        self.client.query(sql).unwrap();
+        self.drive();
+        self.take()
+    }
+}
+
+#[test]
+fn root_with_empty_password_connects() {
+    let mut p = Pair::new("root", "", None);
+    assert_eq!(p.take(), ["connected"]);
+    assert_eq!(p.query("select 5"), ["cols1", "row", "done"]);
+}
+
+#[test]
+fn password_users_connect_and_bad_credentials_get_1045() {
+    let mut p = Pair::new("app", "secret", None);
+    assert_eq!(p.take(), ["connected"]);
+    let mut p = Pair::new("app", "wrong", None);
+    assert_eq!(p.take(), ["closed1045"]);
+    assert!(p.server.is_closed());
+    let mut p = Pair::new("nobody", "", None);
+    assert_eq!(p.take(), ["closed1045"]);
+}
+
+#[test]
+fn an_unknown_default_database_refuses_the_connection() {
+    let mut p = Pair::new("root", "", Some("nope"));
+    assert_eq!(p.take(), ["closed1049"]);
+}
+
+#[test]
+fn multi_statement_error_is_the_next_result() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    assert_eq!(
+        p.query("select 1; selct oops; select 2"),
+        ["cols1", "row", "done+more", "err1064"]
+    );
+    assert_eq!(p.query("update t set a = 1; selct"), ["ok+more", "err1064"]);
+    assert_eq!(
+        p.query("select 1; select 2"),
+        ["cols1", "row", "done+more", "cols1", "row", "done"]
+    );
+    assert_eq!(p.query("select 3"), ["cols1", "row", "done"]);
+}
+
+#[test]
+fn mid_stream_error_replaces_the_terminator() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    assert_eq!(p.query("stream then boom"), ["cols1", "row", "err1317"]);
+    assert_eq!(p.query("select 1"), ["cols1", "row", "done"]);
+}
+
+#[test]
+fn prepare_with_a_syntax_error_is_1064_and_the_connection_lives() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    p.client
+        .prepare("delete s from t as s where s version convert unsigned limit ?")
+        .unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["err1064"]);
+    assert_eq!(p.query("select 1"), ["cols1", "row", "done"]);
+    p.client.prepare("select ?").unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["prepared1/1"]);
+}
+
+#[test]
+fn unknown_statement_ids_get_one_err_or_nothing() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    p.client.execute(99, &[]).unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["err1243"]);
+    p.client
+        .raw_command(&[com::STMT_RESET, 99, 0, 0, 0])
+        .unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["err1243"]);
+    // CLOSE and SEND_LONG_DATA have no response, not even for unknown ids.
+    p.client.close_statement(99).unwrap();
+    p.drive();
+    assert!(p.server.poll_transmit().is_none());
+    assert_eq!(p.query("select 1"), ["cols1", "row", "done"]);
+}
+
+#[test]
+fn unknown_commands_get_1047_and_the_connection_lives() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    p.client.raw_command(&[0x99, 1, 2]).unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["err1047"]);
+    p.client.ping().unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["ok"]);
+}
+
+#[test]
+fn oversized_packets_get_1153_then_close() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    let big = format!("select '{}'", "x".repeat(5000));
+    assert_eq!(p.query(&big), ["err1153", "closed2013"]);
+    assert!(p
+        .server
+        .close_reason()
+        .unwrap()
+        .contains("max_allowed_packet"));
+}
+
+#[test]
+fn empty_queries_get_1065() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    assert_eq!(p.query("  ;  "), ["err1065"]);
+    assert_eq!(p.query("select 1"), ["cols1", "row", "done"]);
+}

@@ -1,0 +1,30 @@
+//! The driver's clock: milliseconds since the driver started, read from tokio's clock, which
+//! turmoil simulates. The only place time enters the system.
+
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock { start: Instant::now() }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    pub async fn sleep_until_ms(&self, due_ms: u64) {
+        tokio::time::sleep_until(self.start + Duration::from_millis(due_ms)).await
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}

@@ -1,0 +1,218 @@
+//! The network driver: accepts clients and runs each [`Session`] on its own task, moving bytes
+//! between the session and its sockets. All protocol logic lives in the core; this file only
+//! owns sockets and the clock.
+//!
+//! One task per client connection reads the client socket *and* its backend sockets itself
+//! (no helper tasks, no channels): one wake-up per arriving segment, writes issued directly.
+//! While a write to the client is pending, backend sockets are not read — that is the
+//! backpressure that keeps memory per session bounded.
+
+use crate::clock::Clock;
+use crate::embedded::EmbeddedShards;
+use crate::net::Net;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use shardgate_core::gateway::{Gateway, ShardAddress};
+use shardgate_core::session::{BackendId, Session, SessionEvent};
+use std::collections::BTreeMap;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+
+/// Everything a client task needs.
+pub struct Driver<N: Net> {
+    pub net: N,
+    pub gateway: Arc<Gateway>,
+    pub embedded: Arc<EmbeddedShards>,
+    pub clock: Clock,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+impl<N: Net> Driver<N> {
+    /// `seed` feeds the PRNG that draws handshake nonces (seeded: the simulator replays them).
+    pub fn new(net: N, gateway: Arc<Gateway>, embedded: Arc<EmbeddedShards>, seed: u64) -> Arc<Self> {
+        Arc::new(Driver { net, gateway, embedded, clock: Clock::new(), rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)) })
+    }
+
+    fn scramble(&self) -> [u8; 20] {
+        let mut s = [0u8; 20];
+        if let Ok(mut rng) = self.rng.lock() {
+            for b in s.iter_mut() {
+                // Printable, no NUL: some clients treat the nonce as a C string.
+                *b = rng.random_range(0x21u8..0x7f);
+            }
+        }
+        s
+    }
+
+    /// Accepts clients forever, one task each.
+    pub async fn serve(self: Arc<Self>, mut listener: N::Listener) -> io::Result<()> {
+        loop {
+            let (stream, peer) = match N::accept(&mut listener).await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            let id = self.gateway.next_connection_id();
+            tracing::debug!(conn = id, %peer, "client connected");
+            let me = self.clone();
+            tokio::spawn(async move { me.run_client(stream, id).await });
+        }
+    }
+
+    /// Drives one client session until it closes.
+    pub async fn run_client(self: Arc<Self>, mut client: N::Stream, id: u32) {
+        let mut session = Session::new(self.gateway.clone(), id, self.scramble());
+        let mut backends: BTreeMap<BackendId, BackendStream<N::Stream>> = BTreeMap::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if self.flush(&mut session, &mut client, &mut backends).await.is_err() {
+                session.handle_client_close();
+            }
+            if session.is_closed() {
+                let _ = client.shutdown().await;
+                break;
+            }
+            match read_any(&mut client, &mut backends, &mut buf).await {
+                Input::Client(Ok(0)) | Input::Client(Err(_)) => session.handle_client_close(),
+                Input::Client(Ok(n)) => session.handle_client_input(&buf[..n]),
+                Input::Backend(b, Ok(0)) | Input::Backend(b, Err(_)) => {
+                    backends.remove(&b);
+                    session.handle_backend_close(b);
+                }
+                Input::Backend(b, Ok(n)) => session.handle_backend_input(b, &buf[..n]),
+            }
+        }
+        tracing::debug!(conn = id, "client session ended");
+    }
+
+    /// Carries out the session's events and writes its pending bytes.
+    async fn flush(
+        &self,
+        session: &mut Session,
+        client: &mut N::Stream,
+        backends: &mut BTreeMap<BackendId, BackendStream<N::Stream>>,
+    ) -> io::Result<()> {
+        loop {
+            let mut moved = false;
+            while let Some(ev) = session.poll_event() {
+                moved = true;
+                match ev {
+                    SessionEvent::OpenBackend { id, address } => match self.open(&address).await {
+                        Ok(s) => {
+                            backends.insert(id, s);
+                        }
+                        Err(e) => {
+                            tracing::warn!(conn = session.connection_id(), backend = id, error = %e, "cannot connect to shard");
+                            session.handle_backend_close(id);
+                        }
+                    },
+                    SessionEvent::CloseBackend { id } => {
+                        if let Some(mut s) = backends.remove(&id) {
+                            let _ = s.shutdown().await;
+                        }
+                    }
+                }
+            }
+            while let Some((id, bytes)) = session.poll_backend_transmit() {
+                moved = true;
+                let failed = match backends.get_mut(&id) {
+                    Some(s) => s.write_all(&bytes).await.is_err(),
+                    None => false,
+                };
+                if failed {
+                    backends.remove(&id);
+                    session.handle_backend_close(id);
+                }
+            }
+            if let Some(bytes) = session.poll_client_transmit() {
+                moved = true;
+                client.write_all(&bytes).await?;
+            }
+            if !moved {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn open(&self, address: &ShardAddress) -> io::Result<BackendStream<N::Stream>> {
+        match address {
+            ShardAddress::Mysql { host, port, .. } => {
+                Ok(BackendStream::Net(self.net.connect(&format!("{host}:{port}")).await?))
+            }
+            ShardAddress::Embedded { name, .. } => Ok(BackendStream::Embedded(self.embedded.connect(name, self.clock)?)),
+        }
+    }
+}
+
+enum Input {
+    Client(io::Result<usize>),
+    Backend(BackendId, io::Result<usize>),
+}
+
+/// Waits until the client or any backend has bytes (client first: it may carry a KILL-free
+/// next command only after the current one, so it is cheap to check).
+async fn read_any<S: AsyncRead + Unpin>(
+    client: &mut S,
+    backends: &mut BTreeMap<BackendId, BackendStream<S>>,
+    buf: &mut [u8],
+) -> Input
+where
+    BackendStream<S>: AsyncRead + Unpin,
+{
+    poll_fn(|cx| {
+        let mut rb = ReadBuf::new(buf);
+        if let Poll::Ready(r) = Pin::new(&mut *client).poll_read(cx, &mut rb) {
+            return Poll::Ready(Input::Client(r.map(|_| rb.filled().len())));
+        }
+        for (id, s) in backends.iter_mut() {
+            let mut rb = ReadBuf::new(buf);
+            if let Poll::Ready(r) = Pin::new(s).poll_read(cx, &mut rb) {
+                return Poll::Ready(Input::Backend(*id, r.map(|_| rb.filled().len())));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A backend socket: over the network, or a pipe to an in-process engine.
+pub enum BackendStream<S> {
+    Net(S),
+    Embedded(DuplexStream),
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for BackendStream<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Net(s) => Pin::new(s).poll_read(cx, buf),
+            BackendStream::Embedded(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for BackendStream<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BackendStream::Net(s) => Pin::new(s).poll_write(cx, buf),
+            BackendStream::Embedded(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Net(s) => Pin::new(s).poll_flush(cx),
+            BackendStream::Embedded(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Net(s) => Pin::new(s).poll_shutdown(cx),
+            BackendStream::Embedded(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
