@@ -3,6 +3,7 @@
 //! Nothing here does I/O: decoders take a payload slice, encoders append to a caller-owned
 //! buffer. Malformed input is always a [`codec::DecodeError`], never a panic.
 
+pub mod auth;
 pub mod binary;
 pub mod codec;
 pub mod column;
