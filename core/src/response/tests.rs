@@ -11,7 +11,10 @@ const CAPS_EOF: u32 = cap::SERVER_DEFAULT & !cap::DEPRECATE_EOF;
 const CAPS_NO_EOF: u32 = cap::SERVER_DEFAULT;
 
 fn cols() -> Vec<ColumnDef> {
-    vec![ColumnDef::new("id", ColumnType::LongLong), ColumnDef::new("name", ColumnType::VarString)]
+    vec![
+        ColumnDef::new("id", ColumnType::LongLong),
+        ColumnDef::new("name", ColumnType::VarString),
+    ]
 }
 
 fn row(i: i64) -> Vec<Value> {
@@ -31,7 +34,13 @@ fn transcript(buf: &BytesMut, caps: u32) -> String {
         assert_eq!(p.seq, expect_seq, "sequence ids must be consecutive");
         expect_seq = expect_seq.wrapping_add(1);
         let pl = &p.payload[..];
-        let more = |st: u16| if st & status::MORE_RESULTS_EXISTS != 0 { "+MORE" } else { "" };
+        let more = |st: u16| {
+            if st & status::MORE_RESULTS_EXISTS != 0 {
+                "+MORE"
+            } else {
+                ""
+            }
+        };
         if defs_left > 0 {
             toks.push("def".to_string());
             defs_left -= 1;
@@ -80,7 +89,10 @@ fn error_before_any_packet_is_one_err() {
     for caps in [CAPS_EOF, CAPS_NO_EOF] {
         let (mut w, mut b) = writer(caps);
         w.start_statement(false).unwrap();
-        assert_eq!(w.error(&mut b, &SqlError::syntax("x")), ErrorDisposition::Sent);
+        assert_eq!(
+            w.error(&mut b, &SqlError::syntax("x")),
+            ErrorDisposition::Sent
+        );
         assert_eq!(transcript(&b, caps), "err1064");
         assert!(w.is_complete());
     }
@@ -91,13 +103,19 @@ fn error_after_fields_replaces_the_terminator() {
     let (mut w, mut b) = writer(CAPS_EOF);
     w.start_statement(false).unwrap();
     w.columns_begin(&mut b, &cols(), RowFormat::Text).unwrap();
-    assert_eq!(w.error(&mut b, &SqlError::interrupted()), ErrorDisposition::Sent);
+    assert_eq!(
+        w.error(&mut b, &SqlError::interrupted()),
+        ErrorDisposition::Sent
+    );
     assert_eq!(transcript(&b, CAPS_EOF), "cols2 def def eof err1317");
 
     let (mut w, mut b) = writer(CAPS_NO_EOF);
     w.start_statement(false).unwrap();
     w.columns_begin(&mut b, &cols(), RowFormat::Text).unwrap();
-    assert_eq!(w.error(&mut b, &SqlError::interrupted()), ErrorDisposition::Sent);
+    assert_eq!(
+        w.error(&mut b, &SqlError::interrupted()),
+        ErrorDisposition::Sent
+    );
     assert_eq!(transcript(&b, CAPS_NO_EOF), "cols2 def def err1317");
 }
 
@@ -112,7 +130,10 @@ fn error_after_rows_replaces_the_terminator() {
         w.columns_begin(&mut b, &cols(), RowFormat::Text).unwrap();
         w.row(&mut b, &row(1)).unwrap();
         w.row(&mut b, &row(2)).unwrap();
-        assert_eq!(w.error(&mut b, &SqlError::backend_lost("shard 80- lost")), ErrorDisposition::Sent);
+        assert_eq!(
+            w.error(&mut b, &SqlError::backend_lost("shard 80- lost")),
+            ErrorDisposition::Sent
+        );
         assert_eq!(transcript(&b, caps), want);
         assert!(w.is_complete());
     }
@@ -132,7 +153,10 @@ fn select_then_failing_statement_gives_result_with_more_then_err() {
         assert_eq!(w.state(), WriterState::Terminated { more_results: true });
         // The failing statement raised its error before producing any packet.
         w.start_statement(false).unwrap();
-        assert_eq!(w.error(&mut b, &SqlError::syntax("bad")), ErrorDisposition::Sent);
+        assert_eq!(
+            w.error(&mut b, &SqlError::syntax("bad")),
+            ErrorDisposition::Sent
+        );
         assert_eq!(transcript(&b, caps), want);
     }
 }
@@ -143,7 +167,10 @@ fn error_when_previous_result_promised_more_is_the_next_result() {
     let (mut w, mut b) = writer(CAPS_NO_EOF);
     w.start_statement(true).unwrap();
     w.ok(&mut b, &OkInfo::affected(3)).unwrap();
-    assert_eq!(w.error(&mut b, &SqlError::no_such_table("db.t")), ErrorDisposition::Sent);
+    assert_eq!(
+        w.error(&mut b, &SqlError::no_such_table("db.t")),
+        ErrorDisposition::Sent
+    );
     assert_eq!(transcript(&b, CAPS_NO_EOF), "ok+MORE err1146");
 }
 
@@ -153,7 +180,10 @@ fn update_then_failing_statement_keeps_the_connection() {
     w.start_statement(true).unwrap();
     w.ok(&mut b, &OkInfo::affected(1)).unwrap();
     w.start_statement(false).unwrap();
-    assert_eq!(w.error(&mut b, &SqlError::syntax("bad")), ErrorDisposition::Sent);
+    assert_eq!(
+        w.error(&mut b, &SqlError::syntax("bad")),
+        ErrorDisposition::Sent
+    );
     assert_eq!(transcript(&b, CAPS_NO_EOF), "ok+MORE err1064");
     // Next command on the same connection works.
     w.start_command(0);
@@ -169,8 +199,15 @@ fn error_after_a_final_ok_has_nowhere_to_go() {
     w.start_statement(false).unwrap();
     w.ok(&mut b, &OkInfo::default()).unwrap();
     let before = b.len();
-    assert_eq!(w.error(&mut b, &SqlError::internal("late")), ErrorDisposition::Close);
-    assert_eq!(b.len(), before, "nothing may be written after a final terminator");
+    assert_eq!(
+        w.error(&mut b, &SqlError::internal("late")),
+        ErrorDisposition::Close
+    );
+    assert_eq!(
+        b.len(),
+        before,
+        "nothing may be written after a final terminator"
+    );
 }
 
 #[test]
@@ -179,7 +216,10 @@ fn error_after_a_final_eof_has_nowhere_to_go() {
     w.start_statement(false).unwrap();
     w.columns_begin(&mut b, &cols(), RowFormat::Text).unwrap();
     w.finish(&mut b, 0).unwrap();
-    assert_eq!(w.error(&mut b, &SqlError::internal("late")), ErrorDisposition::Close);
+    assert_eq!(
+        w.error(&mut b, &SqlError::internal("late")),
+        ErrorDisposition::Close
+    );
 }
 
 #[test]
@@ -189,7 +229,10 @@ fn binary_results_follow_the_same_rules() {
         let (mut w, mut b) = writer(caps);
         w.start_statement(false).unwrap();
         w.columns_begin(&mut b, &cols(), RowFormat::Binary).unwrap();
-        assert_eq!(w.error(&mut b, &SqlError::interrupted()), ErrorDisposition::Sent);
+        assert_eq!(
+            w.error(&mut b, &SqlError::interrupted()),
+            ErrorDisposition::Sent
+        );
         assert!(transcript(&b, caps).ends_with("err1317"));
 
         let (mut w, mut b) = writer(caps);
@@ -197,8 +240,16 @@ fn binary_results_follow_the_same_rules() {
         w.columns_begin(&mut b, &cols(), RowFormat::Binary).unwrap();
         w.row(&mut b, &row(1)).unwrap();
         w.row_text(&mut b, b"\x012\x01y").unwrap();
-        assert_eq!(w.error(&mut b, &SqlError::interrupted()), ErrorDisposition::Sent);
-        assert_eq!(w.state(), WriterState::Terminated { more_results: false });
+        assert_eq!(
+            w.error(&mut b, &SqlError::interrupted()),
+            ErrorDisposition::Sent
+        );
+        assert_eq!(
+            w.state(),
+            WriterState::Terminated {
+                more_results: false
+            }
+        );
         let t = transcript(&b, caps);
         assert!(t.ends_with("row row err1317"), "{t}");
 
@@ -207,7 +258,10 @@ fn binary_results_follow_the_same_rules() {
         w.columns_begin(&mut b, &cols(), RowFormat::Binary).unwrap();
         w.row(&mut b, &row(1)).unwrap();
         w.finish(&mut b, 0).unwrap();
-        assert_eq!(w.error(&mut b, &SqlError::interrupted()), ErrorDisposition::Close);
+        assert_eq!(
+            w.error(&mut b, &SqlError::interrupted()),
+            ErrorDisposition::Close
+        );
     }
 }
 
@@ -229,7 +283,9 @@ fn a_row_that_cannot_be_encoded_leaves_no_partial_packet() {
     w.start_statement(false).unwrap();
     w.columns_begin(&mut b, &cols(), RowFormat::Binary).unwrap();
     let len = b.len();
-    let err = w.row(&mut b, &[Value::from_str("not a number"), Value::Null]).unwrap_err();
+    let err = w
+        .row(&mut b, &[Value::from_str("not a number"), Value::Null])
+        .unwrap_err();
     assert!(matches!(err, RowError::Encode(_)));
     assert_eq!(b.len(), len);
     assert_eq!(w.error(&mut b, &err.to_sql_error()), ErrorDisposition::Sent);

@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn small_packet_round_trips_byte_by_byte() {
         let wire = frame(b"\x03select 1", 0);
-        assert_eq!(&wire[..4], &[10, 0, 0, 0]);
+        assert_eq!(&wire[..4], &[9, 0, 0, 0]);
         let mut d = PacketDecoder::new(1 << 20);
         for (i, b) in wire.iter().enumerate() {
             let got = d.next_packet().unwrap();
