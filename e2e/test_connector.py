@@ -1,0 +1,160 @@
+"""mysql-connector-python (pure Python protocol), in particular MySQLCursorPrepared: the binary
+protocol, COM_STMT_PREPARE / EXECUTE / CLOSE, and a prepare that fails with a syntax error."""
+
+import datetime
+from decimal import Decimal
+
+import mysql.connector
+import pytest
+from mysql.connector import errors
+
+BAD_PREPARE = "delete s from t as s where s version convert unsigned limit %s"
+
+
+def _ddl(cnx, *stmts):
+    cur = cnx.cursor()
+    for s in stmts:
+        cur.execute(s)
+    cur.close()
+
+
+def test_connect_and_select(target):
+    cnx = target.connector()
+    try:
+        cur = cnx.cursor()
+        cur.execute("select 1")
+        assert cur.fetchall() == [(1,)]
+    finally:
+        cnx.close()
+
+
+def test_prepared_cursor_class(target):
+    cnx = target.connector()
+    try:
+        cur = cnx.cursor(prepared=True)
+        assert isinstance(cur, mysql.connector.cursor.MySQLCursorPrepared)
+    finally:
+        cnx.close()
+
+
+def test_prepared_insert_select_round_trip(target):
+    cnx = target.connector()
+    try:
+        _ddl(
+            cnx,
+            "drop table if exists e2e_conn_prep",
+            "create table e2e_conn_prep (id int primary key, name varchar(32), "
+            "amount decimal(10,2), born date, seen datetime(6))",
+        )
+        cur = cnx.cursor(prepared=True)
+        rows = [
+            (1, "alpha", Decimal("1.50"), datetime.date(2001, 2, 3),
+             datetime.datetime(2024, 5, 6, 7, 8, 9, 123456)),
+            (2, "béta ✓", Decimal("-0.01"), None, None),
+            (3, None, None, datetime.date(1999, 12, 31), datetime.datetime(2000, 1, 1)),
+        ]
+        ins = "insert into e2e_conn_prep (id, name, amount, born, seen) values (%s, %s, %s, %s, %s)"
+        for r in rows:
+            cur.execute(ins, r)
+            assert cur.rowcount == 1
+        sel = "select id, name, amount, born, seen from e2e_conn_prep where id = %s"
+        for r in rows:
+            cur.execute(sel, (r[0],))
+            assert cur.fetchall() == [r]
+        cur.execute("select id from e2e_conn_prep where id >= %s order by id", (2,))
+        assert cur.fetchall() == [(2,), (3,)]
+        cur.execute("select count(*) from e2e_conn_prep where id = %s", (42,))
+        assert cur.fetchall() == [(0,)]
+        cur.close()
+    finally:
+        cnx.close()
+
+
+def test_prepare_syntax_error_keeps_connection(target):
+    cnx = target.connector()
+    try:
+        cur = cnx.cursor(prepared=True)
+        with pytest.raises(errors.ProgrammingError) as e:
+            cur.execute(BAD_PREPARE, (1,))
+        assert e.value.errno == 1064, e.value
+        assert e.value.sqlstate == "42000", e.value
+        # the same connection still works, through a new prepared cursor and a plain one
+        cur2 = cnx.cursor(prepared=True)
+        cur2.execute("select 1")
+        assert cur2.fetchall() == [(1,)]
+        cur3 = cnx.cursor()
+        cur3.execute("select 1")
+        assert cur3.fetchall() == [(1,)]
+        # and the failed cursor itself can prepare again
+        cur.execute("select %s", (7,))
+        assert cur.fetchall() == [(7,)]
+    finally:
+        cnx.close()
+
+
+def test_prepared_execute_error_keeps_connection(target):
+    cnx = target.connector()
+    try:
+        _ddl(
+            cnx,
+            "drop table if exists e2e_conn_dup",
+            "create table e2e_conn_dup (id int primary key)",
+        )
+        cur = cnx.cursor(prepared=True)
+        cur.execute("insert into e2e_conn_dup (id) values (%s)", (1,))
+        with pytest.raises(errors.IntegrityError) as e:
+            cur.execute("insert into e2e_conn_dup (id) values (%s)", (1,))
+        assert e.value.errno == 1062
+        cur.execute("select id from e2e_conn_dup where id = %s", (1,))
+        assert cur.fetchall() == [(1,)]
+    finally:
+        cnx.close()
+
+
+def test_many_prepared_statements(target):
+    """Statements prepared, executed and closed in turn (statement ids are not reused wrongly)."""
+    cnx = target.connector()
+    try:
+        for i in range(50):
+            cur = cnx.cursor(prepared=True)
+            cur.execute("select %s, %s", (i, f"s{i}"))
+            assert cur.fetchall() == [(i, f"s{i}")]
+            cur.close()
+        # several open at once, executed interleaved
+        curs = [cnx.cursor(prepared=True) for _ in range(5)]
+        for round_ in range(3):
+            for k, c in enumerate(curs):
+                c.execute(f"select %s + {k}", (round_,))
+                assert c.fetchall() == [(round_ + k,)]
+    finally:
+        cnx.close()
+
+
+def test_prepared_null_and_unicode_parameters(target):
+    cnx = target.connector()
+    try:
+        cur = cnx.cursor(prepared=True)
+        cur.execute("select %s, %s, %s", (None, "héllo 🎉", b"\x00\xff"))
+        row = cur.fetchall()[0]
+        assert row[0] is None
+        assert row[1] == "héllo 🎉"
+        assert bytes(row[2]) == b"\x00\xff"
+    finally:
+        cnx.close()
+
+
+@pytest.mark.skipif(not mysql.connector.HAVE_CEXT, reason="C extension not available")
+def test_c_extension_prepared(target):
+    cnx = target.connector(use_pure=False)
+    try:
+        cur = cnx.cursor(prepared=True)
+        cur.execute("select %s", (5,))
+        assert cur.fetchall() == [(5,)]
+        with pytest.raises(errors.ProgrammingError) as e:
+            cur.execute(BAD_PREPARE, (1,))
+        assert e.value.errno == 1064
+        cur = cnx.cursor(prepared=True)
+        cur.execute("select 1")
+        assert cur.fetchall() == [(1,)]
+    finally:
+        cnx.close()
