@@ -363,7 +363,7 @@ impl Session {
         if backend != id {
             return;
         }
-        let mut finished = |more: bool, s: &mut Session| {
+        let finished = |more: bool, s: &mut Session| {
             if !more {
                 s.exec = Exec::Idle;
             } else {
