@@ -1,0 +1,83 @@
+# shardgate: the two commands of a fresh Debian machine are `make run` and `make test`.
+#
+#   make run                 the gateway on 127.0.0.1:15306 (embedded default); ARGS="--backend ..."
+#   make test                cargo test --workspace, then the end-to-end suite (scripts/e2e.sh)
+#   make unit | make e2e     either half of `make test`; E2E_ARGS="-k prepared -x" goes to pytest
+#   make bench               criterion benchmarks (cargo bench --workspace)
+#   make bench-sysbench      sysbench oltp_point_select: direct vs haproxy vs shardgate
+#   make fuzz                cargo-fuzz targets under fuzz/, FUZZ_TIME seconds each (not in CI)
+#   make sim SEED=n          one simulation run (replays a seed printed by a failing run)
+#   make sweep N=n           n simulation seeds
+#   make snap                review changed insta snapshots (cargo insta review)
+#   make mariadb-start | mariadb-stop   a throwaway MariaDB for hacking (.e2e/mariadb)
+#   make clean-e2e           remove .e2e/ (throwaway datadirs, logs, the Python venv)
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+
+# Use rustup's cargo when ~/.cargo/bin is not on PATH yet.
+export PATH := $(PATH):$(HOME)/.cargo/bin
+CARGO ?= cargo
+
+ARGS ?=
+E2E_ARGS ?=
+SEED ?=
+N ?= 100
+FUZZ_TIME ?= 60
+FUZZ_TARGETS ?=
+
+.PHONY: run test unit e2e bench bench-sysbench fuzz sim sweep snap rust mariadb-start \
+	mariadb-stop clean-e2e
+
+rust:
+	@source scripts/lib.sh && ensure_rust
+
+run: rust
+	$(CARGO) run --release -p shardgate-runtime --bin shardgate -- $(ARGS)
+
+test: unit e2e
+
+unit: rust
+	$(CARGO) test --workspace
+
+e2e:
+	scripts/e2e.sh $(E2E_ARGS)
+
+bench: rust
+	$(CARGO) bench --workspace
+
+bench-sysbench:
+	scripts/bench-sysbench.sh
+
+# cargo-fuzz on stable needs `-s none` (no sanitizer). Targets live in fuzz/ (its own crate).
+fuzz: rust
+	@if [ ! -d fuzz ]; then echo "no fuzz/ directory yet: nothing to fuzz"; exit 0; fi; \
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked; \
+	targets="$(FUZZ_TARGETS)"; \
+	[ -n "$$targets" ] || targets="$$($(CARGO) fuzz list)"; \
+	for t in $$targets; do \
+		echo "== fuzz $$t for $(FUZZ_TIME)s"; \
+		$(CARGO) fuzz run -s none "$$t" -- -max_total_time=$(FUZZ_TIME); \
+	done
+
+sim: rust
+	@[ -n "$(SEED)" ] || { echo "usage: make sim SEED=<seed>"; exit 2; }
+	$(CARGO) run --release -p shardgate-sim --bin shardgate-sim -- --seed $(SEED)
+
+sweep: rust
+	$(CARGO) run --release -p shardgate-sim --bin shardgate-sim -- --sweep $(N)
+
+snap: rust
+	@command -v cargo-insta >/dev/null || $(CARGO) install cargo-insta --locked
+	$(CARGO) insta review --workspace
+
+mariadb-start:
+	scripts/mariadb.sh start
+
+mariadb-stop:
+	scripts/mariadb.sh stop
+
+clean-e2e:
+	-scripts/mariadb.sh stop
+	-scripts/mariadb.sh stop .e2e/bench/mariadb
+	rm -rf .e2e

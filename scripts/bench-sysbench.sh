@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# sysbench oltp_point_select against one throwaway MariaDB, three ways back to back:
+#   direct     sysbench -> MariaDB
+#   haproxy    sysbench -> haproxy (TCP mode, nbthread 1: an L4 relay) -> MariaDB
+#   shardgate  sysbench -> shardgate --backend mysql://root@127.0.0.1:PORT/sbtest -> MariaDB
+# for 1 and 8 threads, prepared (--db-ps-mode=auto) and text (--db-ps-mode=disable). Prints QPS,
+# the CPU time per query of the haproxy and shardgate processes (user+sys from /proc/PID/stat,
+# delta over the run / queries) and of mariadbd, and the ratios shardgate/haproxy and
+# shardgate/direct.
+#
+# Knobs (environment): BENCH_TIME=10 (seconds per run), BENCH_THREADS="1 8",
+# BENCH_MODES="auto disable", BENCH_TABLE_SIZE=10000, SG_BIN=path (skip the cargo build).
+# Results: printed, and kept in .e2e/bench/results.tsv; logs in .e2e/bench/.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+BENCH_TIME="${BENCH_TIME:-10}"
+BENCH_THREADS="${BENCH_THREADS:-1 8}"
+BENCH_MODES="${BENCH_MODES:-auto disable}"
+BENCH_TABLE_SIZE="${BENCH_TABLE_SIZE:-10000}"
+OUT="$E2E_DIR/bench"
+MARIADB_DIR="$OUT/mariadb"
+
+ensure_system_deps
+SYSBENCH="$(find_exe sysbench)"
+HAPROXY="$(find_exe haproxy)"
+if [ -n "${SG_BIN:-}" ]; then
+    BIN="$SG_BIN"
+else
+    ensure_rust
+    log "cargo build --release -p shardgate-runtime --bin shardgate"
+    cargo build --release -p shardgate-runtime --bin shardgate
+    BIN="$REPO_ROOT/target/release/shardgate"
+fi
+[ -x "$BIN" ] || die "no shardgate binary at $BIN"
+CLK_TCK="$(getconf CLK_TCK)"
+
+mkdir -p "$OUT"
+rm -f "$OUT"/*.log "$OUT/results.tsv" "$OUT/haproxy.cfg"
+PIDS=()
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]:-}"; do stop_pid "$pid" 10; done
+    "$REPO_ROOT/scripts/mariadb.sh" stop "$MARIADB_DIR" || true
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+MPORT="$("$REPO_ROOT/scripts/mariadb.sh" start "$MARIADB_DIR")"
+MPID="$(cat "$MARIADB_DIR/mariadbd.pid")"
+mariadb --no-defaults -h127.0.0.1 -P"$MPORT" -uroot -e 'create database if not exists sbtest'
+
+sb() { # sb PORT ARGS...
+    local port="$1"; shift
+    "$SYSBENCH" oltp_point_select --db-driver=mysql --mysql-host=127.0.0.1 --mysql-port="$port" \
+        --mysql-user=root --mysql-password= --mysql-db=sbtest --tables=1 \
+        --table-size="$BENCH_TABLE_SIZE" "$@"
+}
+log "sysbench prepare (1 table, $BENCH_TABLE_SIZE rows)"
+sb "$MPORT" prepare >"$OUT/prepare.log" 2>&1 || { cat "$OUT/prepare.log" >&2; die "sysbench prepare failed"; }
+
+# haproxy: plain TCP relay, one thread.
+HPORT="$(free_port 17300)"
+cat >"$OUT/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 4000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+listen mysql
+    bind 127.0.0.1:$HPORT
+    server mariadb 127.0.0.1:$MPORT
+EOF
+"$HAPROXY" -db -f "$OUT/haproxy.cfg" </dev/null >"$OUT/haproxy.log" 2>&1 &
+HPID=$!
+PIDS+=("$HPID")
+wait_port "$HPORT" "$HPID" 20 || { cat "$OUT/haproxy.log" >&2; die "haproxy did not start"; }
+log "haproxy pid $HPID on 127.0.0.1:$HPORT"
+
+# shardgate in front of the same MariaDB.
+GPORT="$(free_port 17310)"
+RUST_LOG="${RUST_LOG:-warn}" "$BIN" --listen "127.0.0.1:$GPORT" \
+    --backend "mysql://root@127.0.0.1:$MPORT/sbtest" </dev/null >"$OUT/shardgate.log" 2>&1 &
+GPID=$!
+PIDS+=("$GPID")
+if wait_port "$GPORT" "$GPID" 60; then
+    log "shardgate pid $GPID on 127.0.0.1:$GPORT"
+else
+    log "shardgate did not start; its column will be empty:"
+    tail -n 20 "$OUT/shardgate.log" >&2 || true
+    GPID=""
+fi
+
+cpu_ticks() { # utime+stime of PID, in clock ticks
+    # fields after the ")" of the comm field: state is $1, utime $12, stime $13
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
+    echo "${stat##*) }" | awk '{ print $12 + $13 }'
+}
+
+failed=0
+printf 'threads\tmode\tsetup\tqps\tqueries\tproxy_ticks\tmariadb_ticks\n' >"$OUT/results.tsv"
+for threads in $BENCH_THREADS; do
+    for mode in $BENCH_MODES; do
+        for setup in direct haproxy shardgate; do
+            case "$setup" in
+                direct) port="$MPORT"; pid="" ;;
+                haproxy) port="$HPORT"; pid="$HPID" ;;
+                shardgate) port="$GPORT"; pid="$GPID"
+                    if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+                        printf '%s\t%s\t%s\t\t\t\t\n' "$threads" "$mode" "$setup" >>"$OUT/results.tsv"
+                        failed=1
+                        continue
+                    fi ;;
+            esac
+            logf="$OUT/run-$setup-t$threads-$mode.log"
+            log "run: $setup, $threads thread(s), --db-ps-mode=$mode, ${BENCH_TIME}s"
+            p0=0; [ -n "$pid" ] && p0="$(cpu_ticks "$pid")"
+            m0="$(cpu_ticks "$MPID")"
+            if sb "$port" --threads="$threads" --time="$BENCH_TIME" --db-ps-mode="$mode" \
+                    --report-interval=0 run >"$logf" 2>&1; then
+                p1=0; [ -n "$pid" ] && p1="$(cpu_ticks "$pid")"
+                m1="$(cpu_ticks "$MPID")"
+                # "    queries:      123456 (12345.67 per sec.)"
+                queries="$(awk '/^ *queries:/ { print $2 }' "$logf")"
+                qps="$(awk '/^ *queries:/ { gsub(/\(/, "", $3); print $3 }' "$logf")"
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$threads" "$mode" "$setup" "$qps" "$queries" \
+                    "$((p1 - p0))" "$((m1 - m0))" >>"$OUT/results.tsv"
+            else
+                log "sysbench failed ($setup, $threads threads, $mode):"
+                tail -n 15 "$logf" >&2 || true
+                printf '%s\t%s\t%s\t\t\t\t\n' "$threads" "$mode" "$setup" >>"$OUT/results.tsv"
+                failed=1
+            fi
+        done
+    done
+done
+
+python3 - "$OUT/results.tsv" "$CLK_TCK" <<'EOF'
+import csv, sys
+path, tck = sys.argv[1], int(sys.argv[2])
+rows = list(csv.DictReader(open(path), delimiter="\t"))
+res = {}
+for r in rows:
+    res[(r["threads"], r["mode"], r["setup"])] = r
+
+def qps(r):
+    return float(r["qps"]) if r and r["qps"] else None
+
+def us_per_q(r, key):
+    if not r or not r["queries"] or int(r["queries"]) == 0:
+        return None
+    return int(r[key]) / tck / int(r["queries"]) * 1e6
+
+def f(v, fmt):
+    return format(v, fmt) if v is not None else "n/a"
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+print()
+print(f"sysbench oltp_point_select, same MariaDB, runs back to back; CPU from /proc (CLK_TCK={tck})")
+hdr = ["threads", "ps-mode", "direct qps", "haproxy qps", "shardgate qps", "sg/haproxy",
+       "sg/direct", "haproxy us/q", "shardgate us/q", "sg/haproxy cpu", "mariadbd us/q"]
+lines = []
+for (t, m) in sorted({(k[0], k[1]) for k in res}, key=lambda k: (int(k[0]), k[1])):
+    d, h, g = (res.get((t, m, s)) for s in ("direct", "haproxy", "shardgate"))
+    hc, gc = us_per_q(h, "proxy_ticks"), us_per_q(g, "proxy_ticks")
+    mc = us_per_q(d, "mariadb_ticks")
+    lines.append([t, "prepared" if m == "auto" else "text" if m == "disable" else m,
+                  f(qps(d), ".0f"), f(qps(h), ".0f"), f(qps(g), ".0f"),
+                  f(ratio(qps(g), qps(h)), ".2f"), f(ratio(qps(g), qps(d)), ".2f"),
+                  f(hc, ".1f"), f(gc, ".1f"), f(ratio(gc, hc), ".2f"), f(mc, ".1f")])
+w = [max(len(str(x)) for x in col) for col in zip(hdr, *lines)]
+print("  ".join(h.rjust(n) for h, n in zip(hdr, w)))
+for l in lines:
+    print("  ".join(str(x).rjust(n) for x, n in zip(l, w)))
+print()
+print("targets (8 threads, prepared): shardgate qps >= haproxy qps; shardgate us/q <= haproxy us/q")
+EOF
+log "results: $OUT/results.tsv; logs: $OUT/"
+exit $failed
