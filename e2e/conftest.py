@@ -34,6 +34,10 @@ class Target:
     # backend gateway's connections to MariaDB already use `test`, the embedded default has its
     # own keyspace.
     db: Optional[str]
+    # The database name a client may select (COM_INIT_DB, USE, the handshake): `test` on
+    # MariaDB, the keyspace of the gateways (`commerce` in the embedded default, the database of
+    # the --backend URL otherwise).
+    keyspace: str
 
     @property
     def is_gateway(self) -> bool:
@@ -84,13 +88,15 @@ def _targets():
     found = {}
     p = _port("SG_MARIADB_PORT")
     if p:
-        found["direct"] = Target("direct", p, os.environ.get("SG_MARIADB_DB", "test"))
+        found["direct"] = Target("direct", p, "test", "test")
     p = _port("SG_BACKEND_PORT")
     if p:
-        found["backend"] = Target("backend", p, os.environ.get("SG_BACKEND_DB") or None)
+        found["backend"] = Target("backend", p, None, os.environ.get("SG_BACKEND_KEYSPACE", "test"))
     p = _port("SG_EMBEDDED_PORT")
     if p:
-        found["embedded"] = Target("embedded", p, os.environ.get("SG_EMBEDDED_DB") or None)
+        found["embedded"] = Target(
+            "embedded", p, None, os.environ.get("SG_EMBEDDED_KEYSPACE", "commerce")
+        )
     required = [t for t in os.environ.get("SG_REQUIRE_TARGETS", "").split(",") if t]
     missing = [t for t in required if t not in found]
     if missing:

@@ -60,17 +60,28 @@ def test_default_autocommit_off(target):
         cnx.close()
 
 
-def test_select_db_init_db(target):
-    if target.db is None:
-        pytest.skip("no database name known for this target")
+def test_select_database(target):
+    """The keyspace by name: in the handshake, with COM_INIT_DB and with USE; an unknown one
+    is refused with 1049 and the connection stays usable."""
+    cnx = target.pymysql(database=target.keyspace)
+    cnx.close()
     cnx = target.pymysql(database=None)
     try:
-        cnx.select_db(target.db)
+        cnx.select_db(target.keyspace)
         with cnx.cursor() as cur:
             cur.execute("select 1")
             assert cur.fetchall() == ((1,),)
+            cur.execute(f"use {target.keyspace}")
+            with pytest.raises(pymysql.err.OperationalError) as e:
+                cur.execute("use e2e_no_such_db")
+            assert e.value.args[0] == 1049
+            cur.execute("select 2")
+            assert cur.fetchall() == ((2,),)
     finally:
         cnx.close()
+    with pytest.raises(pymysql.err.OperationalError) as e:
+        target.pymysql(database="e2e_no_such_db")
+    assert e.value.args[0] == 1049
 
 
 def test_multi_statements(target):

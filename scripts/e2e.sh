@@ -61,7 +61,7 @@ start_gateway() {
     port=17200
     for attempt in 1 2 3; do
         port="$(free_port "$port")"
-        RUST_LOG="${RUST_LOG:-info}" "$BIN" --listen "127.0.0.1:$port" "$@" \
+        SHARDGATE_LOG="${SHARDGATE_LOG:-info}" "$BIN" --listen "127.0.0.1:$port" "$@" \
             </dev/null >"$RUN_DIR/$name.log" 2>&1 &
         pid=$!
         if wait_port "$port" "$pid" 60; then
