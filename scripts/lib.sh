@@ -82,14 +82,16 @@ ensure_python() {
         command -v python3; return 0
     fi
     mkdir -p "$E2E_DIR"
-    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-        log "python3 venv support missing; installing python3-venv"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip >&2
-    fi
     rm -rf "$PYTHON_VENV"
     log "creating $PYTHON_VENV with $(python3 --version 2>&1)"
-    python3 -m venv "$PYTHON_VENV" >&2
+    if ! python3 -m venv "$PYTHON_VENV" >&2; then
+        # Debian ships venv/ensurepip separately
+        log "python3 -m venv failed; installing python3-venv"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+        rm -rf "$PYTHON_VENV"
+        python3 -m venv "$PYTHON_VENV" >&2
+    fi
     log "pip install -r $(basename "$REQUIREMENTS")"
     "$PYTHON_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS" >&2
     "$PYTHON_VENV/bin/python" -c "$PY_CHECK" || die "python clients still missing after pip install"

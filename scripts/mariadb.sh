@@ -57,7 +57,7 @@ do_stop() {
 
 do_start() {
     ensure_apt mariadbd:mariadb-server mariadb-install-db:mariadb-server \
-        mariadb:mariadb-client mariadb-admin:mariadb-client
+        mariadb:mariadb-client mariadb-admin:mariadb-client python3:python3
     local mariadbd install_db admin client
     mariadbd="$(find_exe mariadbd mysqld)"
     install_db="$(find_exe mariadb-install-db mysql_install_db)"
