@@ -12,6 +12,7 @@ pub mod response;
 pub mod server;
 pub mod session;
 pub mod sql;
+pub mod vschema;
 pub mod wire;
 
 pub use error::SqlError;
