@@ -158,3 +158,49 @@ def test_c_extension_prepared(target):
         assert cur.fetchall() == [(1,)]
     finally:
         cnx.close()
+
+
+def test_send_long_data(target):
+    """A file-like parameter goes in COM_STMT_SEND_LONG_DATA chunks before COM_STMT_EXECUTE."""
+    import io
+
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    cnx = target.connector()
+    try:
+        _ddl(
+            cnx,
+            "drop table if exists e2e_conn_long",
+            "create table e2e_conn_long (id int primary key, b longblob, t longtext)",
+        )
+        cur = cnx.cursor(prepared=True)
+        cur.execute(
+            "insert into e2e_conn_long (id, b, t) values (%s, %s, %s)",
+            (1, io.BytesIO(payload), io.BytesIO("long text ✓ ".encode() * 1000)),
+        )
+        cur.execute("select b, t from e2e_conn_long where id = %s", (1,))
+        b, t = cur.fetchall()[0]
+        assert bytes(b) == payload
+        assert t == "long text ✓ " * 1000
+    finally:
+        cnx.close()
+
+
+def test_ping_and_reset_connection(target):
+    """COM_PING and COM_RESET_CONNECTION: the session's prepared statements are gone, the
+    connection stays open."""
+    cnx = target.connector()
+    try:
+        cnx.cmd_ping()
+        cur = cnx.cursor(prepared=True)
+        cur.execute("select %s", (1,))
+        assert cur.fetchall() == [(1,)]
+        assert cnx.cmd_reset_connection()
+        with pytest.raises(errors.Error) as e:
+            cur.execute("select %s", (2,))  # same statement id, deallocated by the reset
+        assert e.value.errno == 1243, e.value
+        cnx.cmd_ping()
+        cur = cnx.cursor(prepared=True)
+        cur.execute("select %s", (3,))
+        assert cur.fetchall() == [(3,)]
+    finally:
+        cnx.close()
