@@ -1,8 +1,10 @@
 //! SQL text helpers shared by the gateway and the engine: splitting multi-statement
 //! batches and mapping parser errors to MySQL's 1064.
 
+mod normalize;
 mod split;
 
+pub use normalize::{normalize, render_with_params, Literal, LiteralKind, Normalized};
 pub use split::split_statements;
 
 use crate::error::SqlError;
