@@ -98,7 +98,10 @@ impl VisitorMut for ValuesRewriter {
                             _ => None,
                         };
                         if let Some(c) = col {
-                            *e = Expr::CompoundIdentifier(vec![ast::Ident::new("__values__"), c]);
+                            *e = Expr::CompoundIdentifier(vec![
+                                ast::Ident::new("__values__"),
+                                ast::Ident::new(format!("__values__{}", c.value)),
+                            ]);
                         }
                     }
                 }
@@ -261,7 +264,13 @@ fn insert(
                 let mut scope = Scope {
                     cols: table_scope(&db, &tname, &table.schema),
                 };
-                let vals: Vec<ScopeCol> = table_scope(&db, "__values__", &table.schema);
+                let vals: Vec<ScopeCol> = table_scope(&db, "__values__", &table.schema)
+                    .into_iter()
+                    .map(|mut c| {
+                        c.name = format!("__values__{}", c.name);
+                        c
+                    })
+                    .collect();
                 scope.cols.extend(vals);
                 let mut out = Vec::new();
                 for a in assigns {
@@ -318,7 +327,8 @@ fn insert(
                         if n >= table.auto_inc {
                             table.auto_inc = n.saturating_add(1);
                         }
-                        ok_insert_id = if ok_insert_id == 0 { n } else { ok_insert_id };
+                        // MySQL reports the last explicit value when none was generated.
+                        ok_insert_id = n;
                         store(&col, v, &sctx, rown)?
                     }
                     None => {
