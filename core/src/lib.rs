@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod exec;
 pub mod gateway;
 pub mod response;
 pub mod server;

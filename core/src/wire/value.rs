@@ -119,6 +119,11 @@ impl<'a> TextRow<'a> {
         }
     }
 
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.reader.remaining()
+    }
+
     /// The next cell; `Ok(None)` at the end of the row.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> DecodeResult<Option<Option<&'a [u8]>>> {

@@ -1,0 +1,7 @@
+//! Scatter execution at the gateway: merging shard results (ordering, limits, aggregates)
+//! and the arithmetic and collation rules that merging needs.
+
+pub mod compare;
+pub mod merge;
+
+pub use merge::{AggFunc, Aggregate, CmpOp, HavingCond, MergeSpec, Merger, SortKey};
