@@ -1230,7 +1230,9 @@ fn arith(op: ArOp, a: Val, b: Val, k: K, text: &str) -> Result<Val, SqlError> {
                     if y.is_zero() {
                         return Ok(Val::Null);
                     }
-                    x.div(y, s)
+                    // MySQL divides with 9-digit word precision and only rounds to the static
+                    // scale on output, so 1/3*3 is 1.0000, not 0.9999.
+                    x.div(y, (s.div_ceil(9) * 9).clamp(9, 30))
                 }
                 ArOp::Mod => {
                     if y.is_zero() {

@@ -227,17 +227,12 @@ impl Engine {
         let mut delay = 0u64;
         let undo_mark = session.undo.len();
         let writes = dml::is_write(&parsed.stmt);
-        // Autocommit off: the first statement opens a transaction implicitly.
-        if !session.autocommit
-            && !session.in_tx
-            && !matches!(
-                parsed.stmt,
-                Statement::Commit { .. }
-                    | Statement::Rollback { .. }
-                    | Statement::Set(_)
-                    | Statement::StartTransaction { .. }
-            )
-        {
+        // Autocommit off: the first statement touching a table opens a transaction
+        // implicitly (like InnoDB, which sets SERVER_STATUS_IN_TRANS only then).
+        let touches_tables = writes
+            || matches!(&parsed.stmt, Statement::Query(q)
+                if matches!(&*q.body, sqlparser::ast::SetExpr::Select(s) if !s.from.is_empty()));
+        if !session.autocommit && !session.in_tx && touches_tables {
             session.in_tx = true;
         }
         let r = self.dispatch(session, &parsed, sql, params, now_ms, &mut delay);

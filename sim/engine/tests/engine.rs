@@ -111,6 +111,10 @@ fn client_init_transcript() {
         o => panic!("{o:?}"),
     }
     assert!(!s.autocommit());
+    assert!(!s.in_transaction());
+    e.execute(&mut s, "create database x", NOW).unwrap();
+    e.execute(&mut s, "create table x.t (a int)", NOW).unwrap();
+    e.execute(&mut s, "select * from x.t", NOW).unwrap();
     assert!(s.in_transaction());
     e.execute(&mut s, "commit", NOW).unwrap();
     assert!(!s.in_transaction());
@@ -140,6 +144,8 @@ fn select_without_from_and_names() {
     );
     assert_eq!(t.one("select 1/2"), "0.5000");
     assert_eq!(t.one("select 2/3"), "0.6667");
+    assert_eq!(t.one("select 1/3*3"), "1.0000");
+    assert_eq!(t.one("select 10.0/4"), "2.50000");
     assert_eq!(t.one("select 1/0"), "NULL");
     assert_eq!(t.one("select 7 div 2"), "3");
     assert_eq!(t.one("select 7 % 3"), "1");
