@@ -16,6 +16,7 @@
 //! backwards. There is no isolation between sessions (the simulator serialises statements).
 
 pub mod catalog;
+pub mod conn;
 pub mod ddl;
 pub mod dml;
 pub mod expr;
@@ -43,6 +44,7 @@ pub struct Database {
 
 /// One server's data: databases → tables.
 pub struct Engine {
+    // (Debug is implemented by hand: summaries only, never table contents.)
     pub(crate) version: String,
     pub(crate) dbs: BTreeMap<String, Database>,
 }
@@ -92,6 +94,15 @@ pub struct Ctx<'a> {
     pub sess: &'a EngineSession,
     pub params: &'a [Value],
     pub now_ms: u64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("version", &self.version)
+            .field("databases", &self.dbs.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl EngineSession {
