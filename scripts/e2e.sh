@@ -18,7 +18,7 @@ cd "$REPO_ROOT"
 
 TARGETS="${SG_TARGETS:-direct,backend,embedded}"
 want() { case ",$TARGETS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
-PYTEST_TIMEOUT_S="${SG_PYTEST_TIMEOUT_S:-1200}"
+PYTEST_TIMEOUT_S="${SG_PYTEST_TIMEOUT_S:-900}"
 
 ensure_system_deps
 PY="$(ensure_python)"
@@ -38,6 +38,15 @@ if want backend || want embedded; then
 fi
 
 RUN_DIR="$E2E_DIR/run"
+# Gateways left over by a run that was killed outright (the pid files name them).
+for f in "$RUN_DIR"/*.pid; do
+    [ -f "$f" ] || continue
+    pid="$(cat "$f")"
+    if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'shardgate'; then
+        log "stopping leftover gateway pid $pid ($(basename "$f" .pid))"
+        stop_pid "$pid" 10
+    fi
+done
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR"
 MARIADB_DIR="$E2E_DIR/mariadb"
@@ -121,6 +130,7 @@ if [ -n "$BIN" ] && want embedded; then
         "$BIN" </dev/null >"$RUN_DIR/default.log" 2>&1 &
         pid=$!
         GATEWAY_PIDS+=("$pid")
+        echo "$pid" >"$RUN_DIR/default.pid"
         if wait_port 15306 "$pid" 30 \
             && out="$(mariadb -h127.0.0.1 -P15306 -uroot --batch -e 'select 1' 2>&1)" \
             && [ "$out" = $'1\n1' ]; then

@@ -81,16 +81,19 @@ ensure_python() {
     if [ -z "${SG_FORCE_VENV:-}" ] && python3 -c "$PY_CHECK" 2>/dev/null; then
         command -v python3; return 0
     fi
+    # Debian's own interpreter when there is one (not whatever python3 comes first in PATH).
+    local base=python3
+    [ -x /usr/bin/python3 ] && base=/usr/bin/python3
     mkdir -p "$E2E_DIR"
     rm -rf "$PYTHON_VENV"
-    log "creating $PYTHON_VENV with $(python3 --version 2>&1)"
-    if ! python3 -m venv "$PYTHON_VENV" >&2; then
+    log "creating $PYTHON_VENV with $base ($("$base" --version 2>&1))"
+    if ! "$base" -m venv "$PYTHON_VENV" >&2; then
         # Debian ships venv/ensurepip separately
         log "python3 -m venv failed; installing python3-venv"
         as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
         rm -rf "$PYTHON_VENV"
-        python3 -m venv "$PYTHON_VENV" >&2
+        "$base" -m venv "$PYTHON_VENV" >&2
     fi
     log "pip install -r $(basename "$REQUIREMENTS")"
     "$PYTHON_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS" >&2
