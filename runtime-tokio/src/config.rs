@@ -11,12 +11,20 @@ pub const DEFAULT_VERSION: &str = "8.0.40-shardgate";
 /// The embedded default: keyspace `commerce` on one in-process engine shard.
 pub fn embedded_default() -> Result<(Arc<Gateway>, Arc<EmbeddedShards>), String> {
     let mut shards = EmbeddedShards::new(&format!("{DEFAULT_VERSION}-engine"));
-    shards.add("commerce/0", &["commerce"]).map_err(|e| e.to_string())?;
+    shards
+        .add("commerce/0", &["commerce"])
+        .map_err(|e| e.to_string())?;
     let topology = Topology::single(
         "commerce",
-        ShardAddress::Embedded { name: "commerce/0".into(), database: "commerce".into() },
+        ShardAddress::Embedded {
+            name: "commerce/0".into(),
+            database: "commerce".into(),
+        },
     );
-    Ok((Gateway::new(ServerConfig::default(), topology), Arc::new(shards)))
+    Ok((
+        Gateway::new(ServerConfig::default(), topology),
+        Arc::new(shards),
+    ))
 }
 
 /// One unsharded keyspace passing through to one MySQL server (`--backend URL`).
@@ -27,5 +35,8 @@ pub fn passthrough(url: &str) -> Result<(Arc<Gateway>, Arc<EmbeddedShards>), Str
         db => db.to_string(),
     };
     let topology = Topology::single(&keyspace, address);
-    Ok((Gateway::new(ServerConfig::default(), topology), Arc::new(EmbeddedShards::new(DEFAULT_VERSION))))
+    Ok((
+        Gateway::new(ServerConfig::default(), topology),
+        Arc::new(EmbeddedShards::new(DEFAULT_VERSION)),
+    ))
 }

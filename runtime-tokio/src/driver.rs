@@ -33,8 +33,19 @@ pub struct Driver<N: Net> {
 
 impl<N: Net> Driver<N> {
     /// `seed` feeds the PRNG that draws handshake nonces (seeded: the simulator replays them).
-    pub fn new(net: N, gateway: Arc<Gateway>, embedded: Arc<EmbeddedShards>, seed: u64) -> Arc<Self> {
-        Arc::new(Driver { net, gateway, embedded, clock: Clock::new(), rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)) })
+    pub fn new(
+        net: N,
+        gateway: Arc<Gateway>,
+        embedded: Arc<EmbeddedShards>,
+        seed: u64,
+    ) -> Arc<Self> {
+        Arc::new(Driver {
+            net,
+            gateway,
+            embedded,
+            clock: Clock::new(),
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+        })
     }
 
     fn scramble(&self) -> [u8; 20] {
@@ -71,7 +82,11 @@ impl<N: Net> Driver<N> {
         let mut backends: BTreeMap<BackendId, BackendStream<N::Stream>> = BTreeMap::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            if self.flush(&mut session, &mut client, &mut backends).await.is_err() {
+            if self
+                .flush(&mut session, &mut client, &mut backends)
+                .await
+                .is_err()
+            {
                 session.handle_client_close();
             }
             if session.is_closed() {
@@ -142,10 +157,12 @@ impl<N: Net> Driver<N> {
 
     async fn open(&self, address: &ShardAddress) -> io::Result<BackendStream<N::Stream>> {
         match address {
-            ShardAddress::Mysql { host, port, .. } => {
-                Ok(BackendStream::Net(self.net.connect(&format!("{host}:{port}")).await?))
-            }
-            ShardAddress::Embedded { name, .. } => Ok(BackendStream::Embedded(self.embedded.connect(name, self.clock)?)),
+            ShardAddress::Mysql { host, port, .. } => Ok(BackendStream::Net(
+                self.net.connect(&format!("{host}:{port}")).await?,
+            )),
+            ShardAddress::Embedded { name, .. } => Ok(BackendStream::Embedded(
+                self.embedded.connect(name, self.clock)?,
+            )),
         }
     }
 }
@@ -188,7 +205,11 @@ pub enum BackendStream<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for BackendStream<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Net(s) => Pin::new(s).poll_read(cx, buf),
             BackendStream::Embedded(s) => Pin::new(s).poll_read(cx, buf),
@@ -197,7 +218,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for BackendStream<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for BackendStream<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             BackendStream::Net(s) => Pin::new(s).poll_write(cx, buf),
             BackendStream::Embedded(s) => Pin::new(s).poll_write(cx, buf),

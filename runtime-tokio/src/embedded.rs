@@ -23,8 +23,15 @@ pub struct EmbeddedShards {
 
 impl EmbeddedShards {
     pub fn new(version: &str) -> EmbeddedShards {
-        let config = ServerConfig { server_version: version.to_string(), ..ServerConfig::default() };
-        EmbeddedShards { engines: BTreeMap::new(), config: Arc::new(config), next_id: AtomicU32::new(1) }
+        let config = ServerConfig {
+            server_version: version.to_string(),
+            ..ServerConfig::default()
+        };
+        EmbeddedShards {
+            engines: BTreeMap::new(),
+            config: Arc::new(config),
+            next_id: AtomicU32::new(1),
+        }
     }
 
     /// Adds a shard whose engine holds `databases` (created empty).
@@ -32,9 +39,14 @@ impl EmbeddedShards {
         let mut engine = Engine::new(&self.config.server_version);
         let mut session = shardgate_engine::EngineSession::new(0, None);
         for db in databases {
-            engine.execute(&mut session, &format!("CREATE DATABASE IF NOT EXISTS `{db}`"), 0)?;
+            engine.execute(
+                &mut session,
+                &format!("CREATE DATABASE IF NOT EXISTS `{db}`"),
+                0,
+            )?;
         }
-        self.engines.insert(name.to_string(), Arc::new(Mutex::new(engine)));
+        self.engines
+            .insert(name.to_string(), Arc::new(Mutex::new(engine)));
         Ok(())
     }
 
@@ -45,9 +57,12 @@ impl EmbeddedShards {
     /// Opens a connection to shard `name`: returns the client end, serves the other end on a
     /// new task.
     pub fn connect(&self, name: &str, clock: Clock) -> std::io::Result<DuplexStream> {
-        let engine = self
-            .engine(name)
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no embedded shard {name}")))?;
+        let engine = self.engine(name).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no embedded shard {name}"),
+            )
+        })?;
         let (client, server) = tokio::io::duplex(PIPE_BYTES);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = EngineConn::new(self.config.clone(), id, scramble_for(id));
@@ -93,7 +108,9 @@ where
             None => Some(stream.read(&mut buf).await),
         };
         let now = clock.now_ms();
-        let Ok(mut engine_guard) = engine.lock() else { return };
+        let Ok(mut engine_guard) = engine.lock() else {
+            return;
+        };
         match read {
             None => conn.handle_timeout(&mut engine_guard, now),
             Some(Ok(0)) | Some(Err(_)) => {

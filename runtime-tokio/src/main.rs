@@ -58,14 +58,24 @@ async fn run(cli: Cli) -> Result<(), String> {
         None => config::embedded_default()?,
     };
     let net = TokioNet;
-    let listener = net.bind(&cli.listen).await.map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
+    let listener = net
+        .bind(&cli.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
     let addr = TokioNet::local_addr(&listener).unwrap_or_else(|_| cli.listen.clone());
     match &cli.backend {
-        Some(url) => tracing::info!(%addr, backend = %redact(url), "shardgate listening (pass-through)"),
-        None => tracing::info!(%addr, "shardgate listening (embedded default: simulated-engine shards)"),
+        Some(url) => {
+            tracing::info!(%addr, backend = %redact(url), "shardgate listening (pass-through)")
+        }
+        None => {
+            tracing::info!(%addr, "shardgate listening (embedded default: simulated-engine shards)")
+        }
     }
     let seed = std::process::id() as u64;
-    Driver::new(net, gateway, embedded, seed).serve(listener).await.map_err(|e| e.to_string())
+    Driver::new(net, gateway, embedded, seed)
+        .serve(listener)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A URL without its password, for logs.

@@ -12,7 +12,9 @@ pub trait Net: Clone + Send + Sync + 'static {
 
     fn bind(&self, addr: &str) -> impl Future<Output = io::Result<Self::Listener>> + Send;
     /// The next client and its peer address (for logs).
-    fn accept(listener: &mut Self::Listener) -> impl Future<Output = io::Result<(Self::Stream, String)>> + Send;
+    fn accept(
+        listener: &mut Self::Listener,
+    ) -> impl Future<Output = io::Result<(Self::Stream, String)>> + Send;
     fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send;
     /// The bound address (for logs and tests that bind port 0).
     fn local_addr(listener: &Self::Listener) -> io::Result<String>;
