@@ -4,7 +4,9 @@
 //! Shared by reference (`Arc<Gateway>`); its mutable parts are atomics or small mutexes, never
 //! held across calls, so a panic in one session cannot poison another.
 
+use crate::plan::PlanCache;
 use crate::server::ServerConfig;
+use crate::vschema::{KeyspaceSchema, SequenceCache, ShardMap, VSchema};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -155,21 +157,136 @@ impl Failpoints {
     }
 }
 
+/// Plans kept by the plan cache.
+pub const PLAN_CACHE_ENTRIES: usize = 5_000;
+
 /// State shared by all sessions of one gateway.
 #[derive(Debug)]
 pub struct Gateway {
     pub server: Arc<ServerConfig>,
     pub topology: Topology,
+    pub vschema: VSchema,
+    /// Key ranges of each keyspace's shards (index = position in `topology`).
+    pub shard_maps: BTreeMap<String, ShardMap>,
+    /// `--backend` mode: one unsharded keyspace and no vschema; statements go through
+    /// untouched, USE and COM_INIT_DB included.
+    pub passthrough: bool,
+    pub plans: PlanCache,
+    /// Sequence blocks, per (keyspace, table).
+    pub sequences: Mutex<BTreeMap<(String, String), SequenceCache>>,
     pub counters: Counters,
     pub failpoints: Failpoints,
     next_connection_id: AtomicU32,
 }
 
 impl Gateway {
+    /// A pass-through gateway over one unsharded keyspace (no vschema).
     pub fn new(server: ServerConfig, topology: Topology) -> Arc<Gateway> {
+        let mut vschema = VSchema::default();
+        for (name, ks) in &topology.keyspaces {
+            vschema.keyspaces.insert(
+                name.clone(),
+                KeyspaceSchema {
+                    name: name.clone(),
+                    sharded: ks.sharded,
+                    ..Default::default()
+                },
+            );
+        }
+        let single_unsharded =
+            topology.keyspaces.len() == 1 && topology.keyspaces.values().all(|k| !k.sharded);
+        Self::build(server, topology, vschema, single_unsharded)
+    }
+
+    /// A sharding gateway. Checks that every keyspace of the vschema has shards, and orders
+    /// each keyspace's shards by key range.
+    ///
+    /// # Errors
+    /// A description of every mismatch between vschema and topology.
+    pub fn with_vschema(
+        server: ServerConfig,
+        mut topology: Topology,
+        mut vschema: VSchema,
+    ) -> Result<Arc<Gateway>, String> {
+        let mut problems = Vec::new();
+        for (name, ks) in topology.keyspaces.iter_mut() {
+            let names: Vec<&str> = ks.shards.iter().map(|s| s.name.as_str()).collect();
+            match ShardMap::from_names(&names) {
+                Ok(map) => {
+                    let order: Vec<String> = map.shards().iter().map(|s| s.name.clone()).collect();
+                    ks.shards
+                        .sort_by_key(|s| order.iter().position(|n| *n == s.name));
+                    if ks.sharded {
+                        problems.extend(
+                            map.check_full_coverage()
+                                .into_iter()
+                                .map(|e| format!("keyspace {name}: {e}")),
+                        );
+                    }
+                }
+                Err(e) => problems.push(format!("keyspace {name}: {e}")),
+            }
+            match vschema.keyspaces.get(name) {
+                Some(v) => ks.sharded = v.sharded,
+                None => {
+                    vschema.keyspaces.insert(
+                        name.clone(),
+                        KeyspaceSchema {
+                            name: name.clone(),
+                            sharded: false,
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+            if !ks.sharded && ks.shards.len() != 1 {
+                problems.push(format!(
+                    "unsharded keyspace {name} must have exactly one shard, has {}",
+                    ks.shards.len()
+                ));
+            }
+        }
+        for name in vschema.keyspaces.keys() {
+            if !topology.keyspaces.contains_key(name) {
+                problems.push(format!(
+                    "keyspace {name} of the vschema has no shards (add --shard {name}/<range>=URL)"
+                ));
+            }
+        }
+        if !topology.keyspaces.contains_key(&topology.default_keyspace) {
+            if let Some(first) = topology.keyspaces.keys().next() {
+                topology.default_keyspace = first.clone();
+            }
+        }
+        if problems.is_empty() {
+            Ok(Self::build(server, topology, vschema, false))
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
+    fn build(
+        server: ServerConfig,
+        topology: Topology,
+        vschema: VSchema,
+        passthrough: bool,
+    ) -> Arc<Gateway> {
+        let shard_maps = topology
+            .keyspaces
+            .iter()
+            .filter_map(|(name, ks)| {
+                let names: Vec<&str> = ks.shards.iter().map(|s| s.name.as_str()).collect();
+                ShardMap::from_names(&names).ok().map(|m| (name.clone(), m))
+            })
+            .collect();
         Arc::new(Gateway {
             server: Arc::new(server),
             topology,
+            vschema,
+            shard_maps,
+            passthrough,
+            plans: PlanCache::new(PLAN_CACHE_ENTRIES),
+            sequences: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
             failpoints: Failpoints::default(),
             next_connection_id: AtomicU32::new(1),

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod error;
 pub mod exec;
 pub mod gateway;
+pub mod plan;
 pub mod response;
 pub mod server;
 pub mod session;

@@ -56,7 +56,7 @@ fn position_of(msg: &str) -> Option<(u64, u64)> {
 }
 
 /// Byte offset of a 1-based (line, column-in-chars) position, as the tokenizer reports them.
-pub(crate) fn byte_offset(sql: &str, line: u64, column: u64) -> Option<usize> {
+pub fn byte_offset(sql: &str, line: u64, column: u64) -> Option<usize> {
     let mut start = 0usize;
     for _ in 1..line {
         start += sql[start..].find('\n')? + 1;

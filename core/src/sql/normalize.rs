@@ -56,7 +56,10 @@ pub struct Normalized {
 pub fn normalize(sql: &str) -> Option<Normalized> {
     let b = sql.as_bytes();
     let first = first_word(b)?;
-    if !matches!(first.as_str(), "select" | "insert" | "replace" | "update" | "delete") {
+    if !matches!(
+        first.as_str(),
+        "select" | "insert" | "replace" | "update" | "delete"
+    ) {
         return None;
     }
     let mut key = String::with_capacity(sql.len());
@@ -81,7 +84,10 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
             b'/' if b.get(i + 1) == Some(&b'*') => return None,
             b'\'' | b'"' => {
                 let end = skip_string(b, i)?;
-                literals.push(Literal { span: i..end, kind: LiteralKind::String });
+                literals.push(Literal {
+                    span: i..end,
+                    kind: LiteralKind::String,
+                });
                 key.push('?');
                 i = end;
                 last_sig = b'?';
@@ -107,7 +113,9 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
                     last_sig = b'a';
                     continue;
                 }
-                let is_position = in_by_list && kind == LiteralKind::Integer && (last_sig == b',' || prev_word == "by");
+                let is_position = in_by_list
+                    && kind == LiteralKind::Integer
+                    && (last_sig == b',' || prev_word == "by");
                 if is_position {
                     key.push_str(&sql[i..end]);
                 } else {
@@ -119,9 +127,15 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
                 prev_word.clear();
                 continue;
             }
-            b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) && !last_sig.is_ascii_alphanumeric() && last_sig != b'`' => {
+            b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit)
+                && !last_sig.is_ascii_alphanumeric()
+                && last_sig != b'`' =>
+            {
                 let (end, _) = scan_number(b, i);
-                literals.push(Literal { span: i..end, kind: LiteralKind::Decimal });
+                literals.push(Literal {
+                    span: i..end,
+                    kind: LiteralKind::Decimal,
+                });
                 key.push('?');
                 i = end;
                 last_sig = b'0';
@@ -131,12 +145,19 @@ pub fn normalize(sql: &str) -> Option<Normalized> {
                 let end = scan_word(b, i);
                 let word = &sql[i..end];
                 let lower = word.to_ascii_lowercase();
-                if matches!(lower.as_str(), "x" | "b" | "n" | "_utf8mb4" | "_binary" | "_latin1" | "_utf8") && b.get(end) == Some(&b'\'') {
+                if matches!(
+                    lower.as_str(),
+                    "x" | "b" | "n" | "_utf8mb4" | "_binary" | "_latin1" | "_utf8"
+                ) && b.get(end) == Some(&b'\'')
+                {
                     return None; // x'..', b'..', charset introducers
                 }
                 if lower == "by" && (prev_word == "order" || prev_word == "group") {
                     in_by_list = true;
-                } else if matches!(lower.as_str(), "limit" | "having" | "for" | "union" | "lock" | "into" | "window") {
+                } else if matches!(
+                    lower.as_str(),
+                    "limit" | "having" | "for" | "union" | "lock" | "into" | "window"
+                ) {
                     in_by_list = false;
                 }
                 key.push_str(&lower);
@@ -231,13 +252,17 @@ fn push_literal(out: &mut String, v: &crate::wire::Value) {
 }
 
 fn first_word(b: &[u8]) -> Option<String> {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace() && *c != b'(')?;
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace() && *c != b'(')?;
     let end = scan_word(b, start);
     (end > start).then(|| String::from_utf8_lossy(&b[start..end]).to_ascii_lowercase())
 }
 
 fn scan_word(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80) {
+    while i < b.len()
+        && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
+    {
         i += 1;
     }
     i
@@ -329,23 +354,52 @@ mod tests {
     use crate::wire::Value;
 
     fn key(sql: &str) -> String {
-        normalize(sql).map(|n| n.key).unwrap_or_else(|| "<none>".into())
+        normalize(sql)
+            .map(|n| n.key)
+            .unwrap_or_else(|| "<none>".into())
     }
 
     #[test]
     fn literals_become_placeholders() {
-        assert_eq!(key("SELECT c FROM sbtest1 WHERE id=42"), "select c from sbtest1 where id=?");
-        assert_eq!(key("select c from sbtest1 where id = 7"), "select c from sbtest1 where id = ?");
-        assert_eq!(key("insert into t(a,b) values (1,'x'),(2.5,\"y\")"), "insert into t(a,b) values (?,?),(?,?)");
-        assert_eq!(key("select * from t order by 2, a limit 10, 5"), "select * from t order by 2, a limit ?, ?");
-        assert_eq!(key("select a from t group by 1 having count(*) > 3"), "select a from t group by 1 having count(*) > ?");
-        assert_eq!(key("select `x 1` from t1 where t1.c = 1e3"), "select `x 1` from t1 where t1.c = ?");
+        assert_eq!(
+            key("SELECT c FROM sbtest1 WHERE id=42"),
+            "select c from sbtest1 where id=?"
+        );
+        assert_eq!(
+            key("select c from sbtest1 where id = 7"),
+            "select c from sbtest1 where id = ?"
+        );
+        assert_eq!(
+            key("insert into t(a,b) values (1,'x'),(2.5,\"y\")"),
+            "insert into t(a,b) values (?,?),(?,?)"
+        );
+        assert_eq!(
+            key("select * from t order by 2, a limit 10, 5"),
+            "select * from t order by 2, a limit ?, ?"
+        );
+        assert_eq!(
+            key("select a from t group by 1 having count(*) > 3"),
+            "select a from t group by 1 having count(*) > ?"
+        );
+        assert_eq!(
+            key("select `x 1` from t1 where t1.c = 1e3"),
+            "select `x 1` from t1 where t1.c = ?"
+        );
         assert_eq!(key("select 3d from t"), "select 3d from t");
     }
 
     #[test]
     fn declines_what_it_is_not_sure_about() {
-        for sql in ["select 1 -- c", "select /* x */ 1", "select x'ff'", "select 0x1f", "create table t (a int)", "set a = 1", "select _utf8mb4'a'", "select 'unterminated"] {
+        for sql in [
+            "select 1 -- c",
+            "select /* x */ 1",
+            "select x'ff'",
+            "select 0x1f",
+            "create table t (a int)",
+            "set a = 1",
+            "select _utf8mb4'a'",
+            "select 'unterminated",
+        ] {
             assert_eq!(normalize(sql), None, "{sql}");
         }
     }
@@ -355,15 +409,25 @@ mod tests {
         let sql = r"select * from t where a = 'it''s' and b = 'x\ny' and c = 12";
         let n = normalize(sql).unwrap();
         let vals: Vec<Vec<u8>> = n.literals.iter().map(|l| l.value(sql)).collect();
-        assert_eq!(vals, vec![b"it's".to_vec(), b"x\ny".to_vec(), b"12".to_vec()]);
+        assert_eq!(
+            vals,
+            vec![b"it's".to_vec(), b"x\ny".to_vec(), b"12".to_vec()]
+        );
     }
 
     #[test]
     fn params_render_into_prepared_text() {
-        let s = render_with_params("select c from t where id = ? and n = '?' and m = ?", &[Value::Int(5), Value::from_str("o'k")]).unwrap();
+        let s = render_with_params(
+            "select c from t where id = ? and n = '?' and m = ?",
+            &[Value::Int(5), Value::from_str("o'k")],
+        )
+        .unwrap();
         assert_eq!(s, "select c from t where id = 5 and n = '?' and m = 'o''k'");
         assert_eq!(render_with_params("select ?", &[]), None);
         assert_eq!(render_with_params("select 1", &[Value::Int(1)]), None);
-        assert_eq!(render_with_params("select ?", &[Value::from_str("a\\b")]).unwrap(), "select _utf8mb4 X'615C62'");
+        assert_eq!(
+            render_with_params("select ?", &[Value::from_str("a\\b")]).unwrap(),
+            "select _utf8mb4 X'615C62'"
+        );
     }
 }

@@ -1,0 +1,201 @@
+//! The plan as text: one rendering for EXPLAIN and the planner snapshots. Plain text, no
+//! `Debug` output: per route the opcode, keyspace, the shards, and the exact SQL each gets.
+
+use super::{Bindings, Local, LocalExpr, Plan, TxnOp};
+use crate::exec::{AggFunc, MergeSpec};
+use crate::gateway::Topology;
+use crate::vschema::ShardMap;
+use std::fmt::Write as _;
+
+/// The plan shape without execution values.
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    header(plan, &mut out);
+    out
+}
+
+/// The plan resolved for one execution: shards and per-shard SQL.
+pub fn explain(
+    plan: &Plan,
+    b: &Bindings<'_>,
+    topology: &Topology,
+    maps: &dyn Fn(&str) -> Option<ShardMap>,
+) -> String {
+    let mut out = String::new();
+    header(plan, &mut out);
+    let shard_name = |ks: &str, i: usize| {
+        topology
+            .keyspaces
+            .get(ks)
+            .and_then(|k| k.shards.get(i))
+            .map_or_else(|| format!("#{i}"), |s| s.name.clone())
+    };
+    let resolved = match plan {
+        Plan::Route(r) => maps(&r.keyspace).map(|m| (r.keyspace.clone(), r.resolve(b, &m))),
+        Plan::Insert(i) => maps(&i.keyspace).map(|m| {
+            let ids: Vec<u64> = (1..=i.ids_needed(b) as u64).collect();
+            (i.keyspace.clone(), i.resolve(b, &m, &ids))
+        }),
+        _ => None,
+    };
+    match resolved {
+        Some((ks, Ok(queries))) => {
+            for q in queries {
+                let why = q.why.map(|w| format!("  ({w})")).unwrap_or_default();
+                let _ = writeln!(out, "  shard {}/{}{}", ks, shard_name(&ks, q.shard), why);
+                let _ = writeln!(out, "    {}", q.sql);
+            }
+        }
+        Some((_, Err(e))) => {
+            let _ = writeln!(out, "  error: {e}");
+        }
+        None => {}
+    }
+    if let Plan::Route(r) = plan {
+        if let Ok(m) = r.merge_spec(b) {
+            merge_lines(&m, &mut out);
+        }
+    }
+    out
+}
+
+fn header(plan: &Plan, out: &mut String) {
+    match plan {
+        Plan::Route(r) => {
+            let _ = write!(out, "Route {} keyspace={}", r.opcode.name(), r.keyspace);
+            if !r.tables.is_empty() {
+                let _ = write!(out, " tables={}", r.tables.join(","));
+            }
+            if let Some(v) = &r.vindex {
+                let _ = write!(out, " vindex={}", v.type_name());
+            }
+            out.push('\n');
+        }
+        Plan::Insert(i) => {
+            let _ = write!(
+                out,
+                "Insert keyspace={} table={} vindex={}",
+                i.keyspace,
+                i.table,
+                i.vindex.type_name()
+            );
+            if let Some(s) = &i.sequence {
+                let _ = write!(
+                    out,
+                    " sequence={}.{} column={}",
+                    s.keyspace, s.table, s.column
+                );
+            }
+            out.push('\n');
+        }
+        Plan::Local(l) => {
+            let _ = writeln!(out, "Local {}", local_name(l));
+        }
+        Plan::Use(t) => {
+            let _ = writeln!(out, "Use {}", t.display().unwrap_or_default());
+        }
+        Plan::Transaction(op) => {
+            let _ = writeln!(
+                out,
+                "Transaction {}",
+                match op {
+                    TxnOp::Begin => "BEGIN",
+                    TxnOp::Commit => "COMMIT",
+                    TxnOp::Rollback => "ROLLBACK",
+                }
+            );
+        }
+        Plan::SessionSet { sql } => {
+            let _ = writeln!(out, "SessionSet (every backend of the session)\n    {sql}");
+        }
+    }
+}
+
+fn local_name(l: &Local) -> String {
+    match l {
+        Local::Row { columns } => {
+            let names: Vec<String> = columns
+                .iter()
+                .map(|(n, e)| {
+                    let what = match e {
+                        LocalExpr::Database => "database",
+                        LocalExpr::LastInsertId => "last_insert_id",
+                        LocalExpr::ConnectionId => "connection_id",
+                        LocalExpr::Version => "version",
+                        LocalExpr::VersionComment => "version_comment",
+                        LocalExpr::Literal(_) => "literal",
+                    };
+                    format!("{n}={what}")
+                })
+                .collect();
+            format!("row [{}]", names.join(", "))
+        }
+        Local::ShowKeyspaces => "SHOW KEYSPACES".into(),
+        Local::ShowShards => "SHOW VITESS_SHARDS".into(),
+        Local::ShowTablets => "SHOW VITESS_TABLETS".into(),
+        Local::Explain(_) => "EXPLAIN".into(),
+        Local::Ok => "OK".into(),
+    }
+}
+
+fn merge_lines(m: &MergeSpec, out: &mut String) {
+    if m.is_passthrough() {
+        return;
+    }
+    let col = |c: usize| {
+        if c >= super::builder::HIDDEN_BASE {
+            format!("hidden{}", c - super::builder::HIDDEN_BASE)
+        } else {
+            format!("col{c}")
+        }
+    };
+    let mut parts = Vec::new();
+    if !m.group_by.is_empty() {
+        parts.push(format!(
+            "group by {}",
+            m.group_by
+                .iter()
+                .map(|c| col(*c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for a in &m.aggregates {
+        let f = match a.func {
+            AggFunc::Count => "count".to_string(),
+            AggFunc::Sum => "sum".to_string(),
+            AggFunc::Min => "min".to_string(),
+            AggFunc::Max => "max".to_string(),
+            AggFunc::Avg { count_col } => format!("avg(sum/{})", col(count_col)),
+        };
+        parts.push(format!("{f} {}", col(a.col)));
+    }
+    for h in &m.having {
+        parts.push(format!(
+            "having {} {:?} {}",
+            col(h.col),
+            h.op,
+            String::from_utf8_lossy(&h.value)
+        ));
+    }
+    if m.distinct {
+        parts.push("distinct".into());
+    }
+    if !m.order_by.is_empty() {
+        parts.push(format!(
+            "order by {}",
+            m.order_by
+                .iter()
+                .map(|k| format!("{}{}", col(k.col), if k.desc { " desc" } else { "" }))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Some(l) = m.limit {
+        parts.push(format!("limit {l} offset {}", m.offset));
+    }
+    if let Some(v) = m.visible {
+        parts.push(format!("show first {v} columns"));
+    }
+    let _ = writeln!(out, "  merge: {}", parts.join("; "));
+}

@@ -1,0 +1,366 @@
+//! Execution-time resolution of a plan: which shards, and the exact SQL each one gets.
+//! Shared by the executor and by EXPLAIN, so what EXPLAIN shows is what is sent.
+
+use super::{Bindings, InsertPlan, Opcode, Route, ShardSql, ValueRef};
+use crate::exec::{HavingCond, MergeSpec};
+use crate::vschema::{keyrange::hex, ShardMap};
+use crate::wire::Value;
+use crate::SqlError;
+use sqlparser::ast::{Expr, LimitClause, SetExpr, Statement, Value as AstValue};
+use std::collections::BTreeMap;
+
+/// One shard's part of a statement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardQuery {
+    /// Index into the keyspace's shards (key-range order).
+    pub shard: usize,
+    pub sql: String,
+    /// How the shard was chosen (for EXPLAIN): e.g. `hash(1) = 166b40b44aba4bd6`.
+    pub why: Option<String>,
+}
+
+fn lookup_shard(
+    route_vindex: &dyn crate::vschema::Vindex,
+    v: &crate::vschema::VindexValue,
+    map: &ShardMap,
+) -> Result<(usize, String), SqlError> {
+    let ksid = route_vindex
+        .map(v)
+        .map_err(|e| SqlError::new(1105, "HY000", format!("cannot compute keyspace id: {e}")))?;
+    let shard = map.shard_for(&ksid).ok_or_else(|| {
+        SqlError::new(
+            1105,
+            "HY000",
+            format!("no shard for keyspace id {}", hex(&ksid)),
+        )
+    })?;
+    Ok((shard, hex(&ksid)))
+}
+
+impl Route {
+    /// The shards and per-shard SQL for one execution.
+    pub fn resolve(&self, b: &Bindings<'_>, map: &ShardMap) -> Result<Vec<ShardQuery>, SqlError> {
+        let all = || (0..map.len()).collect::<Vec<_>>();
+        match self.opcode {
+            Opcode::Unsharded | Opcode::Reference => Ok(vec![ShardQuery {
+                shard: 0,
+                sql: self.text(b, None)?,
+                why: None,
+            }]),
+            Opcode::Scatter | Opcode::AllShards => {
+                let sql = self.text(b, None)?;
+                Ok(all()
+                    .into_iter()
+                    .map(|shard| ShardQuery {
+                        shard,
+                        sql: sql.clone(),
+                        why: None,
+                    })
+                    .collect())
+            }
+            Opcode::ByDestination => {
+                let sql = self.text(b, None)?;
+                Ok(self
+                    .destination
+                    .iter()
+                    .map(|&shard| ShardQuery {
+                        shard,
+                        sql: sql.clone(),
+                        why: None,
+                    })
+                    .collect())
+            }
+            Opcode::None => Ok(vec![ShardQuery {
+                shard: 0,
+                sql: self.text(b, None)?,
+                why: Some("no match".into()),
+            }]),
+            Opcode::EqualUnique => {
+                let vindex = self
+                    .vindex
+                    .as_deref()
+                    .ok_or_else(|| SqlError::internal("route without vindex"))?;
+                let value = self
+                    .values
+                    .first()
+                    .ok_or_else(|| SqlError::internal("route without value"))?;
+                match b.vindex_value(value)? {
+                    // `col = NULL` matches nothing anywhere: any one shard answers correctly.
+                    None => Ok(vec![ShardQuery {
+                        shard: 0,
+                        sql: self.text(b, None)?,
+                        why: Some("NULL matches nothing".into()),
+                    }]),
+                    Some(v) => {
+                        let (shard, ksid) = lookup_shard(vindex, &v, map)?;
+                        let why = format!(
+                            "{}({}) = {ksid}",
+                            vindex.type_name(),
+                            show(&b.resolve(value)?)
+                        );
+                        Ok(vec![ShardQuery {
+                            shard,
+                            sql: self.text(b, None)?,
+                            why: Some(why),
+                        }])
+                    }
+                }
+            }
+            Opcode::In => {
+                let vindex = self
+                    .vindex
+                    .as_deref()
+                    .ok_or_else(|| SqlError::internal("route without vindex"))?;
+                let mut per_shard: BTreeMap<usize, Vec<ValueRef>> = BTreeMap::new();
+                for v in &self.values {
+                    if let Some(vv) = b.vindex_value(v)? {
+                        let (shard, _) = lookup_shard(vindex, &vv, map)?;
+                        per_shard.entry(shard).or_default().push(v.clone());
+                    }
+                }
+                if per_shard.is_empty() {
+                    return Ok(vec![ShardQuery {
+                        shard: 0,
+                        sql: self.text(b, None)?,
+                        why: Some("no non-NULL value".into()),
+                    }]);
+                }
+                per_shard
+                    .into_iter()
+                    .map(|(shard, vals)| {
+                        let why = vals
+                            .iter()
+                            .map(|v| b.resolve(v).map(|x| show(&x)))
+                            .collect::<Result<Vec<_>, _>>()?
+                            .join(", ");
+                        Ok(ShardQuery {
+                            shard,
+                            sql: self.text(b, Some(&vals))?,
+                            why: Some(format!("{}: {why}", vindex.type_name())),
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The merge for one execution, with LIMIT/OFFSET and HAVING values bound.
+    pub fn merge_spec(&self, b: &Bindings<'_>) -> Result<MergeSpec, SqlError> {
+        let mut m = self.merge.clone();
+        if let Some((count, offset)) = &self.limit {
+            m.limit = Some(as_u64(&b.resolve(count)?)?);
+            m.offset = as_u64(&b.resolve(offset)?)?;
+        }
+        for (col, op, v) in &self.having {
+            let mut text = Vec::new();
+            b.resolve(v)?.write_text(&mut text);
+            m.having.push(HavingCond {
+                col: *col,
+                op: *op,
+                value: text,
+            });
+        }
+        Ok(m)
+    }
+
+    /// The SQL text for one shard: original, or the template rendered with this execution's
+    /// literals, the IN list pruned to `in_values`, and LIMIT n OFFSET m turned into m+n.
+    fn text(&self, b: &Bindings<'_>, in_values: Option<&[ValueRef]>) -> Result<String, SqlError> {
+        let mut stmt = match &self.sql {
+            ShardSql::Original => return Ok(b.original.to_string()),
+            ShardSql::Fixed(s) => return Ok(s.clone()),
+            ShardSql::Template(t) => t.clone(),
+        };
+        if let (Some(vals), Some(col)) = (in_values, &self.in_column) {
+            prune_in_list(&mut stmt, col, vals);
+        }
+        b.substitute(&mut stmt)?;
+        if let (Some((count, offset)), Statement::Query(q)) = (&self.limit, &mut stmt) {
+            if q.limit_clause.is_some() {
+                let n = as_u64(&b.resolve(count)?)?.saturating_add(as_u64(&b.resolve(offset)?)?);
+                q.limit_clause = Some(LimitClause::LimitOffset {
+                    limit: Some(Expr::value(AstValue::Number(n.to_string(), false))),
+                    offset: None,
+                    limit_by: vec![],
+                });
+            }
+        }
+        Ok(stmt.to_string())
+    }
+}
+
+fn show(v: &Value) -> String {
+    v.to_text().unwrap_or_else(|| "NULL".into())
+}
+
+fn as_u64(v: &Value) -> Result<u64, SqlError> {
+    match v {
+        Value::Int(i) if *i >= 0 => Ok(*i as u64),
+        Value::UInt(u) => Ok(*u),
+        Value::Bytes(b) => std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| SqlError::syntax("LIMIT needs a non-negative integer")),
+        _ => Err(SqlError::syntax("LIMIT needs a non-negative integer")),
+    }
+}
+
+/// Replaces the IN list on `column` with the given values (as `:N` placeholders or literals).
+fn prune_in_list(stmt: &mut Statement, column: &str, vals: &[ValueRef]) {
+    use sqlparser::ast::visit_expressions_mut;
+    use std::ops::ControlFlow;
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::InList {
+            expr,
+            list,
+            negated: false,
+        } = e
+        {
+            let name = match expr.as_ref() {
+                Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+                Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_ascii_lowercase()),
+                _ => None,
+            };
+            if name.as_deref() == Some(column) {
+                *list = vals.iter().map(value_expr).collect();
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+}
+
+fn value_expr(v: &ValueRef) -> Expr {
+    use sqlparser::ast::UnaryOperator;
+    match v {
+        ValueRef::Param(i) => Expr::value(AstValue::Placeholder(format!(":{i}"))),
+        ValueRef::NegParam(i) => Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: Box::new(Expr::value(AstValue::Placeholder(format!(":{i}")))),
+        },
+        ValueRef::Const(c) => crate::sql::literal(c),
+    }
+}
+
+impl InsertPlan {
+    /// Splits the rows per shard. `ids`: one sequence value per row when the plan fills the
+    /// auto-increment column (rows that gave their own value keep it).
+    pub fn resolve(
+        &self,
+        b: &Bindings<'_>,
+        map: &ShardMap,
+        ids: &[u64],
+    ) -> Result<Vec<ShardQuery>, SqlError> {
+        let Statement::Insert(ins) = &self.query else {
+            return Err(SqlError::internal("insert plan without insert"));
+        };
+        let mut ins = ins.clone();
+        b.substitute_insert(&mut ins)?;
+        let Some(source) = ins.source.as_mut() else {
+            return Err(SqlError::internal("insert without rows"));
+        };
+        let SetExpr::Values(values) = source.body.as_mut() else {
+            return Err(SqlError::internal("insert without VALUES"));
+        };
+        // Fill the auto-increment column from the sequence.
+        let mut row_ids: Vec<Option<u64>> = vec![None; values.rows.len()];
+        if let Some(seq) = &self.sequence {
+            let pos = ins.columns.iter().position(|c| {
+                c.to_string()
+                    .trim_matches('`')
+                    .eq_ignore_ascii_case(&seq.column)
+            });
+            let pos = match pos {
+                Some(p) => p,
+                None => {
+                    ins.columns.push(sqlparser::ast::ObjectName::from(vec![
+                        sqlparser::ast::Ident::new(seq.column.clone()),
+                    ]));
+                    for row in values.rows.iter_mut() {
+                        row.push(Expr::value(AstValue::Null));
+                    }
+                    ins.columns.len() - 1
+                }
+            };
+            let mut next = ids.iter();
+            for (i, row) in values.rows.iter_mut().enumerate() {
+                if matches!(&row[pos], Expr::Value(v) if v.value == AstValue::Null) {
+                    let id = *next
+                        .next()
+                        .ok_or_else(|| SqlError::internal("not enough sequence values"))?;
+                    row[pos] = Expr::value(AstValue::Number(id.to_string(), false));
+                    row_ids[i] = Some(id);
+                }
+            }
+        }
+        let mut per_shard: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, v) in self.row_values.iter().enumerate() {
+            let vv = match (v, row_ids[i]) {
+                (Some(v), _) => b.vindex_value(v)?,
+                (None, Some(id)) => Some(crate::vschema::VindexValue::UInt(id)),
+                (None, None) => None,
+            };
+            let vv = vv.ok_or_else(|| {
+                SqlError::cant_route(format!("no value for the vindex column of row {}", i + 1))
+            })?;
+            let (shard, _) = lookup_shard(self.vindex.as_ref(), &vv, map)?;
+            per_shard.entry(shard).or_default().push(i);
+        }
+        let all_rows = std::mem::take(&mut values.rows);
+        let mut out = Vec::new();
+        for (shard, rows) in per_shard {
+            let mut one = ins.clone();
+            if let Some(SetExpr::Values(v)) = one.source.as_mut().map(|s| s.body.as_mut()) {
+                v.rows = rows.iter().map(|&i| all_rows[i].clone()).collect();
+            }
+            out.push(ShardQuery {
+                shard,
+                sql: Statement::Insert(one).to_string(),
+                why: Some(format!("{} row(s)", rows.len())),
+            });
+        }
+        Ok(out)
+    }
+
+    /// How many sequence values one execution needs.
+    pub fn ids_needed(&self, b: &Bindings<'_>) -> usize {
+        let _ = b;
+        if self.sequence.is_none() {
+            return 0;
+        }
+        let Statement::Insert(ins) = &self.query else {
+            return 0;
+        };
+        let Some(SetExpr::Values(values)) = ins.source.as_ref().map(|s| s.body.as_ref()) else {
+            return 0;
+        };
+        let seq = self
+            .sequence
+            .as_ref()
+            .map(|s| s.column.as_str())
+            .unwrap_or("");
+        match ins
+            .columns
+            .iter()
+            .position(|c| c.to_string().trim_matches('`').eq_ignore_ascii_case(seq))
+        {
+            None => values.rows.len(),
+            Some(p) => values
+                .rows
+                .iter()
+                .filter(|r| matches!(&r[p], Expr::Value(v) if v.value == AstValue::Null))
+                .count(),
+        }
+    }
+}
+
+impl Bindings<'_> {
+    fn substitute_insert(&self, ins: &mut sqlparser::ast::Insert) -> Result<(), SqlError> {
+        let mut stmt = Statement::Insert(ins.clone());
+        self.substitute(&mut stmt)?;
+        if let Statement::Insert(i) = stmt {
+            *ins = i;
+        }
+        Ok(())
+    }
+}
