@@ -1,0 +1,66 @@
+//! `shardgate-sim run <file.scn> [--seed N] [--twice]`: runs one scenario in the L0 stepper and
+//! prints its transcript; failures go to stderr and make the exit status 1.
+
+use clap::{Parser, Subcommand};
+use shardgate_sim::{runner, scenario};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "shardgate-sim",
+    about = "Deterministic simulation of shardgate"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario file and print its transcript.
+    Run {
+        file: String,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run twice and fail if the transcripts differ.
+        #[arg(long)]
+        twice: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run { file, seed, twice } => {
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("{file}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let sc = match scenario::parse(&file, &text) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            eprintln!("seed {}", seed.unwrap_or(sc.seed));
+            let out = if twice {
+                runner::run_l0_twice(&sc, seed)
+            } else {
+                runner::run_l0(&sc, seed)
+            };
+            print!("{}", out.transcript);
+            for f in &out.failures {
+                eprintln!("FAILED {f}");
+            }
+            if out.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

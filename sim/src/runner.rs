@@ -1,0 +1,344 @@
+//! Runs a [`Scenario`] against a [`Harness`], checking its inline expectations, and the
+//! determinism check: every scenario runs twice and both transcripts must be byte-identical.
+
+use crate::client::Answer;
+use crate::harness::{Harness, SessionState};
+use crate::render;
+use crate::scenario::{Expect, Scenario, Sort, Step, StepKind};
+use crate::world::{World, WorldConfig};
+use std::collections::BTreeMap;
+
+/// What one run produced.
+pub struct Outcome {
+    pub transcript: String,
+    /// Failed expectations and invariants, `file:line: message` where a step is to blame.
+    pub failures: Vec<String>,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// The transcript header (DESIGN section 6).
+pub fn header(sc: &Scenario, seed: u64) -> String {
+    format!(
+        "scenario: {}\nproperty: {}\ntopology: {}\nseed: {}\n\n",
+        sc.path,
+        sc.property,
+        sc.topology.describe(),
+        seed
+    )
+}
+
+/// Runs a scenario once in the L0 stepper; `seed` overrides the file's.
+pub fn run_l0(sc: &Scenario, seed: Option<u64>) -> Outcome {
+    let seed = seed.unwrap_or(sc.seed);
+    let config = WorldConfig {
+        seed,
+        topology: sc.topology.clone(),
+        record: true,
+    };
+    match World::new(config) {
+        Ok(mut world) => run(sc, seed, &mut world),
+        Err(e) => Outcome {
+            transcript: header(sc, seed),
+            failures: vec![format!("{}: {e}", sc.path)],
+        },
+    }
+}
+
+/// Runs a scenario twice in the L0 stepper and adds a failure if the transcripts differ.
+pub fn run_l0_twice(sc: &Scenario, seed: Option<u64>) -> Outcome {
+    let first = run_l0(sc, seed);
+    let second = run_l0(sc, seed);
+    let mut out = first;
+    if out.transcript != second.transcript {
+        out.failures.push(format!(
+            "{}: not deterministic: the second run's transcript differs{}",
+            sc.path,
+            first_difference(&out.transcript, &second.transcript)
+        ));
+    }
+    if out.failures != second.failures {
+        out.failures.push(format!(
+            "{}: not deterministic: the two runs failed differently",
+            sc.path
+        ));
+    }
+    out
+}
+
+fn first_difference(a: &str, b: &str) -> String {
+    for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+        if x != y {
+            return format!(" at line {}:\n  first:  {x}\n  second: {y}", i + 1);
+        }
+    }
+    format!(
+        " in length ({} vs {} lines)",
+        a.lines().count(),
+        b.lines().count()
+    )
+}
+
+/// Runs a scenario against any world. Stops at the first failed step, then ends the run
+/// (every client quits) and checks the end-of-run invariants.
+pub fn run<H: Harness>(sc: &Scenario, seed: u64, h: &mut H) -> Outcome {
+    let mut failures = Vec::new();
+    let mut stmts: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for step in &sc.steps {
+        h.note(&format!("> {}", step.text));
+        if let Err(msg) = exec(h, step, &mut stmts) {
+            failures.push(format!("{}:{}: {msg}", sc.path, step.line));
+            h.note(&format!("! step failed: {msg}"));
+            break;
+        }
+    }
+    failures.extend(h.finish().into_iter().map(|f| format!("{}: {f}", sc.path)));
+    Outcome {
+        transcript: format!("{}{}", header(sc, seed), h.transcript()),
+        failures,
+    }
+}
+
+fn exec<H: Harness>(
+    h: &mut H,
+    step: &Step,
+    stmts: &mut BTreeMap<(String, String), u32>,
+) -> Result<(), String> {
+    match &step.kind {
+        StepKind::Connect {
+            client,
+            opts,
+            expect,
+        } => {
+            h.connect(client, opts)?;
+            check(&h.next_answer(client)?, expect)
+        }
+        StepKind::On { .. } => Ok(()),
+        StepKind::StatementOk { client, sql } => {
+            h.query(client, sql)?;
+            loop {
+                let a = h.next_answer(client)?;
+                match &a {
+                    Answer::Ok { .. } | Answer::Rows { .. } if a.more() => continue,
+                    Answer::Ok { .. } | Answer::Rows { .. } => return Ok(()),
+                    other => return Err(format!("expected ok, got {}", other.describe())),
+                }
+            }
+        }
+        StepKind::StatementError {
+            client,
+            sql,
+            code,
+            state,
+        } => {
+            h.query(client, sql)?;
+            let expect = Expect::Error {
+                code: *code,
+                state: state.clone(),
+            };
+            loop {
+                let a = h.next_answer(client)?;
+                if a.more() {
+                    continue;
+                }
+                return check(&a, &expect);
+            }
+        }
+        StepKind::Query {
+            client,
+            sql,
+            columns,
+            sort,
+            rows,
+        } => {
+            h.query(client, sql)?;
+            let a = h.next_answer(client)?;
+            if let Answer::Rows { columns: cols, .. } = &a {
+                if cols.len() != *columns {
+                    return Err(format!(
+                        "expected {columns} column(s), got {}",
+                        render::columns("columns", cols)
+                    ));
+                }
+            }
+            check(
+                &a,
+                &Expect::Rows {
+                    count: Some(rows.len()),
+                    more: false,
+                    rows: Some(rows.clone()),
+                    sort: *sort,
+                },
+            )
+        }
+        StepKind::Send { client, sql } => h.query(client, sql),
+        StepKind::Await { client, expect } => check(&h.next_answer(client)?, expect),
+        StepKind::Prepare {
+            client,
+            name,
+            sql,
+            expect,
+        } => {
+            h.prepare(client, sql)?;
+            let a = h.next_answer(client)?;
+            check(&a, expect)?;
+            if let Answer::Prepared { stmt_id, .. } = a {
+                stmts.insert((client.clone(), name.clone()), stmt_id);
+            }
+            Ok(())
+        }
+        StepKind::Execute {
+            client,
+            name,
+            params,
+            expect,
+        } => {
+            let id = stmts
+                .get(&(client.clone(), name.clone()))
+                .copied()
+                .ok_or_else(|| format!("no prepared statement {name} on client {client}"))?;
+            h.execute(client, id, params)?;
+            check(&h.next_answer(client)?, expect)
+        }
+        StepKind::Fault { shard, fault } => h.arm_fault(shard, fault.clone()),
+        StepKind::Drop { shard } => h.drop_connections(shard),
+        StepKind::Stall { shard } => h.stall(shard),
+        StepKind::Resume { shard } => h.resume(shard),
+        StepKind::SplitPackets(on) => {
+            h.set_split_packets(*on);
+            Ok(())
+        }
+        StepKind::Panic { marker } => {
+            h.set_panic_marker(marker.as_deref());
+            Ok(())
+        }
+        StepKind::Disconnect { client } => h.disconnect(client),
+        StepKind::Advance { ms } => h.advance(*ms),
+        StepKind::ExpectClosed { client } => {
+            h.settle()?;
+            match h.session_state(client)? {
+                SessionState::ClosedByGateway { reason: Some(_) } => {}
+                SessionState::ClosedByGateway { reason: None } => {
+                    return Err(format!("the gateway closed {client} without logging why"))
+                }
+                SessionState::Open => return Err(format!("{client} is still open")),
+                SessionState::ClosedByClient => {
+                    return Err(format!(
+                        "{client} was closed by the client, not the gateway"
+                    ))
+                }
+            }
+            check(&h.next_answer(client)?, &Expect::Closed)
+        }
+        StepKind::ExpectOpen { client } => {
+            h.settle()?;
+            match h.session_state(client)? {
+                SessionState::Open => Ok(()),
+                SessionState::ClosedByGateway { reason } => Err(format!(
+                    "the gateway closed {client}: {}",
+                    reason.unwrap_or_else(|| "(no reason logged)".into())
+                )),
+                SessionState::ClosedByClient => Err(format!("{client} has disconnected")),
+            }
+        }
+    }
+}
+
+fn describe(e: &Expect) -> String {
+    let more = |m: bool| {
+        if m {
+            " with more results following"
+        } else {
+            ""
+        }
+    };
+    match e {
+        Expect::Connected => "connected".into(),
+        Expect::Ok {
+            affected: Some(n),
+            more: m,
+        } => format!("OK affected={n}{}", more(*m)),
+        Expect::Ok {
+            affected: None,
+            more: m,
+        } => format!("OK{}", more(*m)),
+        Expect::Rows {
+            count: Some(n),
+            more: m,
+            ..
+        } => format!("{n} row(s){}", more(*m)),
+        Expect::Rows {
+            count: None,
+            more: m,
+            ..
+        } => format!("a result set{}", more(*m)),
+        Expect::Error {
+            code,
+            state: Some(s),
+        } => format!("ERR {code} ({s})"),
+        Expect::Error { code, state: None } => format!("ERR {code}"),
+        Expect::Prepared => "a prepared statement".into(),
+        Expect::Closed => "the connection closed".into(),
+    }
+}
+
+/// Checks one answer against an expectation.
+///
+/// # Errors
+/// A message saying what was expected and what arrived.
+pub fn check(a: &Answer, e: &Expect) -> Result<(), String> {
+    let mismatch = || Err(format!("expected {}, got {}", describe(e), a.describe()));
+    match (e, a) {
+        (Expect::Connected, Answer::Connected { .. }) => Ok(()),
+        (Expect::Prepared, Answer::Prepared { .. }) => Ok(()),
+        (Expect::Closed, Answer::Closed(_)) => Ok(()),
+        (Expect::Ok { affected, more }, Answer::Ok { ok, more: m }) => {
+            if more != m || affected.is_some_and(|n| n != ok.affected_rows) {
+                return mismatch();
+            }
+            Ok(())
+        }
+        (
+            Expect::Rows {
+                count,
+                more,
+                rows,
+                sort,
+            },
+            Answer::Rows {
+                rows: got, more: m, ..
+            },
+        ) => {
+            if more != m || count.is_some_and(|n| n != got.len()) {
+                return mismatch();
+            }
+            if let Some(want) = rows {
+                let mut want = want.clone();
+                let mut have: Vec<String> = got.iter().map(|r| render::expected_row(r)).collect();
+                if *sort == Sort::Rows {
+                    want.sort();
+                    have.sort();
+                }
+                if want != have {
+                    return Err(format!(
+                        "rows differ\n  expected:\n    {}\n  got:\n    {}",
+                        want.join("\n    "),
+                        have.join("\n    ")
+                    ));
+                }
+            }
+            Ok(())
+        }
+        (Expect::Error { code, state }, Answer::Error { error, .. }) => {
+            if error.code != *code || state.as_deref().is_some_and(|s| s != error.sqlstate()) {
+                return mismatch();
+            }
+            Ok(())
+        }
+        _ => mismatch(),
+    }
+}
