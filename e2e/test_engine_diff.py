@@ -1,7 +1,8 @@
 """The simulated engine behind the embedded default must answer like MariaDB.
 
 e2e/sql/engine_vs_mariadb.sql runs statement by statement on the embedded default gateway and on
-MariaDB (in a database of its own, `e2e_diff`). Values are compared as the text on the wire
+MariaDB (in a database of its own, `e2e_diff`); also through the backend gateway (database
+`test` of the same MariaDB), which checks the pass-through path. Values are compared as the text on the wire
 (PyMySQL without conversions). All differences are collected and reported together.
 
 Other tests create tables named `e2e_*` on the same servers; SHOW TABLES ignores those.
@@ -41,9 +42,14 @@ def _sort_key(row):
     return tuple((v is None, "" if v is None else (v.hex() if isinstance(v, bytes) else v)) for v in row)
 
 
+NEWDECIMAL = 246
+
+
 def outcome(cur, sql):
     """The comparable outcome of one statement: ('error', code) / ('ok', affected, insert id) /
-    ('rows', labels, rows)."""
+    ('rows', labels, rows, types). `types` are the column type codes, with the scale of
+    DECIMAL columns (what decides how clients convert values); finer column-definition details
+    (flags, display lengths) differ between MySQL and MariaDB themselves and are not compared."""
     try:
         cur.execute(sql)
     except pymysql.err.MySQLError as e:
@@ -52,13 +58,17 @@ def outcome(cur, sql):
     if cur.description is None:
         return ("ok", cur.rowcount, cur.lastrowid)
     labels = tuple(d[0] for d in cur.description)
+    types = tuple(
+        (f.type_code, f.scale) if f.type_code == NEWDECIMAL else (f.type_code,)
+        for f in cur._result.fields
+    )
     rows = [tuple(r) for r in cur.fetchall()]
     if re.match(r"(?is)^\s*show\s+tables\b", sql):
         rows = [r for r in rows if not str(r[0]).startswith("e2e_")]
         labels = ("Tables_in_*",)  # the name includes the database
     if not re.search(r"(?i)\border\s+by\b", sql):
         rows.sort(key=_sort_key)
-    return ("rows", labels, rows)
+    return ("rows", labels, rows, types)
 
 
 def run_all(target, db):
@@ -82,9 +92,16 @@ def mariadb_results(mariadb):
     return run_all(mariadb, DIFF_DB)
 
 
-@pytest.fixture(scope="module")
-def diff_results(mariadb_results, embedded):
-    return mariadb_results, run_all(embedded, embedded.db)
+_gateway_results = {}
+
+
+@pytest.fixture
+def diff_results(mariadb_results, gateway):
+    """MariaDB's outcomes and the gateway's: the embedded default (the simulated engine) and,
+    as a check of the pass-through path, the backend gateway in front of MariaDB."""
+    if gateway.name not in _gateway_results:
+        _gateway_results[gateway.name] = run_all(gateway, gateway.db)
+    return mariadb_results, _gateway_results[gateway.name]
 
 
 def _fmt(o):
@@ -96,7 +113,7 @@ def _fmt(o):
 
 
 def _report(diffs):
-    return f"{len(diffs)} statement(s) differ (want = MariaDB, got = embedded engine):\n" + "\n".join(diffs)
+    return f"{len(diffs)} statement(s) differ (want = MariaDB, got = the gateway):\n" + "\n".join(diffs)
 
 
 def test_sql_file_parses():
@@ -125,6 +142,18 @@ def test_engine_column_labels_match_mariadb(diff_results):
     for (line, sql), w, g in zip(load_statements(), want, got):
         if w[0] == "rows" and g[0] == "rows" and w[1] != g[1]:
             diffs.append(f"line {line}: {sql}\n    want {list(w[1])}\n    got  {list(g[1])}")
+    assert not diffs, _report(diffs)
+
+
+def test_engine_column_types_match_mariadb(diff_results):
+    """The column types clients convert values by (and the scale of DECIMAL columns)."""
+    want, got = diff_results
+    diffs = []
+    for (line, sql), w, g in zip(load_statements(), want, got):
+        if w[0] == "rows" and g[0] == "rows" and w[3] != g[3]:
+            diffs.append(
+                f"line {line}: {sql}\n    columns {list(w[1])}\n    want {list(w[3])}\n    got  {list(g[3])}"
+            )
     assert not diffs, _report(diffs)
 
 
