@@ -6,8 +6,9 @@
 #   make bench               criterion benchmarks (cargo bench --workspace)
 #   make bench-sysbench      sysbench oltp_point_select: direct vs haproxy vs shardgate
 #   make fuzz                cargo-fuzz targets under fuzz/, FUZZ_TIME seconds each (not in CI)
-#   make sim SEED=n          one simulation run (replays a seed printed by a failing run)
-#   make sweep N=n           n simulation seeds
+#   make sim SEED=n          one randomised simulation run (replays a seed a failing run printed)
+#   make sim SCN=f [SEED=n]  one scenario file (scenarios/**/*.scn), optionally with another seed
+#   make sweep N=n           n randomised simulation seeds
 #   make snap                review changed insta snapshots (cargo insta review)
 #   make mariadb-start | mariadb-stop   a throwaway MariaDB for hacking (.e2e/mariadb)
 #   make clean-e2e           remove .e2e/ (throwaway datadirs, logs, the Python venv)
@@ -22,7 +23,9 @@ CARGO ?= cargo
 ARGS ?=
 E2E_ARGS ?=
 SEED ?=
+SCN ?=
 N ?= 100
+SIM := $(CARGO) run --release -p shardgate-sim --bin shardgate-sim --
 FUZZ_TIME ?= 60
 FUZZ_TARGETS ?=
 
@@ -61,11 +64,15 @@ fuzz: rust
 	done
 
 sim: rust
-	@[ -n "$(SEED)" ] || { echo "usage: make sim SEED=<seed>"; exit 2; }
-	$(CARGO) run --release -p shardgate-sim --bin shardgate-sim -- --seed $(SEED)
+	@[ -n "$(SEED)$(SCN)" ] || { echo "usage: make sim SEED=<seed> | make sim SCN=<file.scn> [SEED=<seed>]"; exit 2; }
+ifneq ($(SCN),)
+	$(SIM) run $(SCN) $(if $(SEED),--seed $(SEED))
+else
+	$(SIM) seed $(SEED)
+endif
 
 sweep: rust
-	$(CARGO) run --release -p shardgate-sim --bin shardgate-sim -- --sweep $(N)
+	$(SIM) sweep $(N)
 
 snap: rust
 	@command -v cargo-insta >/dev/null || $(CARGO) install cargo-insta --locked
