@@ -131,7 +131,6 @@ pub struct Tracker {
     /// Prepared statements seen on this connection: parameter count and bound types (to
     /// render COM_STMT_EXECUTE parameters).
     statements: BTreeMap<u32, (usize, Vec<ParamType>)>,
-    executing: Option<u32>,
 }
 
 impl Tracker {
@@ -150,7 +149,6 @@ impl Tracker {
             prep_params: Vec::new(),
             prep: None,
             statements: BTreeMap::new(),
-            executing: None,
         }
     }
 
@@ -314,7 +312,6 @@ impl Tracker {
     fn execute_line(&mut self, body: &[u8]) -> String {
         let mut r = Reader::new(body);
         let id = r.u32().unwrap_or(0);
-        self.executing = Some(id);
         let _ = (r.u8(), r.u32());
         let mut line = format!("COM_STMT_EXECUTE stmt={id}");
         if let Some((count, types)) = self.statements.get_mut(&id) {

@@ -329,10 +329,7 @@ impl World {
                 slot.up.push_data(b);
             }
         }
-        loop {
-            let Some(ev) = self.clients[ci].session.poll_event() else {
-                break;
-            };
+        while let Some(ev) = self.clients[ci].session.poll_event() {
             moved = true;
             match ev {
                 SessionEvent::OpenBackend { id, address } => self.open_backend(ci, id, address),
@@ -475,14 +472,14 @@ impl World {
                 moved = true;
                 let rng = self.split_packets.then_some(&mut self.rng);
                 if let Some(d) = self.clients[ci].up.deliver(rng) {
-                    self.to_gateway(ci, d);
+                    self.deliver_to_gateway(ci, d);
                 }
             }
             if self.clients[ci].down.is_ready() {
                 moved = true;
                 let rng = self.split_packets.then_some(&mut self.rng);
                 if let Some(d) = self.clients[ci].down.deliver(rng) {
-                    self.to_client(ci, d);
+                    self.deliver_to_client(ci, d);
                 }
             }
         }
@@ -497,7 +494,7 @@ impl World {
                 moved = true;
                 let rng = self.split_packets.then_some(&mut self.rng);
                 if let Some(d) = p.up.deliver(rng) {
-                    self.to_shard(key, d);
+                    self.deliver_to_shard(key, d);
                 }
             }
             let Some(p) = self.backends.get_mut(&key) else {
@@ -507,7 +504,7 @@ impl World {
                 moved = true;
                 let rng = self.split_packets.then_some(&mut self.rng);
                 if let Some(d) = p.down.deliver(rng) {
-                    self.from_shard(key, d);
+                    self.deliver_from_shard(key, d);
                 }
             }
             let gone = self.backends.get(&key).is_some_and(|p| {
@@ -520,7 +517,7 @@ impl World {
         moved
     }
 
-    fn to_gateway(&mut self, ci: usize, d: Delivery) {
+    fn deliver_to_gateway(&mut self, ci: usize, d: Delivery) {
         match d {
             Delivery::Data(b) => {
                 self.trace_request(ci, None, &b);
@@ -536,7 +533,7 @@ impl World {
         self.drain_logs();
     }
 
-    fn to_client(&mut self, ci: usize, d: Delivery) {
+    fn deliver_to_client(&mut self, ci: usize, d: Delivery) {
         match d {
             Delivery::Data(b) => {
                 self.trace_response(ci, None, &b);
@@ -556,7 +553,7 @@ impl World {
         }
     }
 
-    fn to_shard(&mut self, key: (usize, BackendId), d: Delivery) {
+    fn deliver_to_shard(&mut self, key: (usize, BackendId), d: Delivery) {
         match d {
             Delivery::Data(b) => {
                 self.trace_request(key.0, Some(key.1), &b);
@@ -583,7 +580,7 @@ impl World {
         self.drain_logs();
     }
 
-    fn from_shard(&mut self, key: (usize, BackendId), d: Delivery) {
+    fn deliver_from_shard(&mut self, key: (usize, BackendId), d: Delivery) {
         match d {
             Delivery::Data(b) => {
                 self.trace_response(key.0, Some(key.1), &b);

@@ -1,0 +1,45 @@
+//! The simulation can fail: built against the core's deliberately broken response writer
+//! (feature `broken-writer`: an error while a result set is open closes the connection, the
+//! old Vitess behaviour), the committed mid-stream-error scenarios must FAIL.
+//!
+//! `cargo test -p shardgate-sim --features broken-writer --test broken_writer`
+#![cfg(feature = "broken-writer")]
+
+use shardgate_sim::{runner, scenario};
+use std::path::Path;
+
+/// Scenarios whose shard error arrives while the client's result set is open.
+const MID_STREAM: &[&str] = &[
+    "scenarios/errors/after_fields.scn",
+    "scenarios/errors/after_rows_text.scn",
+    "scenarios/errors/after_rows_prepared.scn",
+    "scenarios/errors/shard_drop_mid_stream.scn",
+    "scenarios/basic/split_packets.scn",
+];
+
+#[test]
+fn mid_stream_error_scenarios_fail_against_the_broken_writer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut passed_anyway = Vec::new();
+    for rel in MID_STREAM {
+        let text = std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let sc = scenario::parse(rel, &text).unwrap_or_else(|e| panic!("{e}"));
+        let out = runner::run_l0(&sc, None);
+        if out.passed() {
+            passed_anyway.push(*rel);
+        } else {
+            eprintln!("{rel}: failed as it must:\n  {}", out.failures.join("\n  "));
+            // The failure is the one the scenario exists for: the client saw its connection
+            // closed where an ERR was due.
+            assert!(
+                out.failures.iter().any(|f| f.contains("connection closed")),
+                "{rel} failed for another reason: {:?}",
+                out.failures
+            );
+        }
+    }
+    assert!(
+        passed_anyway.is_empty(),
+        "these scenarios did not notice the broken writer: {passed_anyway:?}"
+    );
+}
