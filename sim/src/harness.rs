@@ -11,6 +11,16 @@ use shardgate_core::wire::Value;
 #[derive(Clone, PartialEq, Eq)]
 pub struct TopologySpec {
     pub keyspaces: Vec<KeyspaceSpec>,
+    /// The VSchema (Vitess JSON) for all keyspaces; without one the gateway passes statements
+    /// through to each keyspace's first shard.
+    pub vschema: Option<VSchemaSource>,
+}
+
+/// A VSchema file: its name as a scenario wrote it and its contents.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VSchemaSource {
+    pub name: String,
+    pub json: String,
 }
 
 /// One keyspace; the first of a topology is the default keyspace.
@@ -19,8 +29,6 @@ pub struct KeyspaceSpec {
     pub name: String,
     /// Shard names: `0` for an unsharded keyspace, key ranges (`-80`, `80-`) otherwise.
     pub shards: Vec<String>,
-    /// A VSchema file (Vitess JSON), relative to the scenario file.
-    pub vschema: Option<String>,
 }
 
 impl KeyspaceSpec {
@@ -36,25 +44,21 @@ impl TopologySpec {
             keyspaces: vec![KeyspaceSpec {
                 name: "commerce".into(),
                 shards: vec!["0".into()],
-                vschema: None,
             }],
+            vschema: None,
         }
     }
 
-    /// `commerce shards=0; lookup shards=0` (transcript headers).
+    /// `commerce shards=-80,80-; lookup shards=0; vschema=commerce.json` (transcript headers).
     pub fn describe(&self) -> String {
-        let parts: Vec<String> = self
+        let mut parts: Vec<String> = self
             .keyspaces
             .iter()
-            .map(|k| {
-                let mut s = format!("{} shards={}", k.name, k.shards.join(","));
-                if let Some(v) = &k.vschema {
-                    s.push_str(" vschema=");
-                    s.push_str(v);
-                }
-                s
-            })
+            .map(|k| format!("{} shards={}", k.name, k.shards.join(",")))
             .collect();
+        if let Some(v) = &self.vschema {
+            parts.push(format!("vschema={}", v.name));
+        }
         parts.join("; ")
     }
 

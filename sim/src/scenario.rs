@@ -39,8 +39,9 @@
 //! `file:line: message`.
 
 use crate::fault::{injected_error, ShardFault};
-use crate::harness::{ConnectOptions, KeyspaceSpec, TopologySpec};
+use crate::harness::{ConnectOptions, KeyspaceSpec, TopologySpec, VSchemaSource};
 use shardgate_core::wire::Value;
+use std::path::Path;
 
 /// A parsed scenario.
 #[derive(Clone)]
@@ -218,6 +219,7 @@ impl<'a> Parser<'a> {
             property,
             topology: TopologySpec {
                 keyspaces: Vec::new(),
+                vschema: None,
             },
             seed: 0,
             steps: Vec::new(),
@@ -236,9 +238,21 @@ impl<'a> Parser<'a> {
                     if !sc.steps.is_empty() {
                         return Err(self.err(n, "topology must come before the first step"));
                     }
-                    let ks = self.topology(n, strip_comment(rest))?;
+                    let (ks, vschema) = self.topology(n, strip_comment(rest))?;
                     if sc.topology.keyspaces.iter().any(|k| k.name == ks.name) {
                         return Err(self.err(n, format!("keyspace {} declared twice", ks.name)));
+                    }
+                    if let Some(name) = vschema {
+                        if sc.topology.vschema.is_some() {
+                            return Err(
+                                self.err(n, "one vschema= per scenario (it covers every keyspace)")
+                            );
+                        }
+                        // Contents are read by `load`; `parse` stays free of I/O.
+                        sc.topology.vschema = Some(VSchemaSource {
+                            name,
+                            json: String::new(),
+                        });
                     }
                     sc.topology.keyspaces.push(ks);
                 }
@@ -267,7 +281,7 @@ impl<'a> Parser<'a> {
         Ok(sc)
     }
 
-    fn topology(&self, n: usize, rest: &str) -> Result<KeyspaceSpec, String> {
+    fn topology(&self, n: usize, rest: &str) -> Result<(KeyspaceSpec, Option<String>), String> {
         let mut name = None;
         let mut shards = None;
         let mut vschema = None;
@@ -287,11 +301,11 @@ impl<'a> Parser<'a> {
                 other => return Err(self.err(n, format!("unknown topology key {other}"))),
             }
         }
-        Ok(KeyspaceSpec {
+        let ks = KeyspaceSpec {
             name: name.ok_or_else(|| self.err(n, "topology needs keyspace="))?,
             shards: shards.unwrap_or_else(|| vec!["0".into()]),
-            vschema,
-        })
+        };
+        Ok((ks, vschema))
     }
 
     fn pairs<'s>(&self, n: usize, rest: &'s str) -> Result<Vec<(&'s str, &'s str)>, String> {
@@ -707,6 +721,35 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// Reads and parses a scenario file, and the VSchema file it names: looked up next to the
+/// scenario first, then in the repository's `scenarios/vschema/`. `display` is the path shown
+/// in errors, transcripts and snapshot names (e.g. `scenarios/errors/x.scn`).
+///
+/// # Errors
+/// An unreadable file, or `file:line: message` from [`parse`].
+pub fn load(file: &Path, display: &str) -> Result<Scenario, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{display}: {e}"))?;
+    let mut sc = parse(display, &text)?;
+    if let Some(v) = &mut sc.topology.vschema {
+        let mut candidates = Vec::new();
+        if let Some(dir) = file.parent() {
+            candidates.push(dir.join(&v.name));
+        }
+        if let Some(root) = file
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == "scenarios"))
+        {
+            candidates.push(root.join("vschema").join(&v.name));
+        }
+        let found = candidates.iter().find(|c| c.is_file()).ok_or_else(|| {
+            format!("{display}: vschema file {} not found next to the scenario or in scenarios/vschema/", v.name)
+        })?;
+        v.json =
+            std::fs::read_to_string(found).map_err(|e| format!("{display}: {}: {e}", v.name))?;
+    }
+    Ok(sc)
+}
+
 /// `word rest...` with `rest` trimmed.
 fn split_word(s: &str) -> (&str, &str) {
     let s = s.trim();
@@ -796,6 +839,11 @@ mod tests {
         assert_eq!(sc.property, "proves x");
         assert_eq!(sc.seed, 9);
         assert_eq!(sc.topology.describe(), "commerce shards=-80,80-");
+        let sc = parse("t.scn", "# p\ntopology keyspace=commerce shards=-80,80- vschema=commerce.json\ntopology keyspace=lookup\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            sc.topology.describe(),
+            "commerce shards=-80,80-; lookup shards=0; vschema=commerce.json"
+        );
         assert_eq!(sc.steps.len(), 7);
         match &sc.steps[1].kind {
             StepKind::Query {

@@ -34,6 +34,7 @@ use rand_chacha::ChaCha8Rng;
 use shardgate_core::gateway::{Gateway, Keyspace, Shard, ShardAddress, Topology};
 use shardgate_core::server::ServerConfig;
 use shardgate_core::session::{BackendId, Session, SessionEvent};
+use shardgate_core::vschema::parse_vschema;
 use shardgate_core::wire::Value;
 use shardgate_engine::conn::EngineConn;
 use shardgate_engine::{Engine, EngineSession};
@@ -131,12 +132,6 @@ impl World {
         let mut hosts = Vec::new();
         let all = config.topology.shards();
         for ks in &config.topology.keyspaces {
-            if ks.vschema.is_some() {
-                return Err(format!(
-                    "keyspace {}: vschema= needs a Topology that carries a VSchema (not in the core yet)",
-                    ks.name
-                ));
-            }
             let mut shards = Vec::new();
             for shard in &ks.shards {
                 let name = format!("{}/{}", ks.name, shard);
@@ -195,8 +190,19 @@ impl World {
             keyspaces,
             default_keyspace,
         };
+        let gw = match &config.topology.vschema {
+            None => Gateway::new(ServerConfig::default(), topology),
+            Some(v) => {
+                let vschema = parse_vschema(&v.json).map_err(|errs| {
+                    let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+                    format!("vschema {}: {}", v.name, lines.join("; "))
+                })?;
+                Gateway::with_vschema(ServerConfig::default(), topology, vschema)
+                    .map_err(|e| format!("topology does not fit vschema {}: {e}", v.name))?
+            }
+        };
         Ok(World {
-            gw: Gateway::new(ServerConfig::default(), topology),
+            gw,
             topology: config.topology,
             now_ms: 0,
             rng: ChaCha8Rng::seed_from_u64(config.seed),

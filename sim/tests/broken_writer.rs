@@ -22,8 +22,7 @@ fn mid_stream_error_scenarios_fail_against_the_broken_writer() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut passed_anyway = Vec::new();
     for rel in MID_STREAM {
-        let text = std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        let sc = scenario::parse(rel, &text).unwrap_or_else(|e| panic!("{e}"));
+        let sc = scenario::load(&root.join(rel), rel).unwrap_or_else(|e| panic!("{e}"));
         let out = runner::run_l0(&sc, None);
         if out.passed() {
             passed_anyway.push(*rel);

@@ -32,8 +32,7 @@ fn every_scenario_passes_twice_identically_and_matches_its_snapshot() {
             .unwrap_or(file)
             .to_string_lossy()
             .replace('\\', "/");
-        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        let sc = match scenario::parse(&rel, &text) {
+        let sc = match scenario::load(file, &rel) {
             Ok(s) => s,
             Err(e) => {
                 failures.push(e);

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use shardgate_sim::{runner, scenario};
+use std::path::Path;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -32,14 +33,7 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { file, seed, twice } => {
-            let text = match std::fs::read_to_string(&file) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("{file}: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let sc = match scenario::parse(&file, &text) {
+            let sc = match scenario::load(Path::new(&file), &file) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("{e}");
