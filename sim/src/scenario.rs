@@ -839,9 +839,13 @@ mod tests {
         assert_eq!(sc.property, "proves x");
         assert_eq!(sc.seed, 9);
         assert_eq!(sc.topology.describe(), "commerce shards=-80,80-");
-        let sc = parse("t.scn", "# p\ntopology keyspace=commerce shards=-80,80- vschema=commerce.json\ntopology keyspace=lookup\n").unwrap_or_else(|e| panic!("{e}"));
+        let two = parse(
+            "t.scn",
+            "# p\ntopology keyspace=commerce shards=-80,80- vschema=commerce.json\ntopology keyspace=lookup\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            sc.topology.describe(),
+            two.topology.describe(),
             "commerce shards=-80,80-; lookup shards=0; vschema=commerce.json"
         );
         assert_eq!(sc.steps.len(), 7);
