@@ -8,15 +8,23 @@
 //!   connection), [`Session::poll_backend_transmit`], [`Session::poll_client_transmit`], then
 //!   [`Session::is_closed`].
 //!
-//! A panic while handling one statement is caught here: the client gets ERR 1105, the backend
-//! that may have been mid-result is dropped, the panic is counted, and the session carries on.
+//! Every backend command has an *owner*: the statement in progress (by generation number),
+//! the session itself (replayed `SET`s, `BEGIN`, rollbacks), or a sequence reservation. Events
+//! of a command whose owner is gone (a statement ended early by an error or a satisfied LIMIT)
+//! are drained and dropped, and the next command waits in the backend's queue meanwhile.
+//!
+//! A panic while handling one statement is caught here: the client gets ERR 1105, the
+//! backends that may have been mid-result are dropped, the panic is counted, and the session
+//! carries on.
 
 use crate::backend::{BackendConfig, BackendConn, BackendEvent};
 use crate::error::SqlError;
+use crate::exec::Merger;
 use crate::gateway::{Gateway, ShardAddress};
+use crate::plan::{plan_sql, Bindings, InsertPlan, Local, LocalExpr, Plan, Planned, Target, TxnOp};
 use crate::server::{Request, ServerConn};
-use crate::wire::consts::status;
-use crate::wire::OkInfo;
+use crate::wire::consts::{status, ColumnType};
+use crate::wire::{ColumnDef, OkInfo, Value};
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,35 +38,91 @@ pub type BackendId = usize;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionEvent {
     /// Connect backend `id` to `address`, then feed bytes both ways.
-    OpenBackend {
-        id: BackendId,
-        address: ShardAddress,
-    },
+    OpenBackend { id: BackendId, address: ShardAddress },
     /// Close backend `id` once its pending bytes are flushed.
     CloseBackend { id: BackendId },
+}
+
+/// Who receives the answer to a backend command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    /// Nobody (idle, or the owner is gone: drain and drop).
+    None,
+    /// The session's own bookkeeping (SET replay, BEGIN, ROLLBACK): answers are dropped.
+    Internal,
+    /// The statement with this generation.
+    Exec(u64),
 }
 
 #[derive(Debug)]
 struct BackendSlot {
     conn: BackendConn,
-    /// A command waiting for authentication to finish.
-    queued: Option<String>,
+    /// (keyspace, shard index) — or a reserved key for the sequence connection.
+    key: (String, usize),
+    queue: VecDeque<(String, Owner)>,
+    owner: Owner,
+    /// Joined the session's explicit transaction.
+    in_txn: bool,
+}
+
+/// A shard's part of the statement in progress.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    backend: BackendId,
+    done: bool,
 }
 
 /// The statement being executed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Exec {
     Idle,
-    /// Accepting the client: waiting for the first backend to authenticate.
-    Connecting {
-        backend: BackendId,
-    },
-    /// A statement's answer is being relayed from one backend.
-    Forwarding {
-        backend: BackendId,
-        discard: bool,
-    },
+    /// Pass-through mode: accepting the client once the backend authenticates.
+    Connecting { backend: BackendId },
+    /// Results of one or more shards relayed or merged to the client.
+    Route(RouteExec),
+    /// COMMIT, shard by shard in key-range order.
+    Commit(CommitExec),
+    /// An INSERT waiting for a block of sequence values.
+    Sequence(SeqExec),
 }
+
+#[derive(Debug)]
+struct RouteExec {
+    parts: Vec<Part>,
+    /// `None`: one part whose answer is relayed as is.
+    merger: Option<Merger>,
+    columns_sent: bool,
+    ok: OkInfo,
+    /// For INSERTs filled from a sequence: the first id (becomes LAST_INSERT_ID()).
+    first_id: Option<u64>,
+}
+
+#[derive(Debug)]
+struct CommitExec {
+    gen: u64,
+    pending: VecDeque<BackendId>,
+    committed: Vec<String>,
+    current: Option<(BackendId, String)>,
+}
+
+#[derive(Debug)]
+struct SeqExec {
+    gen: u64,
+    backend: BackendId,
+    planned: Planned,
+    sql: String,
+    stage: SeqStage,
+    block: Option<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeqStage {
+    Reserve,
+    Write,
+}
+
+/// Shard index reserved for a session's sequence-reservation connection.
+const SEQUENCE_CONN: usize = usize::MAX;
 
 /// One gateway client connection. See the module docs for the calling contract.
 #[derive(Debug)]
@@ -66,20 +130,25 @@ pub struct Session {
     gw: Arc<Gateway>,
     conn: ServerConn,
     backends: BTreeMap<BackendId, BackendSlot>,
-    by_shard: BTreeMap<(String, String), BackendId>,
+    by_shard: BTreeMap<(String, usize), BackendId>,
     next_backend: BackendId,
     events: VecDeque<SessionEvent>,
     exec: Exec,
-    keyspace: String,
-    /// The database the client selected (sent to backends as they connect).
+    gen: u64,
+    target: Target,
+    /// The database the client selected (pass-through mode).
     database: Option<String>,
+    /// Session-wide statements, replayed on every backend the session opens.
+    sets: Vec<String>,
+    in_txn: bool,
+    autocommit: bool,
+    last_insert_id: u64,
 }
 
 impl Session {
     pub fn new(gw: Arc<Gateway>, connection_id: u32, scramble: [u8; 20]) -> Session {
         gw.counters.connections.fetch_add(1, Ordering::Relaxed);
         let conn = ServerConn::new(gw.server.clone(), connection_id, scramble);
-        let keyspace = gw.topology.default_keyspace.clone();
         Session {
             gw,
             conn,
@@ -88,8 +157,13 @@ impl Session {
             next_backend: 0,
             events: VecDeque::new(),
             exec: Exec::Idle,
-            keyspace,
+            gen: 0,
+            target: Target::default(),
             database: None,
+            sets: Vec::new(),
+            in_txn: false,
+            autocommit: true,
+            last_insert_id: 0,
         }
     }
 
@@ -103,7 +177,11 @@ impl Session {
     }
     /// Is a statement in progress?
     pub fn is_busy(&self) -> bool {
-        self.exec != Exec::Idle
+        !matches!(self.exec, Exec::Idle)
+    }
+    /// Open backend connections.
+    pub fn backend_count(&self) -> usize {
+        self.backends.len()
     }
 
     // ---- inputs ----
@@ -140,9 +218,7 @@ impl Session {
     }
 
     pub fn poll_backend_transmit(&mut self) -> Option<(BackendId, Bytes)> {
-        self.backends
-            .iter_mut()
-            .find_map(|(id, s)| s.conn.poll_transmit().map(|b| (*id, b)))
+        self.backends.iter_mut().find_map(|(id, s)| s.conn.poll_transmit().map(|b| (*id, b)))
     }
 
     pub fn poll_client_transmit(&mut self) -> Option<Bytes> {
@@ -151,8 +227,8 @@ impl Session {
 
     // ---- the loop ----
 
-    /// Moves everything that can move: backend events into the statement in progress, then
-    /// new requests while no statement is in progress.
+    /// Moves everything that can move: backend events to their owners, queued backend
+    /// commands onto idle connections, then new requests while no statement is in progress.
     fn pump(&mut self) {
         loop {
             let mut progressed = false;
@@ -162,8 +238,9 @@ impl Session {
                     progressed = true;
                     self.guarded(|s| s.on_backend_event(id, ev));
                 }
+                progressed |= self.issue_queued(id);
             }
-            if self.exec == Exec::Idle {
+            if matches!(self.exec, Exec::Idle) {
                 if let Some(req) = self.conn.poll_request() {
                     progressed = true;
                     self.guarded(|s| s.start(req));
@@ -189,233 +266,735 @@ impl Session {
                 .unwrap_or_else(|| "unknown panic".into());
             self.gw.counters.panics.fetch_add(1, Ordering::Relaxed);
             tracing::error!(conn = self.connection_id(), panic = %what, "panic while handling a statement; answered with ERR 1105");
-            // A backend caught mid-result cannot be trusted to be in sync any more.
-            if let Exec::Forwarding { backend, .. } | Exec::Connecting { backend } = self.exec {
-                self.drop_backend(backend);
+            // Backends caught mid-result cannot be trusted to be in sync any more.
+            for id in self.exec_backends() {
+                self.drop_backend(id);
             }
             self.exec = Exec::Idle;
-            self.conn.send_error(&SqlError::internal(format!(
-                "internal error while handling the statement: {what}"
-            )));
+            self.conn.send_error(&SqlError::internal(format!("internal error while handling the statement: {what}")));
         }
     }
 
-    fn start(&mut self, req: Request) {
-        self.gw.counters.statements.fetch_add(1, Ordering::Relaxed);
-        match req {
-            Request::Connect { database, .. } => {
-                self.database = database;
-                let Some(id) = self.backend_for_default_shard() else {
-                    return self.fail(&SqlError::new(
-                        1049,
-                        "42000",
-                        format!("Unknown keyspace '{}'", self.keyspace),
-                    ));
-                };
-                self.exec = Exec::Connecting { backend: id };
-                if self.backends.get(&id).is_some_and(|s| s.conn.is_idle()) {
-                    self.exec = Exec::Idle;
-                    self.conn.send_ok(&OkInfo::default());
-                }
-            }
-            Request::Query { sql } => {
-                self.gw.failpoints.check_statement(&sql);
-                self.forward(sql);
-            }
-            Request::Execute { sql, params, .. } => {
-                self.gw.failpoints.check_statement(&sql);
-                // Prepared statements reach shards as text with literals bound, like Vitess;
-                // the response writer converts the shard's text rows to binary rows.
-                let bound = crate::sql::parse_one(&sql).and_then(|mut st| {
-                    crate::sql::bind_placeholders(&mut st, &params)?;
-                    Ok(st.to_string())
-                });
-                match bound {
-                    Ok(text) => self.forward(text),
-                    Err(e) => self.fail(&e),
-                }
-            }
-            Request::InitDb { database } => {
-                self.database = Some(database.clone());
-                self.forward(format!("USE `{}`", database.replace('`', "``")));
-            }
-            Request::ResetConnection => {
-                self.database = None;
-                self.close_all_backends();
-                self.conn.send_ok(&OkInfo::default());
-            }
-            Request::Kill { connection_id } => {
-                self.fail(&SqlError::no_such_thread(connection_id as u64));
-            }
+    fn exec_backends(&self) -> Vec<BackendId> {
+        match &self.exec {
+            Exec::Idle => Vec::new(),
+            Exec::Connecting { backend } => vec![*backend],
+            Exec::Route(r) => r.parts.iter().filter(|p| !p.done).map(|p| p.backend).collect(),
+            Exec::Commit(c) => c.current.iter().map(|(b, _)| *b).collect(),
+            Exec::Sequence(s) => vec![s.backend],
         }
+    }
+
+    fn next_gen(&mut self) -> u64 {
+        self.gen += 1;
+        self.gen
     }
 
     fn fail(&mut self, e: &SqlError) {
         self.gw.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.exec = Exec::Idle;
         self.conn.send_error(e);
     }
 
-    /// Sends one statement to the default shard and relays its answer.
-    fn forward(&mut self, sql: String) {
-        let Some(id) = self.backend_for_default_shard() else {
-            return self.fail(&SqlError::new(
-                1049,
-                "42000",
-                format!("Unknown keyspace '{}'", self.keyspace),
-            ));
-        };
-        let Some(slot) = self.backends.get_mut(&id) else {
-            return;
-        };
-        self.exec = Exec::Forwarding {
-            backend: id,
-            discard: false,
-        };
-        if slot.conn.is_idle() {
-            if let Err(e) = slot.conn.query(&sql) {
-                self.exec = Exec::Idle;
-                self.fail(&e);
+    fn sync_status(&mut self) {
+        let mut bits = 0;
+        if self.autocommit {
+            bits |= status::AUTOCOMMIT;
+        }
+        if self.in_txn {
+            bits |= status::IN_TRANS;
+        }
+        self.conn.set_session_status(bits);
+    }
+
+    // ---- requests ----
+
+    fn start(&mut self, req: Request) {
+        self.gw.counters.statements.fetch_add(1, Ordering::Relaxed);
+        match req {
+            Request::Connect { database, .. } => self.on_connect(database),
+            Request::Query { sql } => {
+                self.gw.failpoints.check_statement(&sql);
+                self.execute_sql(sql);
             }
-        } else {
-            slot.queued = Some(sql);
+            Request::Execute { sql, params, .. } => {
+                self.gw.failpoints.check_statement(&sql);
+                // Prepared statements reach shards as text with literals bound, like Vitess;
+                // the response writer converts the shards' text rows to binary rows.
+                let text = crate::sql::render_with_params(&sql, &params).map(Ok).unwrap_or_else(|| {
+                    crate::sql::parse_one(&sql).and_then(|mut st| {
+                        crate::sql::bind_placeholders(&mut st, &params)?;
+                        Ok(st.to_string())
+                    })
+                });
+                match text {
+                    Ok(t) => self.execute_sql(t),
+                    Err(e) => self.fail(&e),
+                }
+            }
+            Request::InitDb { database } => {
+                if self.gw.passthrough {
+                    self.database = Some(database.clone());
+                    self.execute_sql(format!("USE `{}`", database.replace('`', "``")));
+                } else {
+                    self.execute_sql(format!("USE `{}`", database.replace('`', "``")));
+                }
+            }
+            Request::ResetConnection => {
+                self.database = None;
+                self.target = Target::default();
+                self.sets.clear();
+                self.in_txn = false;
+                self.autocommit = true;
+                self.close_all_backends();
+                self.sync_status();
+                self.conn.send_ok(&OkInfo::default());
+            }
+            Request::Kill { connection_id } => self.fail(&SqlError::no_such_thread(connection_id as u64)),
         }
     }
 
-    /// The backend of the current keyspace's first shard, opening it if needed.
-    fn backend_for_default_shard(&mut self) -> Option<BackendId> {
-        let ks = self.keyspace.clone();
-        let shard = self
-            .gw
-            .topology
-            .keyspaces
-            .get(&ks)
-            .and_then(|k| k.shards.first())
-            .cloned()?;
-        let key = (ks, shard.name.clone());
+    fn on_connect(&mut self, database: Option<String>) {
+        if self.gw.passthrough {
+            // Validate credentials and database against the backend before accepting.
+            self.database = database;
+            let ks = self.gw.topology.default_keyspace.clone();
+            match self.backend_for(&ks, 0) {
+                Some(id) if self.backends.get(&id).is_some_and(|s| s.conn.is_idle()) => self.conn.send_ok(&OkInfo::default()),
+                Some(id) => self.exec = Exec::Connecting { backend: id },
+                None => self.fail(&SqlError::new(1049, "42000", format!("Unknown keyspace '{ks}'"))),
+            }
+            return;
+        }
+        if let Some(db) = database.filter(|d| !d.is_empty()) {
+            match Target::parse(&db) {
+                Ok(t) if t.keyspace.as_ref().is_some_and(|k| self.gw.topology.keyspaces.contains_key(k)) => self.target = t,
+                _ => return self.fail(&SqlError::new(1049, "42000", format!("Unknown database '{db}'"))),
+            }
+        }
+        self.sync_status();
+        self.conn.send_ok(&OkInfo::default());
+    }
+
+    /// Plans and starts one statement.
+    fn execute_sql(&mut self, sql: String) {
+        if self.gw.passthrough {
+            let ks = self.gw.topology.default_keyspace.clone();
+            return self.start_route_to(&ks, vec![(0, sql)], None, None);
+        }
+        let planned = match plan_sql(&sql, &self.gw, &self.target) {
+            Ok(p) => p,
+            Err(e) => return self.fail(&e),
+        };
+        let plan = planned.plan.clone();
+        match plan.as_ref() {
+            Plan::Route(route) => {
+                let b = Bindings { original: &sql, literals: &planned.literals };
+                let Some(map) = self.gw.shard_maps.get(&route.keyspace) else {
+                    return self.fail(&SqlError::new(1049, "42000", format!("Unknown keyspace '{}'", route.keyspace)));
+                };
+                let queries = match route.resolve(&b, map) {
+                    Ok(q) => q,
+                    Err(e) => return self.fail(&e),
+                };
+                let merger = if queries.len() > 1 || !route.merge.is_passthrough() {
+                    match route.merge_spec(&b) {
+                        Ok(spec) => Some(Merger::new(spec, queries.len())),
+                        Err(e) => return self.fail(&e),
+                    }
+                } else {
+                    None
+                };
+                let ks = route.keyspace.clone();
+                self.start_route_to(&ks, queries.into_iter().map(|q| (q.shard, q.sql)).collect(), merger, None);
+            }
+            Plan::Insert(ins) => self.start_insert(planned.clone(), sql, ins),
+            Plan::Local(l) => self.answer_local(l),
+            Plan::Use(t) => {
+                self.target = t.clone();
+                self.conn.send_ok(&OkInfo::default());
+            }
+            Plan::Transaction(op) => self.transaction(*op),
+            Plan::SessionSet { sql: set_sql } => self.session_set(set_sql.clone(), &sql),
+        }
+    }
+
+    /// Sends `queries` (shard index, SQL) of keyspace `ks` and relays or merges the answers.
+    fn start_route_to(&mut self, ks: &str, queries: Vec<(usize, String)>, merger: Option<Merger>, first_id: Option<u64>) {
+        let gen = self.next_gen();
+        let mut parts = Vec::with_capacity(queries.len());
+        for (shard, sql) in queries {
+            let Some(id) = self.backend_for(ks, shard) else {
+                return self.fail(&SqlError::new(1105, "HY000", format!("no shard {shard} in keyspace {ks}")));
+            };
+            self.join_transaction(id);
+            self.send(id, sql, Owner::Exec(gen));
+            parts.push(Part { backend: id, done: false });
+        }
+        // One merger slot per part, in order of `parts` (key-range order).
+        self.exec = Exec::Route(RouteExec { parts, merger, columns_sent: false, ok: OkInfo::default(), first_id });
+    }
+
+    fn start_insert(&mut self, planned: Planned, sql: String, ins: &InsertPlan) {
+        let b = Bindings { original: &sql, literals: &planned.literals };
+        let need = ins.ids_needed(&b) as u64;
+        let mut ids = Vec::new();
+        if let Some(seq) = &ins.sequence {
+            if need > 0 {
+                let key = (seq.keyspace.clone(), seq.table.clone());
+                let gw = self.gw.clone();
+                let got = gw.sequences.lock().map(|mut seqs| {
+                    let cache = seqs.entry(key.clone()).or_insert_with(|| crate::vschema::SequenceCache::new(&key.0, &key.1));
+                    cache.next_n(need)
+                });
+                match got {
+                    Ok(Ok(range)) => ids.extend(range),
+                    Ok(Err(block)) => return self.reserve_sequence(planned, sql, block),
+                    Err(_) => return self.fail(&SqlError::internal("sequence state poisoned")),
+                }
+            }
+        }
+        let Some(map) = self.gw.shard_maps.get(&ins.keyspace) else {
+            return self.fail(&SqlError::new(1049, "42000", format!("Unknown keyspace '{}'", ins.keyspace)));
+        };
+        let queries = match ins.resolve(&b, map, &ids) {
+            Ok(q) => q,
+            Err(e) => return self.fail(&e),
+        };
+        let merger = (queries.len() > 1).then(|| Merger::new(Default::default(), queries.len()));
+        let ks = ins.keyspace.clone();
+        self.start_route_to(&ks, queries.into_iter().map(|q| (q.shard, q.sql)).collect(), merger, ids.first().copied());
+    }
+
+    /// Reserves a block of sequence values on the sequence's keyspace, on a connection of its
+    /// own (never inside the client's transaction), then retries the insert.
+    fn reserve_sequence(&mut self, planned: Planned, sql: String, block: crate::vschema::NeedBlock) {
+        let ks = block.keyspace.clone();
+        let Some(id) = self.backend_for(&ks, SEQUENCE_CONN) else {
+            return self.fail(&SqlError::new(1105, "HY000", format!("sequence keyspace {ks} has no shard")));
+        };
+        let gen = self.next_gen();
+        self.send(id, format!("begin; {}", block.select_sql()), Owner::Exec(gen));
+        self.exec = Exec::Sequence(SeqExec { gen, backend: id, planned, sql, stage: SeqStage::Reserve, block: None });
+        let _ = block;
+    }
+
+    fn answer_local(&mut self, l: &Local) {
+        let col = |name: &str, t: ColumnType| ColumnDef::new(name, t);
+        match l {
+            Local::Row { columns } => {
+                let defs: Vec<ColumnDef> = columns
+                    .iter()
+                    .map(|(n, e)| col(n, if matches!(e, LocalExpr::LastInsertId | LocalExpr::ConnectionId) { ColumnType::LongLong } else { ColumnType::VarString }))
+                    .collect();
+                let row: Vec<Value> = columns
+                    .iter()
+                    .map(|(_, e)| match e {
+                        LocalExpr::Database => self.target.display().or_else(|| Some(self.gw.topology.default_keyspace.clone())).map_or(Value::Null, |d| Value::from_str(&d)),
+                        LocalExpr::LastInsertId => Value::UInt(self.last_insert_id),
+                        LocalExpr::ConnectionId => Value::UInt(self.connection_id() as u64),
+                        LocalExpr::Version => Value::from_str(&self.gw.server.server_version),
+                        LocalExpr::VersionComment => Value::from_str("shardgate: a sharding MySQL gateway"),
+                        LocalExpr::Literal(v) => v.clone(),
+                    })
+                    .collect();
+                self.conn.send_columns(&defs);
+                self.conn.send_row(&row);
+                self.conn.send_finish(0);
+            }
+            Local::ShowKeyspaces => {
+                let names: Vec<String> = self.gw.topology.keyspaces.keys().cloned().collect();
+                self.send_rows(&["Database"], names.into_iter().map(|n| vec![n]).collect());
+            }
+            Local::ShowShards => {
+                let rows = self.gw.topology.keyspaces.values().flat_map(|k| k.shards.iter().map(move |s| vec![format!("{}/{}", k.name, s.name)])).collect();
+                self.send_rows(&["Shards"], rows);
+            }
+            Local::ShowTablets => {
+                let rows = self
+                    .gw
+                    .topology
+                    .keyspaces
+                    .values()
+                    .flat_map(|k| {
+                        k.shards.iter().map(move |s| {
+                            let host = match &s.address {
+                                ShardAddress::Mysql { host, port, .. } => format!("{host}:{port}"),
+                                ShardAddress::Embedded { name, .. } => format!("embedded:{name}"),
+                            };
+                            vec!["zone1".into(), k.name.clone(), s.name.clone(), "PRIMARY".into(), "SERVING".into(), host]
+                        })
+                    })
+                    .collect();
+                self.send_rows(&["Cell", "Keyspace", "Shard", "TabletType", "State", "Hostname"], rows);
+            }
+            Local::Explain(text) => {
+                let rows = text.lines().map(|l| vec![l.to_string()]).collect();
+                self.send_rows(&["plan"], rows);
+            }
+            Local::Ok => self.conn.send_ok(&OkInfo::default()),
+        }
+    }
+
+    fn send_rows(&mut self, names: &[&str], rows: Vec<Vec<String>>) {
+        let defs: Vec<ColumnDef> = names.iter().map(|n| ColumnDef::new(*n, ColumnType::VarString)).collect();
+        self.conn.send_columns(&defs);
+        for r in rows {
+            let vals: Vec<Value> = r.iter().map(|s| Value::from_str(s)).collect();
+            if !self.conn.send_row(&vals) {
+                return;
+            }
+        }
+        self.conn.send_finish(0);
+    }
+
+    fn transaction(&mut self, op: TxnOp) {
+        match op {
+            TxnOp::Begin => {
+                // An open transaction is committed first, as MySQL does.
+                if self.in_txn {
+                    for id in self.participants() {
+                        self.send(id, "COMMIT".into(), Owner::Internal);
+                        if let Some(s) = self.backends.get_mut(&id) {
+                            s.in_txn = false;
+                        }
+                    }
+                }
+                self.in_txn = true;
+                self.sync_status();
+                self.conn.send_ok(&OkInfo::default());
+            }
+            TxnOp::Commit => {
+                let pending: VecDeque<BackendId> = self.participants().into();
+                self.in_txn = false;
+                self.sync_status();
+                let gen = self.next_gen();
+                self.exec = Exec::Commit(CommitExec { gen, pending, committed: Vec::new(), current: None });
+                self.advance_commit();
+            }
+            TxnOp::Rollback => {
+                for id in self.participants() {
+                    self.send(id, "ROLLBACK".into(), Owner::Internal);
+                    if let Some(s) = self.backends.get_mut(&id) {
+                        s.in_txn = false;
+                    }
+                }
+                self.in_txn = false;
+                self.sync_status();
+                self.conn.send_ok(&OkInfo::default());
+            }
+        }
+    }
+
+    /// Backends taking part in the transaction, in key-range order. With autocommit off every
+    /// backend may hold uncommitted work.
+    fn participants(&self) -> Vec<BackendId> {
+        let mut v: Vec<(&(String, usize), BackendId)> = self
+            .backends
+            .iter()
+            .filter(|(_, s)| s.key.1 != SEQUENCE_CONN && (s.in_txn || !self.autocommit))
+            .map(|(id, s)| (&s.key, *id))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, id)| id).collect()
+    }
+
+    fn advance_commit(&mut self) {
+        let next = match &mut self.exec {
+            Exec::Commit(c) => c.pending.pop_front().map(|id| (id, c.gen)),
+            _ => return,
+        };
+        match next {
+            Some((id, gen)) => {
+                let name = self.backends.get(&id).map(|s| self.shard_label(&s.key)).unwrap_or_default();
+                if let Exec::Commit(c) = &mut self.exec {
+                    c.current = Some((id, name));
+                }
+                if let Some(s) = self.backends.get_mut(&id) {
+                    s.in_txn = false;
+                }
+                self.send(id, "COMMIT".into(), Owner::Exec(gen));
+            }
+            None => {
+                self.exec = Exec::Idle;
+                self.conn.send_ok(&OkInfo::default());
+            }
+        }
+    }
+
+    fn shard_label(&self, key: &(String, usize)) -> String {
+        self.gw.topology.keyspaces.get(&key.0).and_then(|k| k.shards.get(key.1)).map_or_else(|| key.0.clone(), |s| format!("{}/{}", key.0, s.name))
+    }
+
+    /// `SET …`: remembered and applied to every backend (now and when opened later). The
+    /// client gets the answer of the first backend, so a bad SET is reported.
+    fn session_set(&mut self, set_sql: String, original: &str) {
+        let lower = original.to_ascii_lowercase();
+        if lower.contains("autocommit") {
+            if lower.contains("= 0") || lower.contains("=0") || lower.contains("off") || lower.contains("false") {
+                self.autocommit = false;
+            } else if lower.contains("= 1") || lower.contains("=1") || lower.contains("on") || lower.contains("true") {
+                self.autocommit = true;
+            }
+        }
+        const MAX_SETS: usize = 64;
+        if self.sets.len() < MAX_SETS {
+            self.sets.push(set_sql.clone());
+        }
+        let mut open: Vec<(String, usize)> = self.backends.values().filter(|s| s.key.1 != SEQUENCE_CONN).map(|s| s.key.clone()).collect();
+        open.sort();
+        if open.is_empty() {
+            let ks = self.target.keyspace.clone().unwrap_or_else(|| self.gw.topology.default_keyspace.clone());
+            open.push((ks, 0));
+        }
+        let gen = self.next_gen();
+        let mut parts = Vec::new();
+        for (ks, shard) in open {
+            // A backend opened here gets every remembered SET, this one included.
+            let fresh = !self.by_shard.contains_key(&(ks.clone(), shard));
+            let Some(id) = self.backend_for(&ks, shard) else { continue };
+            if fresh {
+                // The replay already queued it; the client's answer is a plain OK below.
+                continue;
+            }
+            self.send(id, set_sql.clone(), Owner::Exec(gen));
+            parts.push(Part { backend: id, done: false });
+        }
+        self.sync_status();
+        if parts.is_empty() {
+            self.conn.send_ok(&OkInfo::default());
+            return;
+        }
+        let merger = (parts.len() > 1).then(|| Merger::new(Default::default(), parts.len()));
+        self.exec = Exec::Route(RouteExec { parts, merger, columns_sent: false, ok: OkInfo::default(), first_id: None });
+    }
+
+    fn join_transaction(&mut self, id: BackendId) {
+        if !self.in_txn {
+            return;
+        }
+        let Some(s) = self.backends.get_mut(&id) else { return };
+        if !s.in_txn {
+            s.in_txn = true;
+            self.send(id, "BEGIN".into(), Owner::Internal);
+        }
+    }
+
+    // ---- backends ----
+
+    /// The backend for shard `shard` of keyspace `ks`, opening it if needed.
+    fn backend_for(&mut self, ks: &str, shard: usize) -> Option<BackendId> {
+        let key = (ks.to_string(), shard);
         if let Some(id) = self.by_shard.get(&key) {
             if self.backends.contains_key(id) {
                 return Some(*id);
             }
         }
+        let idx = if shard == SEQUENCE_CONN { 0 } else { shard };
+        let s = self.gw.topology.keyspaces.get(ks).and_then(|k| k.shards.get(idx)).cloned()?;
         let id = self.next_backend;
         self.next_backend += 1;
-        let (user, password) = match &shard.address {
+        let (user, password) = match &s.address {
             ShardAddress::Mysql { user, password, .. } => (user.clone(), password.clone()),
             ShardAddress::Embedded { .. } => ("root".to_string(), String::new()),
         };
-        let database = self
-            .database
-            .clone()
-            .or_else(|| Some(shard.address.database().to_string()));
-        let conn = BackendConn::new(BackendConfig {
-            user,
-            password,
-            database,
-            max_packet: 0,
-        });
-        self.backends.insert(id, BackendSlot { conn, queued: None });
+        let database = if self.gw.passthrough { self.database.clone() } else { None }.or_else(|| Some(s.address.database().to_string())).filter(|d| !d.is_empty());
+        let conn = BackendConn::new(BackendConfig { user, password, database, max_packet: 0 });
+        let mut slot = BackendSlot { conn, key: key.clone(), queue: VecDeque::new(), owner: Owner::None, in_txn: false };
+        if shard != SEQUENCE_CONN {
+            for set in &self.sets {
+                slot.queue.push_back((set.clone(), Owner::Internal));
+            }
+        }
+        self.backends.insert(id, slot);
         self.by_shard.insert(key, id);
-        self.events.push_back(SessionEvent::OpenBackend {
-            id,
-            address: shard.address.clone(),
-        });
+        self.events.push_back(SessionEvent::OpenBackend { id, address: s.address.clone() });
         Some(id)
     }
 
-    fn on_backend_event(&mut self, id: BackendId, ev: BackendEvent) {
-        match ev {
-            BackendEvent::Connected { .. } => {
-                if let Some(sql) = self.backends.get_mut(&id).and_then(|s| s.queued.take()) {
-                    if let Some(slot) = self.backends.get_mut(&id) {
-                        if let Err(e) = slot.conn.query(&sql) {
-                            self.exec = Exec::Idle;
-                            self.fail(&e);
-                        }
-                    }
-                }
-                if self.exec == (Exec::Connecting { backend: id }) {
-                    self.exec = Exec::Idle;
-                    self.conn.send_ok(&OkInfo::default());
-                }
+    /// Sends now if the connection is free, else queues behind what is in flight.
+    fn send(&mut self, id: BackendId, sql: String, owner: Owner) {
+        if let Some(s) = self.backends.get_mut(&id) {
+            s.queue.push_back((sql, owner));
+        }
+        self.issue_queued(id);
+    }
+
+    /// Starts the next queued command if the connection is idle. Returns whether it did.
+    fn issue_queued(&mut self, id: BackendId) -> bool {
+        let Some(s) = self.backends.get_mut(&id) else { return false };
+        if !s.conn.is_idle() || s.owner != Owner::None {
+            return false;
+        }
+        let Some((sql, owner)) = s.queue.pop_front() else { return false };
+        match s.conn.query(&sql) {
+            Ok(()) => {
+                s.owner = owner;
+                true
             }
-            BackendEvent::Closed(e) => {
-                self.drop_backend(id);
-                match self.exec {
-                    Exec::Connecting { backend } | Exec::Forwarding { backend, .. }
-                        if backend == id =>
-                    {
-                        self.exec = Exec::Idle;
-                        tracing::warn!(conn = self.connection_id(), backend = id, error = %e, "backend connection lost");
-                        self.fail(&e);
-                    }
-                    _ => {}
-                }
+            Err(e) => {
+                tracing::warn!(backend = id, error = %e, "cannot send to backend");
+                false
             }
-            other => self.relay(id, other),
         }
     }
 
-    /// Relays one event of the statement's answer to the client through the writer.
-    fn relay(&mut self, id: BackendId, ev: BackendEvent) {
-        let Exec::Forwarding { backend, discard } = self.exec else {
-            return;
+    fn on_backend_event(&mut self, id: BackendId, ev: BackendEvent) {
+        let terminal = matches!(
+            ev,
+            BackendEvent::Done { more: false, .. } | BackendEvent::Ok { more: false, .. } | BackendEvent::Error(_) | BackendEvent::Prepared { .. } | BackendEvent::Closed(_)
+        );
+        let owner = match &ev {
+            BackendEvent::Connected { .. } => {
+                if let Exec::Connecting { backend } = self.exec {
+                    if backend == id {
+                        self.exec = Exec::Idle;
+                        self.conn.send_ok(&OkInfo::default());
+                    }
+                }
+                return;
+            }
+            BackendEvent::Closed(_) => {
+                let owner = self.backends.get(&id).map_or(Owner::None, |s| s.owner);
+                self.drop_backend(id);
+                owner
+            }
+            _ => self.backends.get(&id).map_or(Owner::None, |s| s.owner),
         };
-        if backend != id {
+        if terminal {
+            if let Some(s) = self.backends.get_mut(&id) {
+                s.owner = Owner::None;
+            }
+        }
+        match owner {
+            Owner::Exec(g) if g == self.gen => self.on_exec_event(id, ev),
+            Owner::Internal => {
+                if let BackendEvent::Error(e) = &ev {
+                    tracing::warn!(conn = self.connection_id(), backend = id, error = %e, "session statement failed on a backend");
+                }
+            }
+            _ => {
+                // An exec that connected lazily and lost its backend before any command.
+                if let (BackendEvent::Closed(e), Exec::Connecting { backend }) = (&ev, &self.exec) {
+                    if *backend == id {
+                        let e = e.clone();
+                        return self.fail(&e);
+                    }
+                }
+                if let BackendEvent::Closed(e) = &ev {
+                    if self.exec_backends().contains(&id) {
+                        let e = e.clone();
+                        return self.fail(&e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_exec_event(&mut self, id: BackendId, ev: BackendEvent) {
+        match &mut self.exec {
+            Exec::Route(_) => self.on_route_event(id, ev),
+            Exec::Commit(_) => self.on_commit_event(id, ev),
+            Exec::Sequence(_) => self.on_sequence_event(ev),
+            _ => {}
+        }
+    }
+
+    fn on_route_event(&mut self, id: BackendId, ev: BackendEvent) {
+        let Exec::Route(r) = &mut self.exec else { return };
+        let Some(pi) = r.parts.iter().position(|p| p.backend == id && !p.done) else { return };
+        match ev {
+            BackendEvent::Columns(cols) => match &mut r.merger {
+                None => {
+                    r.columns_sent = true;
+                    self.conn.send_columns(&cols);
+                }
+                Some(m) => {
+                    if let Some(out) = m.columns(pi, &cols) {
+                        r.columns_sent = true;
+                        self.conn.send_columns(&out);
+                    }
+                }
+            },
+            BackendEvent::Row(row) => match &mut r.merger {
+                None => {
+                    if !self.conn.send_row_text(&row) {
+                        self.exec = Exec::Idle;
+                    }
+                }
+                Some(m) => {
+                    m.row(pi, row);
+                    self.flush_merged();
+                }
+            },
+            BackendEvent::Done { warnings, more, status: st } => {
+                r.parts[pi].done = true;
+                self.track_backend_status(st);
+                let Exec::Route(r) = &mut self.exec else { return };
+                match &mut r.merger {
+                    None => {
+                        self.conn.send_finish(warnings);
+                        self.exec = Exec::Idle;
+                        if more {
+                            tracing::debug!("backend returned more results; only the first is relayed");
+                        }
+                    }
+                    Some(m) => {
+                        m.done(pi);
+                        self.flush_merged();
+                    }
+                }
+            }
+            BackendEvent::Ok { ok, .. } => {
+                r.parts[pi].done = true;
+                r.ok.affected_rows += ok.affected_rows;
+                if r.ok.last_insert_id == 0 {
+                    r.ok.last_insert_id = ok.last_insert_id;
+                }
+                r.ok.warnings = r.ok.warnings.saturating_add(ok.warnings);
+                if r.parts.len() == 1 {
+                    r.ok.info = ok.info.clone();
+                }
+                let all_done = r.parts.iter().all(|p| p.done);
+                self.track_backend_status(ok.status);
+                if all_done {
+                    let Exec::Route(r) = std::mem::replace(&mut self.exec, Exec::Idle) else { return };
+                    let mut out = r.ok;
+                    if let Some(first) = r.first_id {
+                        out.last_insert_id = first;
+                    }
+                    if out.last_insert_id != 0 {
+                        self.last_insert_id = out.last_insert_id;
+                    }
+                    out.status = 0;
+                    self.sync_status();
+                    self.conn.send_ok(&out);
+                }
+            }
+            BackendEvent::Error(e) | BackendEvent::Closed(e) => self.fail(&e),
+            BackendEvent::Prepared { .. } | BackendEvent::Connected { .. } => {}
+        }
+    }
+
+    /// Sends every merged row that can leave now; ends the result when the merge is over.
+    fn flush_merged(&mut self) {
+        let Exec::Route(r) = &mut self.exec else { return };
+        let Some(m) = &mut r.merger else { return };
+        if !r.columns_sent {
             return;
         }
-        let finished = |more: bool, s: &mut Session| {
-            if !more {
-                s.exec = Exec::Idle;
-            } else {
-                // A backend multi-result (e.g. CALL): only the first result is relayed.
-                s.exec = Exec::Forwarding {
-                    backend,
-                    discard: true,
-                };
-            }
-        };
-        match ev {
-            BackendEvent::Columns(cols) if !discard => self.conn.send_columns(&cols),
-            BackendEvent::Row(row) if !discard => {
-                if !self.conn.send_row_text(&row) {
-                    self.exec = Exec::Forwarding {
-                        backend,
-                        discard: true,
-                    };
-                }
-            }
-            BackendEvent::Done {
-                status: st,
-                warnings,
-                more,
-            } => {
-                if !discard {
-                    self.track_status(st);
-                    self.conn.send_finish(warnings);
-                }
-                finished(more, self);
-            }
-            BackendEvent::Ok { ok, more } => {
-                if !discard {
-                    self.track_status(ok.status);
-                    self.conn.send_ok(&OkInfo { status: 0, ..ok });
-                }
-                finished(more, self);
-            }
-            BackendEvent::Error(e) => {
+        while let Some(row) = m.next_row() {
+            if !self.conn.send_row_text(&row) {
                 self.exec = Exec::Idle;
-                if !discard {
-                    self.fail(&e);
+                return;
+            }
+        }
+        if m.is_finished() {
+            // A satisfied LIMIT ends the result early; shards still sending are drained.
+            self.conn.send_finish(0);
+            self.exec = Exec::Idle;
+        }
+    }
+
+    fn on_commit_event(&mut self, _id: BackendId, ev: BackendEvent) {
+        let Exec::Commit(c) = &mut self.exec else { return };
+        match ev {
+            BackendEvent::Ok { more: false, .. } => {
+                if let Some((_, name)) = c.current.take() {
+                    c.committed.push(name);
+                }
+                self.advance_commit();
+            }
+            BackendEvent::Error(e) | BackendEvent::Closed(e) => {
+                let failed = c.current.take().map(|(_, n)| n).unwrap_or_default();
+                let committed = std::mem::take(&mut c.committed);
+                let rest: Vec<BackendId> = c.pending.drain(..).collect();
+                let mut rolled = Vec::new();
+                for id in rest {
+                    if let Some(s) = self.backends.get(&id) {
+                        rolled.push(self.shard_label(&s.key));
+                    }
+                    self.send(id, "ROLLBACK".into(), Owner::Internal);
+                }
+                let msg = format!(
+                    "commit failed on shard {failed}: {} (already committed: [{}]; rolled back: [{}])",
+                    e.message,
+                    committed.join(", "),
+                    rolled.join(", ")
+                );
+                self.fail(&SqlError::new(e.code, e.sqlstate(), msg));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_sequence_event(&mut self, ev: BackendEvent) {
+        let Exec::Sequence(s) = &mut self.exec else { return };
+        match (s.stage, ev) {
+            (_, BackendEvent::Error(e)) | (_, BackendEvent::Closed(e)) => {
+                let e = SqlError::new(e.code, e.sqlstate(), format!("cannot reserve sequence values: {}", e.message));
+                if let Some(slot) = self.backends.get(&s.backend) {
+                    let _ = slot;
+                }
+                let backend = s.backend;
+                self.send(backend, "ROLLBACK".into(), Owner::Internal);
+                self.fail(&e);
+            }
+            (SeqStage::Reserve, BackendEvent::Row(row)) => {
+                let mut t = crate::wire::value::TextRow::new(&row);
+                let num = |c: Option<Option<&[u8]>>| c.flatten().and_then(|b| std::str::from_utf8(b).ok()).and_then(|x| x.parse::<u64>().ok());
+                let next_id = num(t.next().ok().flatten());
+                let cache = num(t.next().ok().flatten());
+                if let (Some(n), Some(c)) = (next_id, cache) {
+                    s.block = Some((n, c));
+                }
+            }
+            (SeqStage::Reserve, BackendEvent::Done { more: false, .. }) => {
+                let Some((next_id, cache)) = s.block else {
+                    let backend = s.backend;
+                    self.send(backend, "ROLLBACK".into(), Owner::Internal);
+                    return self.fail(&SqlError::new(1105, "HY000", "sequence table has no row with id 0"));
+                };
+                let (ks, table) = match Plan::clone(&s.planned.plan) {
+                    Plan::Insert(i) => i.sequence.map(|q| (q.keyspace, q.table)).unwrap_or_default(),
+                    _ => Default::default(),
+                };
+                let filled = self.gw.sequences.lock().ok().and_then(|mut m| {
+                    m.entry((ks.clone(), table.clone())).or_insert_with(|| crate::vschema::SequenceCache::new(&ks, &table)).fill(next_id, cache).ok()
+                });
+                let Exec::Sequence(s) = &mut self.exec else { return };
+                match filled {
+                    Some(new_next) => {
+                        s.stage = SeqStage::Write;
+                        let block = crate::vschema::NeedBlock { keyspace: ks, table, cache_size: cache };
+                        let (backend, gen) = (s.backend, s.gen);
+                        self.send(backend, format!("{}; commit", block.update_sql(new_next)), Owner::Exec(gen));
+                    }
+                    None => {
+                        let backend = s.backend;
+                        self.send(backend, "ROLLBACK".into(), Owner::Internal);
+                        self.fail(&SqlError::new(1105, "HY000", "invalid sequence block"));
+                    }
+                }
+            }
+            (SeqStage::Write, BackendEvent::Ok { more: false, .. }) => {
+                let Exec::Sequence(s) = std::mem::replace(&mut self.exec, Exec::Idle) else { return };
+                if let Plan::Insert(ins) = s.planned.plan.as_ref() {
+                    let ins = ins.clone();
+                    self.start_insert(s.planned.clone(), s.sql, &ins);
                 }
             }
             _ => {}
         }
     }
 
-    /// Mirrors the backend's transaction/autocommit status into the client's OK/EOF packets.
-    fn track_status(&mut self, backend_status: u16) {
-        self.conn
-            .set_session_status(backend_status & (status::IN_TRANS | status::AUTOCOMMIT));
+    /// Mirrors the backend's autocommit bit (pass-through mode sees the server's own state).
+    fn track_backend_status(&mut self, st: u16) {
+        if self.gw.passthrough {
+            self.autocommit = st & status::AUTOCOMMIT != 0;
+            self.in_txn = st & status::IN_TRANS != 0;
+            self.sync_status();
+        }
     }
 
     fn drop_backend(&mut self, id: BackendId) {

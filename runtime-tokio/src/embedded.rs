@@ -50,6 +50,27 @@ impl EmbeddedShards {
         Ok(())
     }
 
+    /// Runs statements directly on an embedded shard's engine (set-up of the embedded default).
+    pub fn run_sql(
+        &self,
+        name: &str,
+        database: &str,
+        statements: &[&str],
+    ) -> Result<(), shardgate_core::SqlError> {
+        let engine = self.engine(name).ok_or_else(|| {
+            shardgate_core::SqlError::internal(format!("no embedded shard {name}"))
+        })?;
+        let mut engine = engine
+            .lock()
+            .map_err(|_| shardgate_core::SqlError::internal("engine lock poisoned"))?;
+        let mut session = shardgate_engine::EngineSession::new(0, None);
+        session.set_database(database, &engine)?;
+        for sql in statements {
+            engine.execute(&mut session, sql, 0)?;
+        }
+        Ok(())
+    }
+
     pub fn engine(&self, name: &str) -> Option<Arc<Mutex<Engine>>> {
         self.engines.get(name).cloned()
     }

@@ -7,3 +7,4 @@ pub mod config;
 pub mod driver;
 pub mod embedded;
 pub mod net;
+pub mod oneshot;

@@ -1,36 +1,84 @@
 //! `shardgate`: the gateway binary.
 
-use clap::Parser;
-use shardgate_runtime::config;
+use clap::{Parser, Subcommand};
+use shardgate_runtime::config::{self, GatewaySpec};
 use shardgate_runtime::driver::Driver;
 use shardgate_runtime::net::{Net, TokioNet};
+use std::process::ExitCode;
 
 /// A sharding MySQL gateway. With no arguments it serves the embedded default (in-process
 /// simulated shards, no MySQL needed) on 127.0.0.1:15306.
 #[derive(Parser, Debug)]
 #[command(name = "shardgate", version)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    gateway: GatewayArgs,
     /// Address to listen on for MySQL clients.
     #[arg(long, default_value = "127.0.0.1:15306")]
     listen: String,
-    /// Serve one unsharded keyspace passing through to this server:
-    /// mysql://USER:PASS@HOST:PORT/DB
-    #[arg(long)]
-    backend: Option<String>,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `shardgate_core=debug`.
-    #[arg(long, default_value = "info", env = "SHARDGATE_LOG")]
+    #[arg(long, default_value = "info", env = "SHARDGATE_LOG", global = true)]
     log: String,
     /// Worker threads of the runtime (default: number of cores).
     #[arg(long)]
     threads: Option<usize>,
 }
 
-fn main() -> std::process::ExitCode {
+/// Where the shards are.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct GatewayArgs {
+    /// Serve one unsharded keyspace passing through to this server:
+    /// mysql://USER:PASS@HOST:PORT/DB
+    #[arg(long, global = true)]
+    backend: Option<String>,
+    /// Vitess VSchema JSON file: {"keyspaces": {"NAME": <keyspace vschema>}}.
+    #[arg(long, global = true)]
+    vschema: Option<String>,
+    /// A shard: KEYSPACE/SHARD=mysql://USER:PASS@HOST:PORT/DB, or KEYSPACE/SHARD=embedded.
+    /// Repeatable.
+    #[arg(long = "shard", global = true)]
+    shards: Vec<String>,
+    /// JSON config file with the same settings: {"vschema": FILE, "shards": {...}, "listen": ADDR, "users": {...}}.
+    #[arg(long, global = true)]
+    config: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// VSchema tools.
+    Vschema {
+        #[command(subcommand)]
+        action: VschemaCmd,
+    },
+    /// Runs DDL on every shard of a keyspace and reports each shard's answer.
+    ApplySchema {
+        #[arg(long)]
+        keyspace: String,
+        #[arg(long)]
+        sql: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VschemaCmd {
+    /// Checks a VSchema file and reports every problem with its path in the JSON.
+    Validate { file: String },
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
         .init();
+    if let Some(Command::Vschema {
+        action: VschemaCmd::Validate { file },
+    }) = &cli.command
+    {
+        return validate(file);
+    }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
     if let Some(n) = cli.threads {
@@ -40,42 +88,132 @@ fn main() -> std::process::ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("shardgate: cannot start runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let result = match &cli.command {
+        Some(Command::ApplySchema { keyspace, sql }) => {
+            rt.block_on(apply_schema(&cli.gateway, keyspace, sql))
+        }
+        _ => rt.block_on(serve(&cli)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shardgate: {e}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    let (gateway, embedded) = match &cli.backend {
-        Some(url) => config::passthrough(url)?,
-        None => config::embedded_default()?,
+fn validate(file: &str) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("shardgate: cannot read {file}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let errors = shardgate_core::vschema::validate_json(&text);
+    if errors.is_empty() {
+        println!("{file}: ok");
+        ExitCode::SUCCESS
+    } else {
+        for e in &errors {
+            println!("{file}: {e}");
+        }
+        println!("{} problem(s)", errors.len());
+        ExitCode::FAILURE
+    }
+}
+
+type Built = (
+    std::sync::Arc<shardgate_core::gateway::Gateway>,
+    std::sync::Arc<shardgate_runtime::embedded::EmbeddedShards>,
+);
+
+fn build(args: &GatewayArgs) -> Result<(Built, Option<String>), String> {
+    if let Some(url) = &args.backend {
+        return Ok((config::passthrough(url)?, None));
+    }
+    let mut spec = match &args.config {
+        Some(path) => config::read_config(path)?,
+        None => GatewaySpec::default(),
+    };
+    if let Some(vs) = &args.vschema {
+        spec.vschema_json =
+            Some(std::fs::read_to_string(vs).map_err(|e| format!("cannot read {vs}: {e}"))?);
+    }
+    for s in &args.shards {
+        let (k, v) = config::parse_shard_flag(s)?;
+        spec.shards.insert(k, v);
+    }
+    let listen = spec.listen.clone();
+    if spec.shards.is_empty() && spec.vschema_json.is_none() {
+        return Ok((config::embedded_default()?, listen));
+    }
+    Ok((config::build(&spec)?, listen))
+}
+
+async fn serve(cli: &Cli) -> Result<(), String> {
+    let ((gateway, embedded), config_listen) = build(&cli.gateway)?;
+    let listen = match (&config_listen, cli.listen.as_str()) {
+        (Some(l), "127.0.0.1:15306") => l.clone(),
+        _ => cli.listen.clone(),
     };
     let net = TokioNet;
     let listener = net
-        .bind(&cli.listen)
+        .bind(&listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
-    let addr = TokioNet::local_addr(&listener).unwrap_or_else(|_| cli.listen.clone());
-    match &cli.backend {
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = TokioNet::local_addr(&listener).unwrap_or_else(|_| listen.clone());
+    let shards: Vec<String> = gateway
+        .topology
+        .keyspaces
+        .values()
+        .flat_map(|k| {
+            k.shards
+                .iter()
+                .map(move |s| format!("{}/{}", k.name, s.name))
+        })
+        .collect();
+    match &cli.gateway.backend {
         Some(url) => {
             tracing::info!(%addr, backend = %redact(url), "shardgate listening (pass-through)")
         }
-        None => {
-            tracing::info!(%addr, "shardgate listening (embedded default: simulated-engine shards)")
-        }
+        None => tracing::info!(%addr, shards = %shards.join(","), "shardgate listening"),
     }
     let seed = std::process::id() as u64;
     Driver::new(net, gateway, embedded, seed)
         .serve(listener)
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn apply_schema(args: &GatewayArgs, keyspace: &str, sql: &str) -> Result<(), String> {
+    let ((gateway, embedded), _) = build(args)?;
+    let ks = gateway
+        .topology
+        .keyspaces
+        .get(keyspace)
+        .ok_or_else(|| format!("unknown keyspace {keyspace}"))?;
+    let mut failed = 0;
+    for shard in &ks.shards {
+        match shardgate_runtime::oneshot::run_on_shard(&TokioNet, &embedded, &shard.address, sql)
+            .await
+        {
+            Ok(summary) => println!("{keyspace}/{}: {summary}", shard.name),
+            Err(e) => {
+                failed += 1;
+                println!("{keyspace}/{}: {e}", shard.name);
+            }
+        }
+    }
+    if failed > 0 {
+        Err(format!("{failed} of {} shard(s) failed", ks.shards.len()))
+    } else {
+        Ok(())
+    }
 }
 
 /// A URL without its password, for logs.
