@@ -9,24 +9,25 @@
 //! - INSERT: a keyspace id per row; UPDATE/DELETE routed like reads; changing a primary
 //!   vindex column is refused; DDL goes to every shard of the keyspace.
 
+use super::merge::plan_merge;
+use super::scope::{
+    conjuncts, from_tables, or_to_in, resolve_table, table_access, table_factor_name, value_of,
+    Access, Scope, TableRef,
+};
 use super::{
     InsertPlan, Local, LocalExpr, Opcode, Plan, Route, SequenceFill, ShardSql, TxnOp, ValueRef,
 };
 use crate::error::codes;
-use crate::exec::{AggFunc, Aggregate, CmpOp, MergeSpec, SortKey};
+use crate::exec::MergeSpec;
 use crate::gateway::Topology;
-use crate::vschema::{KeyspaceSchema, TableKind, TableSchema, VSchema};
+use crate::vschema::{KeyspaceSchema, TableKind, VSchema, Vindex};
 use crate::wire::Value;
 use crate::SqlError;
 use sqlparser::ast::{
-    BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
-    LimitClause, ObjectName, ObjectNamePart, OrderByKind, Query, Select, SelectItem, SetExpr,
-    Statement, TableFactor, TableObject, TableWithJoins, UnaryOperator, Value as AstValue,
+    Expr, FunctionArguments, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
+    TableObject,
 };
-
-/// Column indexes at or above this denote hidden columns appended for the merge, counted
-/// from the first hidden column (resolved by the merger once the column count is known).
-pub const HIDDEN_BASE: usize = 1 << 30;
+use std::sync::Arc;
 
 /// Where a session's statements go (`USE` target syntax).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -119,7 +120,7 @@ pub struct PlanContext<'a> {
     pub target: &'a Target,
 }
 
-fn unsupported(what: impl Into<String>) -> SqlError {
+pub(super) fn unsupported(what: impl Into<String>) -> SqlError {
     SqlError::unsupported(format!("unsupported: {}", what.into()))
 }
 
@@ -143,7 +144,8 @@ pub fn plan_statement(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, S
         | Statement::Drop { .. }
         | Statement::CreateIndex(_)
         | Statement::Truncate(_)
-        | Statement::CreateView(_) => plan_ddl(stmt, ctx),
+        | Statement::CreateView(_)
+        | Statement::RenameTable(_) => plan_ddl(stmt, ctx),
         Statement::ShowTables { .. }
         | Statement::ShowColumns { .. }
         | Statement::ShowVariables { .. }
@@ -319,6 +321,7 @@ fn passthrough(keyspace: String, opcode: Opcode) -> Route {
         merge: MergeSpec::default(),
         limit: None,
         having: Vec::new(),
+        hidden_columns: 0,
         is_write: false,
     }
 }
@@ -356,77 +359,11 @@ fn plan_by_destination(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, 
         None
     };
     let idx = idx.ok_or_else(|| SqlError::new(1105, "HY000", "target shard not found"))?;
-    let mut r = passthrough(ks, Opcode::ByDestination);
+    // Sent as it is, but for keyspace qualifiers (the shard's database has its own name).
+    let mut r = stripped(stmt, ks, Opcode::ByDestination, ctx);
     r.destination = vec![idx];
     r.is_write = !matches!(stmt, Statement::Query(_));
     Ok(Plan::Route(r))
-}
-
-// ---------------------------------------------------------------- tables
-
-/// A table of the statement, resolved against the vschema.
-#[derive(Clone, Debug)]
-struct TableRef<'a> {
-    keyspace: &'a KeyspaceSchema,
-    table: Option<&'a TableSchema>,
-    name: String,
-    /// The name columns are qualified with (alias or table name), lowercase.
-    qualifier: String,
-}
-
-/// Resolves `[ks.]table`; tables unknown to the vschema belong to the target keyspace when it
-/// is unsharded (unsharded keyspaces need not list their tables, as in Vitess).
-fn resolve_table<'a>(
-    name: &ObjectName,
-    alias: Option<&str>,
-    ctx: &PlanContext<'a>,
-) -> Result<TableRef<'a>, SqlError> {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .filter_map(|p| match p {
-            ObjectNamePart::Identifier(i) => Some(i.value.clone()),
-            _ => None,
-        })
-        .collect();
-    let (ks_name, table) = match parts.as_slice() {
-        [t] => (None, t.clone()),
-        [k, t] => (Some(k.clone()), t.clone()),
-        _ => return Err(unsupported(format!("table name {name}"))),
-    };
-    let qualifier = alias
-        .map(str::to_string)
-        .unwrap_or_else(|| table.clone())
-        .to_ascii_lowercase();
-    let target = ks_name.clone().or_else(|| ctx.target.keyspace.clone());
-    match ctx.vschema.find_table(target.as_deref(), &table) {
-        Ok((ks, t)) => Ok(TableRef {
-            keyspace: ks,
-            table: Some(t),
-            name: table,
-            qualifier,
-        }),
-        Err(e) => {
-            let ks_name = target.unwrap_or_else(|| ctx.topology.default_keyspace.clone());
-            match ctx.vschema.keyspaces.get(&ks_name) {
-                Some(ks) if !ks.sharded => Ok(TableRef {
-                    keyspace: ks,
-                    table: None,
-                    name: table,
-                    qualifier,
-                }),
-                Some(_) => Err(SqlError::no_such_table(&format!("{ks_name}.{table}"))),
-                None if ks_name_is_topology_only(ctx, &ks_name) => {
-                    Err(SqlError::no_such_table(&format!("{ks_name}.{table}")))
-                }
-                None => Err(e.to_sql_error()),
-            }
-        }
-    }
-}
-
-fn ks_name_is_topology_only(ctx: &PlanContext<'_>, ks: &str) -> bool {
-    ctx.topology.keyspaces.contains_key(ks)
 }
 
 /// Removes keyspace qualifiers (`commerce.t` → `t`): shard databases have their own names.
@@ -435,7 +372,7 @@ fn strip_keyspace_qualifiers(stmt: &mut Statement, ctx: &PlanContext<'_>) -> boo
     use sqlparser::ast::visit_relations_mut;
     use std::ops::ControlFlow;
     let mut changed = false;
-    let _ = visit_relations_mut(stmt, |name| {
+    let mut strip = |name: &mut ObjectName| {
         if name.0.len() == 2 {
             if let ObjectNamePart::Identifier(i) = &name.0[0] {
                 if ctx.topology.keyspaces.contains_key(&i.value) {
@@ -444,291 +381,125 @@ fn strip_keyspace_qualifiers(stmt: &mut Statement, ctx: &PlanContext<'_>) -> boo
                 }
             }
         }
+    };
+    if let Statement::RenameTable(renames) = stmt {
+        // The visitor does not see RENAME TABLE's names as relations.
+        for r in renames {
+            strip(&mut r.old_name);
+            strip(&mut r.new_name);
+        }
+    }
+    let _ = visit_relations_mut(stmt, |name| {
+        strip(name);
         ControlFlow::<()>::Continue(())
     });
     changed
 }
 
-fn table_factor_name(f: &TableFactor) -> Option<(&ObjectName, Option<String>)> {
-    match f {
-        TableFactor::Table { name, alias, .. } => {
-            Some((name, alias.as_ref().map(|a| a.name.value.clone())))
-        }
-        _ => None,
-    }
-}
-
-/// Collects the tables of a FROM clause and the ON conditions of its joins.
-fn from_tables<'a>(
-    from: &[TableWithJoins],
-    ctx: &PlanContext<'a>,
-) -> Result<(Vec<TableRef<'a>>, Vec<Expr>), SqlError> {
-    use sqlparser::ast::{JoinConstraint, JoinOperator};
-    let mut tables = Vec::new();
-    let mut conds = Vec::new();
-    for twj in from {
-        let (name, alias) = table_factor_name(&twj.relation).ok_or_else(|| {
-            unsupported("derived tables or table functions on a sharded keyspace")
-        })?;
-        tables.push(resolve_table(name, alias.as_deref(), ctx)?);
-        for j in &twj.joins {
-            let (name, alias) = table_factor_name(&j.relation)
-                .ok_or_else(|| unsupported("derived tables in joins on a sharded keyspace"))?;
-            tables.push(resolve_table(name, alias.as_deref(), ctx)?);
-            let constraint = match &j.join_operator {
-                JoinOperator::Join(c) | JoinOperator::Inner(c) => Some(c),
-                JoinOperator::CrossJoin(c) => Some(c),
-                JoinOperator::Left(c)
-                | JoinOperator::LeftOuter(c)
-                | JoinOperator::Right(c)
-                | JoinOperator::RightOuter(c) => Some(c),
-                _ => None,
-            };
-            if let Some(JoinConstraint::On(e)) = constraint {
-                conds.push(e.clone());
-            }
+/// The table names of a statement, RENAME TABLE's included.
+fn relation_names(stmt: &Statement) -> Vec<ObjectName> {
+    use sqlparser::ast::visit_relations;
+    use std::ops::ControlFlow;
+    let mut names = Vec::new();
+    if let Statement::RenameTable(renames) = stmt {
+        for r in renames {
+            names.push(r.old_name.clone());
+            names.push(r.new_name.clone());
         }
     }
-    Ok((tables, conds))
-}
-
-// ---------------------------------------------------------------- predicates
-
-/// Top-level AND conjuncts.
-fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
-    match e {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            conjuncts(left, out);
-            conjuncts(right, out);
-        }
-        Expr::Nested(inner) => conjuncts(inner, out),
-        other => out.push(other.clone()),
-    }
-}
-
-/// A column reference: (qualifier if any, column), lowercase.
-fn column_of(e: &Expr) -> Option<(Option<String>, String)> {
-    match e {
-        Expr::Identifier(i) => Some((None, i.value.to_ascii_lowercase())),
-        Expr::CompoundIdentifier(p) if p.len() == 2 => Some((
-            Some(p[0].value.to_ascii_lowercase()),
-            p[1].value.to_ascii_lowercase(),
-        )),
-        Expr::CompoundIdentifier(p) if p.len() == 3 => Some((
-            Some(p[1].value.to_ascii_lowercase()),
-            p[2].value.to_ascii_lowercase(),
-        )),
-        Expr::Nested(inner) => column_of(inner),
-        _ => None,
-    }
-}
-
-/// A literal or a bound placeholder.
-pub(crate) fn value_of(e: &Expr) -> Option<ValueRef> {
-    match e {
-        Expr::Value(v) => match &v.value {
-            AstValue::Placeholder(p) => p
-                .strip_prefix(':')
-                .and_then(|n| n.parse().ok())
-                .map(ValueRef::Param),
-            AstValue::Number(n, _) => Some(ValueRef::Const(match n.parse::<i64>() {
-                Ok(i) => Value::Int(i),
-                Err(_) => Value::from_str(n),
-            })),
-            AstValue::SingleQuotedString(s) | AstValue::DoubleQuotedString(s) => {
-                Some(ValueRef::Const(Value::from_str(s)))
-            }
-            AstValue::Null => Some(ValueRef::Const(Value::Null)),
-            _ => None,
-        },
-        Expr::UnaryOp {
-            op: UnaryOperator::Minus,
-            expr,
-        } => match value_of(expr)? {
-            ValueRef::Param(i) => Some(ValueRef::NegParam(i)),
-            ValueRef::Const(Value::Int(i)) => Some(ValueRef::Const(Value::Int(-i))),
-            _ => None,
-        },
-        Expr::Nested(inner) => value_of(inner),
-        _ => None,
-    }
-}
-
-/// Does `col` (possibly qualified) name column `column` of table `t`?
-fn refers_to(
-    col: &(Option<String>, String),
-    t: &TableRef<'_>,
-    column: &str,
-    single_table: bool,
-) -> bool {
-    col.1 == column
-        && match &col.0 {
-            Some(q) => *q == t.qualifier,
-            None => single_table,
-        }
-}
-
-/// How one sharded table is reached, from the predicates.
-#[derive(Clone, Debug)]
-enum Access {
-    Equal(ValueRef),
-    In(Vec<ValueRef>, String),
-    Scatter,
-}
-
-fn table_access(t: &TableRef<'_>, preds: &[Expr], single_table: bool) -> Access {
-    let Some(vcol) = t
-        .table
-        .and_then(|s| s.primary_vindex())
-        .and_then(|cv| cv.columns.first().cloned())
-    else {
-        return Access::Scatter;
-    };
-    let mut found_in = None;
-    for p in preds {
-        match p {
-            Expr::BinaryOp {
-                left,
-                op: BinaryOperator::Eq,
-                right,
-            } => {
-                for (c, v) in [(left, right), (right, left)] {
-                    if let (Some(col), Some(val)) = (column_of(c), value_of(v)) {
-                        if refers_to(&col, t, &vcol, single_table) {
-                            return Access::Equal(val);
-                        }
-                    }
-                }
-            }
-            Expr::InList {
-                expr,
-                list,
-                negated: false,
-            } => {
-                if let Some(col) = column_of(expr) {
-                    if refers_to(&col, t, &vcol, single_table) {
-                        let vals: Option<Vec<ValueRef>> = list.iter().map(value_of).collect();
-                        if let Some(v) = vals {
-                            found_in = Some(Access::In(v, vcol.clone()));
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    found_in.unwrap_or(Access::Scatter)
+    let _ = visit_relations(stmt, |n| {
+        names.push(n.clone());
+        ControlFlow::<()>::Continue(())
+    });
+    names
 }
 
 // ---------------------------------------------------------------- SELECT
 
-fn plan_query(stmt: &Statement, q: &Query, ctx: &PlanContext<'_>) -> Result<Plan, SqlError> {
-    let select = match q.body.as_ref() {
-        SetExpr::Select(s) => s,
-        _ => {
-            // UNION and friends: fine on an unsharded keyspace, refused on a sharded one.
-            return match target_keyspace(ctx) {
-                Some(ks) if !ks.sharded => Ok(Plan::Route(stripped(
-                    stmt,
-                    ks.name.clone(),
-                    Opcode::Unsharded,
-                    ctx,
-                ))),
-                _ => Err(unsupported("UNION on a sharded keyspace")),
-            };
-        }
-    };
-    if select.from.is_empty() {
-        return any_shard_of_target(ctx);
-    }
-    let (tables, join_conds) = from_tables(&select.from, ctx)?;
-    let ks = tables[0].keyspace;
-    if let Some(other) = tables
+/// Every table a statement names (FROM clauses, joins, subqueries), resolved.
+fn statement_tables<'a>(
+    stmt: &Statement,
+    ctx: &PlanContext<'a>,
+) -> Result<Vec<TableRef<'a>>, SqlError> {
+    relation_names(stmt)
         .iter()
-        .find(|t| t.keyspace.name != ks.name && !t.table.is_some_and(|x| x.is_reference()))
+        .map(|n| resolve_table(n, None, ctx))
+        .collect()
+}
+
+/// The one keyspace a statement over `tables` can be sent to: that of its non-reference
+/// tables, every reference table being of the same keyspace (a reference table is copied to
+/// the shards of its own keyspace only).
+fn route_keyspace<'a>(tables: &[TableRef<'a>]) -> Result<&'a KeyspaceSchema, SqlError> {
+    let owner = tables
+        .iter()
+        .find(|t| !t.is_reference())
+        .or(tables.first())
+        .ok_or_else(|| SqlError::internal("no table to route by"))?;
+    match tables
+        .iter()
+        .find(|t| t.keyspace.name != owner.keyspace.name)
     {
-        if !(tables[0].table.is_some_and(|x| x.is_reference())) {
-            return Err(unsupported(format!(
-                "cross-keyspace query ({} and {})",
-                ks.name, other.keyspace.name
-            )));
-        }
+        Some(other) => Err(unsupported(format!(
+            "cross-keyspace query ({} and {})",
+            owner.keyspace.name, other.keyspace.name
+        ))),
+        None => Ok(owner.keyspace),
     }
-    let sharded: Vec<&TableRef<'_>> = tables
+}
+
+/// Routes a statement that need not look at shards: every table in one unsharded keyspace
+/// (passed through), or only reference tables (any one shard). `None` otherwise.
+fn unsharded_or_reference(
+    stmt: &Statement,
+    tables: &[TableRef<'_>],
+    ctx: &PlanContext<'_>,
+) -> Result<Option<Route>, SqlError> {
+    let ks = route_keyspace(tables)?;
+    let opcode = if !ks.sharded {
+        Opcode::Unsharded
+    } else if tables.iter().all(|t| t.is_reference()) {
+        Opcode::Reference
+    } else {
+        return Ok(None);
+    };
+    let mut r = stripped(stmt, ks.name.clone(), opcode, ctx);
+    r.tables = table_names(tables);
+    Ok(Some(r))
+}
+
+fn table_names(tables: &[TableRef<'_>]) -> Vec<String> {
+    tables.iter().map(TableRef::full_name).collect()
+}
+
+/// The vindex columns of the sharded tables (for the OR → IN rewrite).
+fn vindex_columns(tables: &[TableRef<'_>]) -> Vec<String> {
+    tables
         .iter()
-        .filter(|t| t.keyspace.sharded && !t.table.is_some_and(|x| x.is_reference()))
-        .collect();
-    let names: Vec<String> = tables
-        .iter()
-        .map(|t| format!("{}.{}", t.keyspace.name, t.name))
-        .collect();
-    if sharded.is_empty() {
-        // Unsharded, or reference tables only.
-        let route_ks = if ks.sharded {
-            ks.name.clone()
-        } else {
-            ks.name.clone()
-        };
-        let opcode = if ks.sharded {
-            Opcode::Reference
-        } else {
-            Opcode::Unsharded
-        };
-        let mut r = stripped(stmt, route_ks, opcode, ctx);
-        r.tables = names;
-        return Ok(Plan::Route(r));
-    }
-    let route_ks = sharded[0].keyspace;
-    let mut preds = Vec::new();
-    if let Some(w) = &select.selection {
-        conjuncts(w, &mut preds);
-    }
-    let mut all_preds = preds.clone();
-    for c in &join_conds {
-        conjuncts(c, &mut all_preds);
-    }
-    let single = tables.len() == 1;
-    // Several sharded tables form one route only if joined on their primary vindex columns.
-    if sharded.len() > 1 {
-        for t in &sharded[1..] {
-            if !joined_on_vindex(sharded[0], t, &all_preds) {
-                return Err(unsupported(format!(
-                    "cross-shard join of {} and {} (join them on their primary vindex columns)",
-                    sharded[0].name, t.name
-                )));
-            }
-        }
-    }
-    // The most selective access among the joined sharded tables decides the route.
-    let mut access = Access::Scatter;
-    let mut vindex = None;
-    for t in &sharded {
-        let a = table_access(t, &all_preds, single);
-        let better = match (&access, &a) {
-            (Access::Scatter, Access::In(..) | Access::Equal(_)) => true,
-            (Access::In(..), Access::Equal(_)) => true,
-            _ => false,
-        };
-        if better {
-            access = a;
-            vindex = t
-                .table
-                .and_then(|s| s.primary_vindex())
-                .map(|cv| cv.vindex.clone());
-        }
-    }
-    let mut route = stripped(stmt, route_ks.name.clone(), Opcode::Scatter, ctx);
-    route.tables = names;
+        .filter(|t| t.is_sharded())
+        .filter_map(|t| t.table?.primary_vindex()?.columns.first().cloned())
+        .collect()
+}
+
+/// The opcode, vindex and values a route gets from the best access to its sharded tables.
+fn apply_access(
+    route: &mut Route,
+    access: Access,
+    vindex: Option<Arc<dyn Vindex>>,
+    stmt: &Statement,
+) {
+    let all_null = |vals: &[ValueRef]| {
+        vals.iter()
+            .all(|v| matches!(v, ValueRef::Const(Value::Null)))
+    };
     match access {
+        // `col = NULL`, `col IN (NULL)`: nothing can match anywhere (Vitess: None).
+        Access::Equal(v) if all_null(std::slice::from_ref(&v)) => route.opcode = Opcode::None,
+        Access::In(vals, _) if all_null(&vals) => route.opcode = Opcode::None,
         Access::Equal(v) => {
             route.opcode = Opcode::EqualUnique;
             route.vindex = vindex;
             route.values = vec![v];
-            return Ok(Plan::Route(route));
         }
         Access::In(vals, col) => {
             route.opcode = Opcode::In;
@@ -739,35 +510,79 @@ fn plan_query(stmt: &Statement, q: &Query, ctx: &PlanContext<'_>) -> Result<Plan
         }
         Access::Scatter => {}
     }
-    plan_merge(&mut route, q, select)?;
-    Ok(Plan::Route(route))
 }
 
-fn joined_on_vindex(a: &TableRef<'_>, b: &TableRef<'_>, preds: &[Expr]) -> bool {
-    let (Some(va), Some(vb)) = (
-        a.table.and_then(|t| t.primary_vindex()),
-        b.table.and_then(|t| t.primary_vindex()),
-    ) else {
-        return false;
-    };
-    if va.vindex.type_name() != vb.vindex.type_name() {
-        return false;
+fn plan_query(stmt: &Statement, q: &Query, ctx: &PlanContext<'_>) -> Result<Plan, SqlError> {
+    let all_tables = statement_tables(stmt, ctx)?;
+    if all_tables.is_empty() {
+        // `select 1`, `select now()`: any shard of the session's keyspace.
+        return any_shard_of_target(ctx);
     }
-    let (ca, cb) = (&va.columns[0], &vb.columns[0]);
-    preds.iter().any(|p| match p {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::Eq,
-            right,
-        } => match (column_of(left), column_of(right)) {
-            (Some(l), Some(r)) => {
-                (refers_to(&l, a, ca, false) && refers_to(&r, b, cb, false))
-                    || (refers_to(&l, b, cb, false) && refers_to(&r, a, ca, false))
-            }
-            _ => false,
-        },
-        _ => false,
-    })
+    if let Some(r) = unsharded_or_reference(stmt, &all_tables, ctx)? {
+        return Ok(Plan::Route(r));
+    }
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return Err(unsupported("UNION on a sharded keyspace"));
+    };
+    let from = from_tables(&select.from, ctx)?;
+    let mut where_preds = Vec::new();
+    if let Some(w) = &select.selection {
+        conjuncts(w, &mut where_preds);
+    }
+    let mut tie_preds = where_preds.clone();
+    for c in from.inner_conds.iter().chain(&from.outer_conds) {
+        conjuncts(c, &mut tie_preds);
+    }
+    let mut scope = Scope::new(from.tables.clone(), &tie_preds);
+    scope.add_subqueries(select.as_ref(), &where_preds, ctx)?;
+    if let Some(rewritten) = or_to_in(stmt, &vindex_columns(&scope.tables)) {
+        if let Statement::Query(q2) = &rewritten {
+            return plan_query(&rewritten, q2, ctx);
+        }
+    }
+    scope.check_one_route()?;
+
+    // Only the WHERE clause and inner joins' conditions restrict the rows: they pick shards.
+    let mut route_preds = where_preds;
+    for c in &from.inner_conds {
+        conjuncts(c, &mut route_preds);
+    }
+    let single = from.tables.len() == 1;
+    let mut access = Access::Scatter;
+    let mut vindex = None;
+    for t in from.tables.iter().filter(|t| t.is_sharded()) {
+        let a = table_access(t, &route_preds, single);
+        if a.better_than(&access) {
+            access = a;
+            vindex = t
+                .table
+                .and_then(|s| s.primary_vindex())
+                .map(|cv| cv.vindex.clone());
+        }
+    }
+    let ks = route_keyspace(&scope.tables)?;
+    let mut route = stripped(stmt, ks.name.clone(), Opcode::Scatter, ctx);
+    route.tables = table_names(&scope.tables);
+    apply_access(&mut route, access, vindex, stmt);
+
+    // An outer join keeping every row of a reference table would repeat those rows once per
+    // shard: fine on one shard only.
+    for (kept, nullable) in &from.outer_joins {
+        let sharded = |side: &Vec<usize>| side.iter().any(|&i| from.tables[i].is_sharded());
+        if !sharded(kept)
+            && sharded(nullable)
+            && !matches!(route.opcode, Opcode::EqualUnique | Opcode::None)
+        {
+            return Err(unsupported(format!(
+                "outer join keeping every row of reference table {} across shards",
+                from.tables[kept[0]].name
+            )));
+        }
+    }
+    if matches!(route.opcode, Opcode::In | Opcode::Scatter) {
+        plan_merge(&mut route, q, select)?;
+    }
+    Ok(Plan::Route(route))
 }
 
 fn stripped(stmt: &Statement, keyspace: String, opcode: Opcode, ctx: &PlanContext<'_>) -> Route {
@@ -777,288 +592,6 @@ fn stripped(stmt: &Statement, keyspace: String, opcode: Opcode, ctx: &PlanContex
         r.sql = ShardSql::Template(q);
     }
     r
-}
-
-/// Works out what the gateway must do with the rows of a multi-shard SELECT, rewriting the
-/// per-shard query where needed (AVG → SUM + COUNT, LIMIT n OFFSET m → LIMIT m+n, HAVING
-/// removed, hidden columns for ORDER BY / GROUP BY keys not in the select list).
-fn plan_merge(route: &mut Route, q: &Query, select: &Select) -> Result<(), SqlError> {
-    let mut merge = MergeSpec::default();
-    let mut sel = select.clone();
-    let has_wildcard = sel.projection.iter().any(|i| {
-        matches!(
-            i,
-            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-        )
-    });
-    let visible = sel.projection.len();
-    let mut hidden: Vec<SelectItem> = Vec::new();
-    let mut rewritten = false;
-
-    // Aggregates in the select list.
-    let mut agg_cols = Vec::new();
-    for (i, item) in select.projection.iter().enumerate() {
-        let (expr, alias) = match item {
-            SelectItem::UnnamedExpr(e) => (e, None),
-            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
-            _ => continue,
-        };
-        let Some((func, distinct, arg)) = aggregate_of(expr) else {
-            if contains_aggregate(expr) {
-                return Err(unsupported(format!(
-                    "expression over aggregates on a sharded keyspace: {expr}"
-                )));
-            }
-            continue;
-        };
-        if distinct {
-            return Err(unsupported(format!("{func}(DISTINCT …) across shards")));
-        }
-        let f = match func.as_str() {
-            "count" => AggFunc::Count,
-            "sum" => AggFunc::Sum,
-            "min" => AggFunc::Min,
-            "max" => AggFunc::Max,
-            "avg" => {
-                let Some(arg) = arg else {
-                    return Err(unsupported("AVG(*)"));
-                };
-                // AVG(x) -> SUM(x) shown under the original name, plus a hidden COUNT(x).
-                let name = alias
-                    .as_ref()
-                    .map(|a| a.value.clone())
-                    .unwrap_or_else(|| expr.to_string());
-                sel.projection[i] = SelectItem::ExprWithAlias {
-                    expr: make_fn("sum", arg.clone()),
-                    alias: sqlparser::ast::Ident::new(name.clone()),
-                };
-                hidden.push(SelectItem::UnnamedExpr(make_fn("count", arg)));
-                merge.names.push((i, name));
-                rewritten = true;
-                AggFunc::Avg {
-                    count_col: HIDDEN_BASE + hidden.len() - 1,
-                }
-            }
-            _ => continue,
-        };
-        agg_cols.push(i);
-        merge.aggregates.push(Aggregate { col: i, func: f });
-    }
-
-    // GROUP BY keys.
-    if let GroupByExpr::Expressions(exprs, _) = &select.group_by {
-        for e in exprs {
-            let col = key_column(e, select, has_wildcard, &mut hidden)?;
-            merge.group_by.push(col);
-        }
-    }
-    if !hidden.is_empty() {
-        rewritten = true;
-    }
-
-    // HAVING: evaluated at the gateway on merged groups; shards must not filter partial groups.
-    if let Some(h) = &select.having {
-        let mut cs = Vec::new();
-        conjuncts(h, &mut cs);
-        for c in cs {
-            let Expr::BinaryOp { left, op, right } = &c else {
-                return Err(unsupported(format!("HAVING {c}")));
-            };
-            let op = match op {
-                BinaryOperator::Eq => CmpOp::Eq,
-                BinaryOperator::NotEq => CmpOp::NotEq,
-                BinaryOperator::Lt => CmpOp::Lt,
-                BinaryOperator::LtEq => CmpOp::LtEq,
-                BinaryOperator::Gt => CmpOp::Gt,
-                BinaryOperator::GtEq => CmpOp::GtEq,
-                _ => return Err(unsupported(format!("HAVING {c}"))),
-            };
-            let Some(v) = value_of(right) else {
-                return Err(unsupported(format!("HAVING {c}")));
-            };
-            let col = key_column(left, select, has_wildcard, &mut hidden)?;
-            route_having(route, col, op, v);
-        }
-        sel.having = None;
-        rewritten = true;
-    }
-
-    merge.distinct = matches!(select.distinct, Some(sqlparser::ast::Distinct::Distinct));
-
-    // ORDER BY keys.
-    if let Some(ob) = &q.order_by {
-        if let OrderByKind::Expressions(items) = &ob.kind {
-            for it in items {
-                let col = key_column(&it.expr, select, has_wildcard, &mut hidden)?;
-                let desc = matches!(it.options.sort, Some(sqlparser::ast::OrderBySort::Desc));
-                merge.order_by.push(SortKey { col, desc });
-            }
-        }
-    }
-    if hidden.len()
-        > merge
-            .aggregates
-            .iter()
-            .filter(|a| matches!(a.func, AggFunc::Avg { .. }))
-            .count()
-    {
-        rewritten = true;
-    }
-
-    // LIMIT n OFFSET m -> each shard returns m+n rows; the gateway skips m and keeps n.
-    let mut query = match route.template_query() {
-        Some(tq) => tq,
-        None => q.clone(),
-    };
-    if let Some(lc) = &q.limit_clause {
-        let (count, offset) = match lc {
-            LimitClause::LimitOffset {
-                limit: Some(l),
-                offset,
-                ..
-            } => (Some(l), offset.as_ref().map(|o| &o.value)),
-            LimitClause::OffsetCommaLimit { offset, limit } => (Some(limit), Some(offset)),
-            _ => (None, None),
-        };
-        if let Some(c) = count {
-            let c = value_of(c).ok_or_else(|| unsupported("non-literal LIMIT"))?;
-            let o = match offset {
-                Some(o) => value_of(o).ok_or_else(|| unsupported("non-literal OFFSET"))?,
-                None => ValueRef::Const(Value::Int(0)),
-            };
-            route.limit = Some((c, o));
-            rewritten = true;
-        }
-    }
-    if !merge.group_by.is_empty() || !merge.aggregates.is_empty() || merge.distinct {
-        // Grouping at the gateway sees every row: the shards must not apply the LIMIT.
-        if route.limit.is_some() {
-            query.limit_clause = None;
-        }
-    }
-    let n_hidden = hidden.len();
-    sel.projection.extend(hidden);
-    if n_hidden > 0 {
-        merge.visible = Some(visible);
-    }
-    merge.having = Vec::new();
-    if rewritten {
-        // Keep the (qualifier-stripped) FROM/WHERE of the template, with the new select list.
-        if let SetExpr::Select(tsel) = query.body.as_mut() {
-            tsel.projection = sel.projection;
-            tsel.having = sel.having;
-        }
-        route.sql = ShardSql::Template(Statement::Query(Box::new(query)));
-    }
-    route.merge = merge;
-    Ok(())
-}
-
-fn route_having(route: &mut Route, col: usize, op: CmpOp, v: ValueRef) {
-    route.having.push((col, op, v));
-}
-
-/// The select-list position of an ORDER BY / GROUP BY / HAVING expression (by position
-/// number, alias, or identical expression), or a hidden column appended for it.
-fn key_column(
-    e: &Expr,
-    select: &Select,
-    has_wildcard: bool,
-    hidden: &mut Vec<SelectItem>,
-) -> Result<usize, SqlError> {
-    if let Expr::Value(v) = e {
-        if let AstValue::Number(n, _) = &v.value {
-            let pos: usize = n.parse().map_err(|_| unsupported("ORDER BY position"))?;
-            if pos == 0 || pos > select.projection.len() || has_wildcard {
-                return Err(unsupported("ORDER BY position with *"));
-            }
-            return Ok(pos - 1);
-        }
-    }
-    let text = e.to_string().to_ascii_lowercase();
-    if !has_wildcard {
-        for (i, item) in select.projection.iter().enumerate() {
-            match item {
-                SelectItem::ExprWithAlias { expr, alias } => {
-                    if alias.value.to_ascii_lowercase() == text
-                        || expr.to_string().to_ascii_lowercase() == text
-                    {
-                        return Ok(i);
-                    }
-                }
-                SelectItem::UnnamedExpr(x) => {
-                    let xt = x.to_string().to_ascii_lowercase();
-                    if xt == text
-                        || (column_of(x).map(|c| c.1) == column_of(e).map(|c| c.1)
-                            && column_of(e).is_some()
-                            && column_of(e).and_then(|c| c.0).is_none())
-                    {
-                        return Ok(i);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-    if let Some(pos) = hidden.iter().position(
-        |h| matches!(h, SelectItem::UnnamedExpr(x) if x.to_string().to_ascii_lowercase() == text),
-    ) {
-        return Ok(HIDDEN_BASE + pos);
-    }
-    hidden.push(SelectItem::UnnamedExpr(e.clone()));
-    Ok(HIDDEN_BASE + hidden.len() - 1)
-}
-
-fn make_fn(name: &str, arg: Expr) -> Expr {
-    use sqlparser::ast::{Function, FunctionArgumentList, Ident};
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
-}
-
-/// `count(*)`, `sum(x)`, …: (name, distinct, argument).
-fn aggregate_of(e: &Expr) -> Option<(String, bool, Option<Expr>)> {
-    let Expr::Function(f) = e else { return None };
-    let name = f.name.to_string().to_ascii_lowercase();
-    if !matches!(name.as_str(), "count" | "sum" | "min" | "max" | "avg") {
-        return None;
-    }
-    let FunctionArguments::List(l) = &f.args else {
-        return None;
-    };
-    let distinct = matches!(
-        l.duplicate_treatment,
-        Some(sqlparser::ast::DuplicateTreatment::Distinct)
-    );
-    let arg = match l.args.first() {
-        Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(x))) => Some(x.clone()),
-        _ => None,
-    };
-    Some((name, distinct, arg))
-}
-
-fn contains_aggregate(e: &Expr) -> bool {
-    use sqlparser::ast::visit_expressions;
-    use std::ops::ControlFlow;
-    visit_expressions(e, |x| {
-        if aggregate_of(x).is_some() {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    })
-    .is_break()
 }
 
 // ---------------------------------------------------------------- writes
@@ -1075,11 +608,6 @@ fn plan_insert(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, SqlError
     if let Some(ts) = t.table {
         if let TableKind::Reference { source } = &ts.kind {
             return write_to_reference_source(stmt, &t, source.as_ref(), ctx);
-        }
-        if ts.is_sequence() {
-            return Err(SqlError::cant_route(format!(
-                "cannot write to sequence table {full} directly"
-            )));
         }
     }
     if !t.keyspace.sharded {
@@ -1259,15 +787,16 @@ fn plan_update_delete(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, S
         _ => return Err(SqlError::internal("not an update/delete")),
     };
     let t = resolve_table(name, alias.as_deref(), ctx)?;
-    let full = format!("{}.{}", t.keyspace.name, t.name);
+    let full = t.full_name();
     if let Some(ts) = t.table {
         if let TableKind::Reference { source } = &ts.kind {
             return write_to_reference_source(stmt, &t, source.as_ref(), ctx);
         }
     }
-    if !t.keyspace.sharded {
+    let all_tables = statement_tables(stmt, ctx)?;
+    if !route_keyspace(&all_tables)?.sharded {
         let mut r = stripped(stmt, t.keyspace.name.clone(), Opcode::Unsharded, ctx);
-        r.tables = vec![full];
+        r.tables = table_names(&all_tables);
         r.is_write = true;
         return Ok(Plan::Route(r));
     }
@@ -1287,63 +816,81 @@ fn plan_update_delete(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, S
     if let Some(w) = selection {
         conjuncts(w, &mut preds);
     }
+    let mut scope = Scope::new(vec![t.clone()], &preds);
+    scope.add_subqueries(stmt, &preds, ctx)?;
+    if let Some(rewritten) = or_to_in(stmt, &vindex_columns(&scope.tables)) {
+        return plan_update_delete(&rewritten, ctx);
+    }
+    scope.check_one_route()?;
     let mut r = stripped(stmt, t.keyspace.name.clone(), Opcode::Scatter, ctx);
-    r.tables = vec![full];
+    r.tables = table_names(&scope.tables);
     r.is_write = true;
-    match table_access(&t, &preds, true) {
-        Access::Equal(v) => {
-            r.opcode = Opcode::EqualUnique;
-            r.vindex = ts.primary_vindex().map(|c| c.vindex.clone());
-            r.values = vec![v];
-        }
-        Access::In(vals, col) => {
-            r.opcode = Opcode::In;
-            r.vindex = ts.primary_vindex().map(|c| c.vindex.clone());
-            r.values = vals;
-            r.in_column = Some(col);
-            r.sql = ShardSql::Template(r.template(stmt));
-        }
-        Access::Scatter if has_order_or_limit => {
-            return Err(unsupported(
-                "multi-shard UPDATE/DELETE with ORDER BY or LIMIT",
-            ));
-        }
-        Access::Scatter => {}
+    let vindex = ts.primary_vindex().map(|c| c.vindex.clone());
+    apply_access(&mut r, table_access(&t, &preds, true), vindex, stmt);
+    if has_order_or_limit && matches!(r.opcode, Opcode::Scatter | Opcode::In) {
+        return Err(unsupported(
+            "multi-shard UPDATE/DELETE with ORDER BY or LIMIT",
+        ));
     }
     Ok(Plan::Route(r))
 }
 
 fn multi_table_write(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, SqlError> {
-    match target_keyspace(ctx) {
-        Some(ks) if !ks.sharded => {
-            let mut r = stripped(stmt, ks.name.clone(), Opcode::Unsharded, ctx);
-            r.is_write = true;
-            Ok(Plan::Route(r))
-        }
-        _ => Err(unsupported(
+    let tables = statement_tables(stmt, ctx)?;
+    let ks = match tables.first() {
+        Some(_) => route_keyspace(&tables)?,
+        None => target_keyspace(ctx).ok_or_else(|| SqlError::internal("no keyspace"))?,
+    };
+    if ks.sharded {
+        return Err(unsupported(
             "multi-table UPDATE/DELETE on a sharded keyspace",
-        )),
+        ));
     }
+    let mut r = stripped(stmt, ks.name.clone(), Opcode::Unsharded, ctx);
+    r.tables = table_names(&tables);
+    r.is_write = true;
+    Ok(Plan::Route(r))
 }
 
 fn plan_ddl(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, SqlError> {
-    // The keyspace: from a qualified table name, else the session's.
-    let mut ks = target_keyspace_name(ctx);
-    {
-        use sqlparser::ast::visit_relations;
-        use std::ops::ControlFlow;
-        let _ = visit_relations(stmt, |name| {
-            if name.0.len() == 2 {
-                if let ObjectNamePart::Identifier(i) = &name.0[0] {
-                    if ctx.topology.keyspaces.contains_key(&i.value) {
-                        ks = i.value.clone();
-                        return ControlFlow::Break(());
-                    }
-                }
+    // The keyspace: from the qualified table names (all the same one), else the session's.
+    let mut named: Vec<String> = Vec::new();
+    let mut tables: Vec<String> = Vec::new();
+    for name in relation_names(stmt) {
+        let parts: Vec<&str> = name
+            .0
+            .iter()
+            .filter_map(|p| match p {
+                ObjectNamePart::Identifier(i) => Some(i.value.as_str()),
+                _ => None,
+            })
+            .collect();
+        if let [k, t] = parts.as_slice() {
+            if !named.iter().any(|n| n == k) {
+                named.push(k.to_string());
             }
-            ControlFlow::Continue(())
-        });
+            tables.push(format!("{k}.{t}"));
+        } else if let [t] = parts.as_slice() {
+            tables.push(t.to_string());
+        }
     }
+    if let Some(unknown) = named
+        .iter()
+        .find(|k| !ctx.topology.keyspaces.contains_key(*k))
+    {
+        return Err(SqlError::new(
+            codes::ER_BAD_DB_ERROR,
+            "42000",
+            format!("Unknown database '{unknown}'"),
+        ));
+    }
+    if named.len() > 1 {
+        return Err(unsupported(format!(
+            "DDL across keyspaces ({})",
+            named.join(" and ")
+        )));
+    }
+    let ks = named.pop().unwrap_or_else(|| target_keyspace_name(ctx));
     if !ctx.topology.keyspaces.contains_key(&ks) {
         return Err(SqlError::new(
             codes::ER_BAD_DB_ERROR,
@@ -1351,6 +898,16 @@ fn plan_ddl(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, SqlError> {
             format!("Unknown database '{ks}'"),
         ));
     }
+    let tables = tables
+        .into_iter()
+        .map(|t| {
+            if t.contains('.') {
+                t
+            } else {
+                format!("{ks}.{t}")
+            }
+        })
+        .collect();
     let sharded = ctx.vschema.keyspaces.get(&ks).is_some_and(|k| k.sharded);
     let mut r = stripped(
         stmt,
@@ -1362,6 +919,7 @@ fn plan_ddl(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, SqlError> {
         },
         ctx,
     );
+    r.tables = tables;
     r.is_write = true;
     Ok(Plan::Route(r))
 }

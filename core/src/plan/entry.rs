@@ -64,7 +64,15 @@ pub fn plan_sql(sql: &str, gw: &Gateway, target: &Target) -> Result<Planned, Sql
             let plan = match parse_one(&n.key) {
                 Ok(mut stmt) => {
                     number_placeholders(&mut stmt, &n.key);
-                    plan_statement(&stmt, &ctx)?
+                    match plan_statement(&stmt, &ctx) {
+                        Ok(p) => p,
+                        // Errors are not cached: say them with the statement's own literals
+                        // rather than the placeholders.
+                        Err(e) => {
+                            let original = parse_one(sql).and_then(|s| plan_statement(&s, &ctx));
+                            return Err(original.err().unwrap_or(e));
+                        }
+                    }
                 }
                 Err(_) => {
                     let stmt = parse_one(sql)?;

@@ -9,12 +9,15 @@
 mod builder;
 mod cache;
 mod entry;
+mod merge;
 mod render;
 mod resolve;
+mod scope;
 
 pub use builder::{plan_statement, PlanContext, Target};
 pub use cache::{CacheStats, PlanCache};
 pub use entry::{plan_sql, Planned};
+pub use merge::HIDDEN_BASE;
 pub use render::explain;
 pub use resolve::ShardQuery;
 
@@ -94,6 +97,11 @@ pub struct Route {
     pub limit: Option<(ValueRef, ValueRef)>,
     /// HAVING conditions evaluated at the gateway: (column, operator, value).
     pub having: Vec<(usize, crate::exec::CmpOp, ValueRef)>,
+    /// Columns appended to the select list for the merge (ORDER BY / GROUP BY / HAVING keys
+    /// the client did not select), dropped before the client sees the rows. After a `*` the
+    /// merge numbers them from [`HIDDEN_BASE`] until the column count is known; see
+    /// [`Route::merge_spec_for`].
+    pub hidden_columns: usize,
     /// Is the statement a write (for transaction bookkeeping and the query log)?
     pub is_write: bool,
 }

@@ -2,7 +2,7 @@
 //! `Debug` output: per route the opcode, keyspace, the shards, and the exact SQL each gets.
 
 use super::{Bindings, Local, LocalExpr, Plan, TxnOp};
-use crate::exec::{AggFunc, MergeSpec};
+use crate::exec::{AggFunc, CmpOp, MergeSpec};
 use crate::gateway::Topology;
 use crate::vschema::ShardMap;
 use std::fmt::Write as _;
@@ -51,10 +51,24 @@ pub fn explain(
         }
         None => {}
     }
-    if let Plan::Route(r) = plan {
-        if let Ok(m) = r.merge_spec(b) {
-            merge_lines(&m, &mut out);
+    match plan {
+        Plan::Route(r) => {
+            if let Ok(m) = r.merge_spec(b) {
+                merge_lines(&m, r.hidden_columns, &mut out);
+            }
         }
+        Plan::Insert(i) if i.sequence.is_some() => {
+            let _ = writeln!(
+                out,
+                "  (ids shown as 1, 2, …: the sequence hands out the real ones at execution)"
+            );
+        }
+        Plan::Local(Local::Explain(text)) => {
+            for line in text.lines() {
+                let _ = writeln!(out, "  | {line}");
+            }
+        }
+        _ => {}
     }
     out
 }
@@ -138,15 +152,19 @@ fn local_name(l: &Local) -> String {
     }
 }
 
-fn merge_lines(m: &MergeSpec, out: &mut String) {
+fn merge_lines(m: &MergeSpec, hidden: usize, out: &mut String) {
     if m.is_passthrough() {
         return;
     }
+    // Hidden columns follow the visible ones; after a `*` they are counted from the end.
     let col = |c: usize| {
-        if c >= super::builder::HIDDEN_BASE {
-            format!("hidden{}", c - super::builder::HIDDEN_BASE)
+        if c >= super::HIDDEN_BASE {
+            format!("hidden{}", c - super::HIDDEN_BASE)
         } else {
-            format!("col{c}")
+            match m.visible {
+                Some(v) if c >= v => format!("hidden{}", c - v),
+                _ => format!("col{c}"),
+            }
         }
     };
     let mut parts = Vec::new();
@@ -171,10 +189,17 @@ fn merge_lines(m: &MergeSpec, out: &mut String) {
         parts.push(format!("{f} {}", col(a.col)));
     }
     for h in &m.having {
+        let op = match h.op {
+            CmpOp::Eq => "=",
+            CmpOp::NotEq => "<>",
+            CmpOp::Lt => "<",
+            CmpOp::LtEq => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::GtEq => ">=",
+        };
         parts.push(format!(
-            "having {} {:?} {}",
+            "having {} {op} {}",
             col(h.col),
-            h.op,
             String::from_utf8_lossy(&h.value)
         ));
     }
@@ -194,8 +219,10 @@ fn merge_lines(m: &MergeSpec, out: &mut String) {
     if let Some(l) = m.limit {
         parts.push(format!("limit {l} offset {}", m.offset));
     }
-    if let Some(v) = m.visible {
-        parts.push(format!("show first {v} columns"));
+    match m.visible {
+        Some(v) => parts.push(format!("show first {v} columns")),
+        None if hidden > 0 => parts.push(format!("drop last {hidden} columns")),
+        None => {}
     }
     let _ = writeln!(out, "  merge: {}", parts.join("; "));
 }

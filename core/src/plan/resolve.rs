@@ -111,8 +111,15 @@ impl Route {
                     .vindex
                     .as_deref()
                     .ok_or_else(|| SqlError::internal("route without vindex"))?;
+                // Each shard gets its own values, once each; NULL matches nothing.
                 let mut per_shard: BTreeMap<usize, Vec<ValueRef>> = BTreeMap::new();
+                let mut seen: Vec<Value> = Vec::new();
                 for v in &self.values {
+                    let value = b.resolve(v)?;
+                    if seen.contains(&value) {
+                        continue;
+                    }
+                    seen.push(value);
                     if let Some(vv) = b.vindex_value(v)? {
                         let (shard, _) = lookup_shard(vindex, &vv, map)?;
                         per_shard.entry(shard).or_default().push(v.clone());
@@ -144,9 +151,37 @@ impl Route {
         }
     }
 
-    /// The merge for one execution, with LIMIT/OFFSET and HAVING values bound.
+    /// The merge for one execution once the shards' column count is known: hidden columns
+    /// placed after a `*` get their real positions. Use this one to execute.
+    pub fn merge_spec_for(&self, b: &Bindings<'_>, columns: usize) -> Result<MergeSpec, SqlError> {
+        let mut m = self.merge_spec(b)?;
+        if self.hidden_columns > 0 && m.visible.is_none() {
+            let first_hidden = columns.checked_sub(self.hidden_columns).ok_or_else(|| {
+                SqlError::internal(format!(
+                    "shard returned {columns} columns, fewer than the {} hidden ones",
+                    self.hidden_columns
+                ))
+            })?;
+            let f = |c: usize| {
+                if c >= super::HIDDEN_BASE {
+                    first_hidden + (c - super::HIDDEN_BASE)
+                } else {
+                    c
+                }
+            };
+            super::merge::remap_columns(&mut m, &f);
+            m.visible = Some(first_hidden);
+        }
+        Ok(m)
+    }
+
+    /// The merge for one execution, with LIMIT/OFFSET and HAVING values bound. Hidden columns
+    /// after a `*` are still numbered from [`super::HIDDEN_BASE`] (EXPLAIN shows them so).
     pub fn merge_spec(&self, b: &Bindings<'_>) -> Result<MergeSpec, SqlError> {
         let mut m = self.merge.clone();
+        for (_, name) in &mut m.names {
+            *name = b.fill_placeholders(name);
+        }
         if let Some((count, offset)) = &self.limit {
             m.limit = Some(as_u64(&b.resolve(count)?)?);
             m.offset = as_u64(&b.resolve(offset)?)?;
@@ -172,7 +207,7 @@ impl Route {
             ShardSql::Template(t) => t.clone(),
         };
         if let (Some(vals), Some(col)) = (in_values, &self.in_column) {
-            prune_in_list(&mut stmt, col, vals);
+            prune_in_list(&mut stmt, col, &self.values, vals);
         }
         b.substitute(&mut stmt)?;
         if let (Some((count, offset)), Statement::Query(q)) = (&self.limit, &mut stmt) {
@@ -205,8 +240,9 @@ fn as_u64(v: &Value) -> Result<u64, SqlError> {
     }
 }
 
-/// Replaces the IN list on `column` with the given values (as `:N` placeholders or literals).
-fn prune_in_list(stmt: &mut Statement, column: &str, vals: &[ValueRef]) {
+/// Replaces the IN list that routed (on `column`, with exactly the values `routed`) with the
+/// given values; other IN lists on the same column are left alone.
+fn prune_in_list(stmt: &mut Statement, column: &str, routed: &[ValueRef], vals: &[ValueRef]) {
     use sqlparser::ast::visit_expressions_mut;
     use std::ops::ControlFlow;
     let _ = visit_expressions_mut(stmt, |e| {
@@ -221,7 +257,12 @@ fn prune_in_list(stmt: &mut Statement, column: &str, vals: &[ValueRef]) {
                 Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_ascii_lowercase()),
                 _ => None,
             };
-            if name.as_deref() == Some(column) {
+            let same_list = list.len() == routed.len()
+                && list
+                    .iter()
+                    .zip(routed)
+                    .all(|(x, r)| super::scope::value_of(x).as_ref() == Some(r));
+            if name.as_deref() == Some(column) && same_list {
                 *list = vals.iter().map(value_expr).collect();
                 return ControlFlow::Break(());
             }
@@ -355,6 +396,30 @@ impl InsertPlan {
 }
 
 impl Bindings<'_> {
+    /// A column name taken from the normalized statement, its `:N` placeholders replaced by
+    /// the literals as written (`avg(x * :0)` → `avg(x * 2)`).
+    fn fill_placeholders(&self, name: &str) -> String {
+        let mut out = String::new();
+        let mut rest = name;
+        while let Some(at) = rest.find(':') {
+            out.push_str(&rest[..at]);
+            let digits: String = rest[at + 1..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            match digits.parse::<usize>().ok().and_then(|i| self.raw(i)) {
+                Some(raw) => out.push_str(raw),
+                None => {
+                    out.push(':');
+                    out.push_str(&digits);
+                }
+            }
+            rest = &rest[at + 1 + digits.len()..];
+        }
+        out.push_str(rest);
+        out
+    }
+
     fn substitute_insert(&self, ins: &mut sqlparser::ast::Insert) -> Result<(), SqlError> {
         let mut stmt = Statement::Insert(ins.clone());
         self.substitute(&mut stmt)?;
