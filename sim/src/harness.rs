@@ -89,6 +89,13 @@ impl Default for ConnectOptions {
     }
 }
 
+/// The far end of a partition (the near end is always the gateway).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Shard(String),
+    Client(String),
+}
+
 /// The gateway's side of one client connection.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SessionState {
@@ -129,6 +136,15 @@ pub trait Harness {
     fn arm_fault(&mut self, shard: &str, fault: ShardFault) -> Result<(), String>;
     /// Every connection of the shard closes now (from the shard's side).
     fn drop_connections(&mut self, shard: &str) -> Result<(), String>;
+    /// The shard host crashes: its connections drop and new ones are refused until restarted.
+    /// Committed data survives (the engine's storage is durable); open transactions roll back.
+    fn crash(&mut self, shard: &str) -> Result<(), String>;
+    fn restart(&mut self, shard: &str) -> Result<(), String>;
+    /// Nothing crosses between the gateway and `target` either way, and new connections to a
+    /// partitioned shard are refused at once, until [`Harness::heal`].
+    fn partition(&mut self, target: &Endpoint) -> Result<(), String>;
+    /// Ends every partition; held bytes flow again.
+    fn heal(&mut self) -> Result<(), String>;
     /// Everything a shard sends is held until [`Harness::resume`].
     fn stall(&mut self, shard: &str) -> Result<(), String>;
     /// Releases a stall and any held answers of that shard.

@@ -90,6 +90,13 @@ impl Link {
         self.held = false;
     }
 
+    /// The sender died: what it had not sent yet (held bytes included) is lost; later items
+    /// are still delivered.
+    pub fn lose_pending(&mut self) {
+        self.queue.clear();
+        self.held = false;
+    }
+
     /// The receiver is gone: drop everything, now and later.
     pub fn discard(&mut self) {
         self.queue.clear();

@@ -207,6 +207,10 @@ fn exec<H: Harness>(
         StepKind::Fault { shard, fault } => h.arm_fault(shard, fault.clone()),
         StepKind::Drop { shard } => h.drop_connections(shard),
         StepKind::Stall { shard } => h.stall(shard),
+        StepKind::Crash { shard } => h.crash(shard),
+        StepKind::Restart { shard } => h.restart(shard),
+        StepKind::Partition { target } => h.partition(target),
+        StepKind::Heal => h.heal(),
         StepKind::Resume { shard } => h.resume(shard),
         StepKind::SplitPackets(on) => {
             h.set_split_packets(*on);

@@ -27,6 +27,8 @@
 //! fault shard=0 more_after_final                 (next final EOF/OK claims MORE_RESULTS)
 //! fault shard=0 drop                             (every connection of the shard closes now)
 //! fault split_packets [off]
+//! crash shard=0 | restart shard=0
+//! partition gateway shard=0 | partition gateway client=a | heal
 //! panic marker=<text> | panic off
 //! disconnect a
 //! advance 50ms
@@ -39,7 +41,7 @@
 //! `file:line: message`.
 
 use crate::fault::{injected_error, ShardFault};
-use crate::harness::{ConnectOptions, KeyspaceSpec, TopologySpec, VSchemaSource};
+use crate::harness::{ConnectOptions, Endpoint, KeyspaceSpec, TopologySpec, VSchemaSource};
 use shardgate_core::wire::Value;
 use std::path::Path;
 
@@ -154,6 +156,18 @@ pub enum StepKind {
     Stall {
         shard: String,
     },
+    /// The shard host crashes (connections drop, new ones refused) until restarted.
+    Crash {
+        shard: String,
+    },
+    Restart {
+        shard: String,
+    },
+    /// Nothing crosses between the gateway and the target until `heal`.
+    Partition {
+        target: Endpoint,
+    },
+    Heal,
     Resume {
         shard: String,
     },
@@ -610,6 +624,37 @@ impl<'a> Parser<'a> {
                     _ => return Err(self.err(n, "resume shard=<name>")),
                 }
             }
+            "crash" | "restart" => {
+                let pairs = self.pairs(n, plain)?;
+                let [("shard", s)] = pairs.as_slice() else {
+                    return Err(self.err(n, format!("{word} shard=<name>")));
+                };
+                let shard = s.to_string();
+                if word == "crash" {
+                    StepKind::Crash { shard }
+                } else {
+                    StepKind::Restart { shard }
+                }
+            }
+            "partition" => {
+                let (g, rest) = split_word(plain);
+                let pairs = self.pairs(n, rest)?;
+                match (g, pairs.as_slice()) {
+                    ("gateway", [("shard", s)]) => StepKind::Partition {
+                        target: Endpoint::Shard(s.to_string()),
+                    },
+                    ("gateway", [("client", c)]) => StepKind::Partition {
+                        target: Endpoint::Client(self.name(n, c, "client")?),
+                    },
+                    _ => {
+                        return Err(self.err(
+                            n,
+                            "partition gateway shard=<name> | partition gateway client=<name>",
+                        ))
+                    }
+                }
+            }
+            "heal" if plain.is_empty() => StepKind::Heal,
             "panic" => match plain {
                 "off" => StepKind::Panic { marker: None },
                 _ => match plain.strip_prefix("marker=") {

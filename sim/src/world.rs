@@ -24,7 +24,7 @@
 
 use crate::client::{Answer, ScriptedClient};
 use crate::fault::{FaultFilter, FilterAction, ShardFault};
-use crate::harness::{ConnectOptions, Harness, SessionState, TopologySpec};
+use crate::harness::{ConnectOptions, Endpoint, Harness, SessionState, TopologySpec};
 use crate::link::{Delivery, Link, LinkItem};
 use crate::logs::LogCapture;
 use crate::trace::{Decoded, Kind, Tracker};
@@ -70,6 +70,8 @@ struct ClientSlot {
     hung_up: bool,
     session_closed: bool,
     close_reason: Option<String>,
+    /// Cut off from the gateway: nothing crosses either way.
+    partitioned: bool,
 }
 
 struct BackendPipe {
@@ -95,7 +97,12 @@ struct ShardHost {
     config: Arc<ServerConfig>,
     next_conn_id: u32,
     armed: VecDeque<ShardFault>,
+    /// Sends nothing until resumed.
     stalled: bool,
+    /// Crashed and not restarted: connections refused.
+    crashed: bool,
+    /// Cut off from the gateway: nothing crosses either way, connections refused.
+    partitioned: bool,
 }
 
 /// The L0 world. See the module docs.
@@ -162,6 +169,8 @@ impl World {
                     next_conn_id: 1,
                     armed: VecDeque::new(),
                     stalled: false,
+                    crashed: false,
+                    partitioned: false,
                 });
                 shards.push(Shard {
                     name: shard.clone(),
@@ -403,21 +412,33 @@ impl World {
             self.drain_logs();
             return;
         };
+        if self.hosts[hi].crashed || self.hosts[hi].partitioned {
+            let h = &self.hosts[hi];
+            let why = if h.crashed {
+                "is down"
+            } else {
+                "is unreachable (partition)"
+            };
+            let text = format!(
+                "gateway {label} -> shard {}  connect refused: shard {} {why}",
+                h.display, h.display
+            );
+            self.line("", &text);
+            self.clients[ci].session.handle_backend_close(id);
+            self.drain_logs();
+            return;
+        }
         let scramble = self.scramble();
         let h = &mut self.hosts[hi];
         let conn_id = h.next_conn_id;
         h.next_conn_id += 1;
         let engine = EngineConn::new(h.config.clone(), conn_id, scramble);
         let display = h.display.clone();
-        let mut down = Link::default();
-        if h.stalled {
-            down.push(LinkItem::Hold);
-        }
         let pipe = BackendPipe {
             host: hi,
             engine: Some(engine),
             up: Link::default(),
-            down,
+            down: Link::default(),
             filter: FaultFilter::new(),
             trace: Tracker::new(self.record),
             to_shard: format!("gateway {label} -> shard {display}"),
@@ -474,6 +495,9 @@ impl World {
     pub fn deliver_round(&mut self) -> bool {
         let mut moved = false;
         for ci in 0..self.clients.len() {
+            if self.clients[ci].partitioned {
+                continue;
+            }
             if self.clients[ci].up.is_ready() {
                 moved = true;
                 let rng = self.split_packets.then_some(&mut self.rng);
@@ -496,6 +520,9 @@ impl World {
             let Some(p) = self.backends.get_mut(&key) else {
                 continue;
             };
+            if self.hosts[p.host].partitioned {
+                continue;
+            }
             if p.up.is_ready() {
                 moved = true;
                 let rng = self.split_packets.then_some(&mut self.rng);
@@ -706,12 +733,21 @@ impl World {
 
     /// What is holding the world up, for "no answer" failures.
     fn describe_holds(&self) -> String {
-        let mut held: Vec<String> = self
-            .hosts
-            .iter()
-            .filter(|h| h.stalled)
-            .map(|h| format!("shard {} is stalled", h.display))
-            .collect();
+        let mut held: Vec<String> = Vec::new();
+        for h in &self.hosts {
+            if h.stalled {
+                held.push(format!("shard {} is stalled", h.display));
+            }
+            if h.partitioned {
+                held.push(format!(
+                    "shard {} is partitioned from the gateway",
+                    h.display
+                ));
+            }
+        }
+        for c in self.clients.iter().filter(|c| c.partitioned) {
+            held.push(format!("client {} is partitioned from the gateway", c.name));
+        }
         held.extend(
             self.backends
                 .values()
@@ -754,6 +790,7 @@ impl Harness for World {
             hung_up: false,
             session_closed: false,
             close_reason: None,
+            partitioned: false,
         });
         self.run_until_quiet()
     }
@@ -865,6 +902,10 @@ impl Harness for World {
             if let Some(mut e) = p.engine.take() {
                 e.handle_close(&mut self.hosts[hi].engine);
                 p.up.discard();
+                if self.hosts[hi].stalled || p.down.is_held() {
+                    // Held bytes were never sent: they die with the connection.
+                    p.down.lose_pending();
+                }
                 p.down.push(LinkItem::Note(format!(
                     "fault: {} drops the connection",
                     p.who
@@ -872,6 +913,56 @@ impl Harness for World {
                 p.down.push(LinkItem::Close);
             }
         }
+        self.run_until_quiet()
+    }
+
+    fn crash(&mut self, shard: &str) -> Result<(), String> {
+        let hi = self.host_index(shard)?;
+        self.hosts[hi].crashed = true;
+        let text = format!("fault: shard {} crashes", self.hosts[hi].display);
+        self.line("", &text);
+        self.drop_connections(shard)
+    }
+
+    fn restart(&mut self, shard: &str) -> Result<(), String> {
+        let hi = self.host_index(shard)?;
+        self.hosts[hi].crashed = false;
+        let text = format!("fault: shard {} restarts", self.hosts[hi].display);
+        self.line("", &text);
+        self.run_until_quiet()
+    }
+
+    fn partition(&mut self, target: &Endpoint) -> Result<(), String> {
+        match target {
+            Endpoint::Shard(s) => {
+                let hi = self.host_index(s)?;
+                self.hosts[hi].partitioned = true;
+                let text = format!(
+                    "fault: partition between the gateway and shard {}",
+                    self.hosts[hi].display
+                );
+                self.line("", &text);
+            }
+            Endpoint::Client(c) => {
+                let ci = self.client_index(c)?;
+                self.clients[ci].partitioned = true;
+                self.line(
+                    "",
+                    &format!("fault: partition between the gateway and client {c}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn heal(&mut self) -> Result<(), String> {
+        for h in &mut self.hosts {
+            h.partitioned = false;
+        }
+        for c in &mut self.clients {
+            c.partitioned = false;
+        }
+        self.line("", "fault: every partition heals");
         self.run_until_quiet()
     }
 
@@ -918,6 +1009,10 @@ impl Harness for World {
         self.line("", "-- end of scenario: every client quits");
         for h in &mut self.hosts {
             h.stalled = false;
+            h.partitioned = false;
+        }
+        for c in &mut self.clients {
+            c.partitioned = false;
         }
         for p in self.backends.values_mut() {
             p.down.resume();

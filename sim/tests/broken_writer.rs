@@ -14,7 +14,7 @@ const MID_STREAM: &[&str] = &[
     "scenarios/errors/after_rows_text.scn",
     "scenarios/errors/after_rows_prepared.scn",
     "scenarios/errors/shard_drop_mid_stream.scn",
-    "scenarios/basic/split_packets.scn",
+    "scenarios/faults/split_packets.scn",
 ];
 
 #[test]
