@@ -11,7 +11,9 @@
 //!   and N rows (or at its terminator, if it has fewer rows), the rest of the answer is replaced
 //!   by an ERR packet carrying the next sequence id, by closing the connection, or by a hold;
 //! - [`ShardFault::ErrorAfterOk`] fires on the next final OK (a statement without result set):
-//!   the shard sends one extra ERR packet after it — garbage the gateway must not forward.
+//!   the shard sends one extra ERR packet after it — garbage the gateway must not forward;
+//! - [`ShardFault::MoreResults`] fires on the next final EOF or OK: it carries MORE_RESULTS,
+//!   as a `CALL`'s answer does, followed by nothing, a trailing OK, or a held trailing OK.
 //!
 //! The filter decodes the shard's bytes with a [`Tracker`], so it knows where rows begin and
 //! where the answer ends; packets are re-framed unchanged when no fault fires.
@@ -23,7 +25,7 @@ use bytes::BytesMut;
 use shardgate_core::wire::consts::status;
 use shardgate_core::wire::consts::MAX_PACKET_PAYLOAD;
 use shardgate_core::wire::generic::{decode_ok, is_eof, put_err, put_ok};
-use shardgate_core::wire::PacketOut;
+use shardgate_core::wire::{OkInfo, PacketOut};
 use shardgate_core::SqlError;
 use std::collections::VecDeque;
 
@@ -39,9 +41,20 @@ pub enum ShardFault {
     StallAfterRows { rows: u64 },
     /// The shard sends an extra ERR after the next final OK.
     ErrorAfterOk { error: SqlError },
-    /// The next final terminator (EOF or OK) carries MORE_RESULTS, and nothing follows: the
-    /// shard answers like a `CALL` whose remaining results have not come yet.
-    MoreAfterFinal,
+    /// The next final terminator (EOF or OK) carries MORE_RESULTS, as a `CALL`'s answer does;
+    /// `then` says what follows it.
+    MoreResults { then: Trailing },
+}
+
+/// What follows a terminator that [`ShardFault::MoreResults`] marked with MORE_RESULTS.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Trailing {
+    /// Nothing: the rest of the answer never comes.
+    Nothing,
+    /// A final OK, as after a `CALL`'s result sets.
+    Ok,
+    /// A final OK, held until the shard is resumed (the client can act in between).
+    HeldOk,
 }
 
 impl ShardFault {
@@ -57,7 +70,13 @@ impl ShardFault {
             ShardFault::DropAfterRows { rows } => format!("drop_after_rows={rows}"),
             ShardFault::StallAfterRows { rows } => format!("stall_after_rows={rows}"),
             ShardFault::ErrorAfterOk { error } => format!("after_ok error={}", error.code),
-            ShardFault::MoreAfterFinal => "more_after_final".to_string(),
+            ShardFault::MoreResults {
+                then: Trailing::Nothing,
+            } => "more_after_final".to_string(),
+            ShardFault::MoreResults { then: Trailing::Ok } => "trailing_ok".to_string(),
+            ShardFault::MoreResults {
+                then: Trailing::HeldOk,
+            } => "trailing_ok held".to_string(),
         }
     }
 
@@ -181,7 +200,9 @@ impl FaultFilter {
                         ShardFault::ErrorAfterRows { rows, .. }
                         | ShardFault::DropAfterRows { rows }
                         | ShardFault::StallAfterRows { rows } => *rows,
-                        ShardFault::ErrorAfterOk { .. } | ShardFault::MoreAfterFinal => u64::MAX,
+                        ShardFault::ErrorAfterOk { .. } | ShardFault::MoreResults { .. } => {
+                            u64::MAX
+                        }
                     };
                     if matches!(p.kind, Kind::Row) && *seen < limit {
                         *seen += 1;
@@ -219,27 +240,62 @@ impl FaultFilter {
                             out.push(LinkItem::Hold);
                             reframe(&mut pass, p);
                         }
-                        ShardFault::ErrorAfterOk { .. } | ShardFault::MoreAfterFinal => {
+                        ShardFault::ErrorAfterOk { .. } | ShardFault::MoreResults { .. } => {
                             reframe(&mut pass, p)
                         }
                     }
                 }
-                Kind::End { more: false, .. } | Kind::Ok { more: false, .. }
-                    if armed.contains(&ShardFault::MoreAfterFinal) =>
+                Kind::End {
+                    more: false,
+                    status,
+                }
+                | Kind::Ok {
+                    more: false,
+                    status,
+                } if armed
+                    .iter()
+                    .any(|f| matches!(f, ShardFault::MoreResults { .. })) =>
                 {
-                    armed.retain(|f| f != &ShardFault::MoreAfterFinal);
+                    let i = armed
+                        .iter()
+                        .position(|f| matches!(f, ShardFault::MoreResults { .. }));
+                    let Some(ShardFault::MoreResults { then }) = i.and_then(|i| armed.remove(i))
+                    else {
+                        continue;
+                    };
                     flush(&mut pass, out);
                     let what = if matches!(p.kind, Kind::Ok { .. }) {
                         "OK"
                     } else {
                         "EOF"
                     };
-                    out.push(LinkItem::Note(format!(
-                        "fault: {who} marks its final {what} with MORE_RESULTS; the rest never comes"
-                    )));
                     let caps = self.tracker.capabilities();
                     let payload = with_more_results(&p.payload, caps);
+                    out.push(LinkItem::Note(match then {
+                        Trailing::Nothing => format!(
+                            "fault: {who} marks its final {what} with MORE_RESULTS; the rest never comes"
+                        ),
+                        Trailing::Ok => format!(
+                            "fault: {who} answers like a CALL: MORE_RESULTS on its final {what}, then a trailing OK"
+                        ),
+                        Trailing::HeldOk => format!(
+                            "fault: {who} answers like a CALL: MORE_RESULTS on its final {what}, then a trailing OK held until resumed"
+                        ),
+                    }));
                     PacketOut::new(p.seq).write(&mut pass, &payload);
+                    if then != Trailing::Nothing {
+                        let ok = OkInfo {
+                            status: status & !status::MORE_RESULTS_EXISTS,
+                            ..OkInfo::default()
+                        };
+                        let mut trailing = Vec::new();
+                        put_ok(&mut trailing, &ok, 0x00, caps);
+                        if then == Trailing::HeldOk {
+                            flush(&mut pass, out);
+                            out.push(LinkItem::Hold);
+                        }
+                        PacketOut::new(p.seq.wrapping_add(1)).write(&mut pass, &trailing);
+                    }
                 }
                 Kind::Ok { more: false, .. } => {
                     reframe(&mut pass, p);

@@ -25,6 +25,7 @@
 //! fault shard=0 stall_after_rows=2 | fault shard=0 stall | fault shard=0 resume | resume shard=0
 //! fault shard=0 after_ok error=1105              (an extra ERR after the next final OK)
 //! fault shard=0 more_after_final                 (next final EOF/OK claims MORE_RESULTS)
+//! fault shard=0 trailing_ok [held]               (... and a final OK follows, as after a CALL)
 //! fault shard=0 drop                             (every connection of the shard closes now)
 //! fault split_packets [off]
 //! crash shard=0 | restart shard=0
@@ -40,7 +41,7 @@
 //! whitespace starts a trailing comment (never inside record SQL). Errors read
 //! `file:line: message`.
 
-use crate::fault::{injected_error, ShardFault};
+use crate::fault::{injected_error, ShardFault, Trailing};
 use crate::harness::{ConnectOptions, Endpoint, KeyspaceSpec, TopologySpec, VSchemaSource};
 use shardgate_core::wire::Value;
 use std::path::Path;
@@ -708,6 +709,7 @@ impl<'a> Parser<'a> {
         let mut kind: Option<(&str, Option<u64>)> = None;
         let mut error = None;
         let mut state = None;
+        let mut held = false;
         for w in words {
             let (k, v) = match w.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
@@ -721,7 +723,9 @@ impl<'a> Parser<'a> {
                 "shard" => shard = v.map(str::to_string),
                 "error" => error = Some(num(v)? as u16),
                 "state" => state = v.map(str::to_string),
-                "after_fields" | "stall" | "resume" | "after_ok" | "more_after_final" | "drop"
+                "held" if v.is_none() => held = true,
+                "after_fields" | "stall" | "resume" | "after_ok" | "more_after_final"
+                | "trailing_ok" | "drop"
                     if v.is_none() =>
                 {
                     kind = Some((k, None))
@@ -752,14 +756,25 @@ impl<'a> Parser<'a> {
             },
             Some(("drop_after_rows", Some(rows))) => StepKind::Fault { shard, fault: ShardFault::DropAfterRows { rows } },
             Some(("stall_after_rows", Some(rows))) => StepKind::Fault { shard, fault: ShardFault::StallAfterRows { rows } },
-            Some(("more_after_final", _)) => StepKind::Fault { shard, fault: ShardFault::MoreAfterFinal },
+            Some(("more_after_final", _)) => StepKind::Fault {
+                shard,
+                fault: ShardFault::MoreResults {
+                    then: Trailing::Nothing,
+                },
+            },
+            Some(("trailing_ok", _)) => StepKind::Fault {
+                shard,
+                fault: ShardFault::MoreResults {
+                    then: if held { Trailing::HeldOk } else { Trailing::Ok },
+                },
+            },
             Some(("drop", _)) => StepKind::Drop { shard },
             Some(("stall", _)) => StepKind::Stall { shard },
             Some(("resume", _)) => StepKind::Resume { shard },
             _ => {
                 return Err(self.err(
                     n,
-                    "fault shard=<name> after_fields|after_rows=N|after_ok error=<code> [state=S] | drop_after_rows=N | stall_after_rows=N | more_after_final | drop | stall | resume",
+                    "fault shard=<name> after_fields|after_rows=N|after_ok error=<code> [state=S] | drop_after_rows=N | stall_after_rows=N | more_after_final | trailing_ok [held] | drop | stall | resume",
                 ))
             }
         })
