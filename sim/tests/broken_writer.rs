@@ -15,6 +15,7 @@ const MID_STREAM: &[&str] = &[
     "scenarios/errors/after_rows_prepared.scn",
     "scenarios/errors/shard_drop_mid_stream.scn",
     "scenarios/faults/split_packets.scn",
+    "scenarios/sharded/scatter_shard_error.scn",
 ];
 
 #[test]
