@@ -34,6 +34,12 @@ pub fn header(sc: &Scenario, seed: u64) -> String {
 
 /// Runs a scenario once in the L0 stepper; `seed` overrides the file's.
 pub fn run_l0(sc: &Scenario, seed: Option<u64>) -> Outcome {
+    run_l0_with(sc, seed, false)
+}
+
+/// As [`run_l0`]; `split_packets`: every link splits deliveries at seeded random boundaries
+/// from the start (the scenario's own `fault split_packets off` still turns it off).
+pub fn run_l0_with(sc: &Scenario, seed: Option<u64>, split_packets: bool) -> Outcome {
     let seed = seed.unwrap_or(sc.seed);
     let config = WorldConfig {
         seed,
@@ -41,7 +47,13 @@ pub fn run_l0(sc: &Scenario, seed: Option<u64>) -> Outcome {
         record: true,
     };
     match World::new(config) {
-        Ok(mut world) => run(sc, seed, &mut world),
+        Ok(mut world) => {
+            if split_packets {
+                world.set_split_packets(true);
+                world.note("fault: split_packets (forced for this run)");
+            }
+            run(sc, seed, &mut world)
+        }
         Err(e) => Outcome {
             transcript: header(sc, seed),
             failures: vec![format!("{}: {e}", sc.path)],
@@ -51,8 +63,13 @@ pub fn run_l0(sc: &Scenario, seed: Option<u64>) -> Outcome {
 
 /// Runs a scenario twice in the L0 stepper and adds a failure if the transcripts differ.
 pub fn run_l0_twice(sc: &Scenario, seed: Option<u64>) -> Outcome {
-    let first = run_l0(sc, seed);
-    let second = run_l0(sc, seed);
+    run_l0_twice_with(sc, seed, false)
+}
+
+/// As [`run_l0_twice`], with [`run_l0_with`]'s options.
+pub fn run_l0_twice_with(sc: &Scenario, seed: Option<u64>, split_packets: bool) -> Outcome {
+    let first = run_l0_with(sc, seed, split_packets);
+    let second = run_l0_with(sc, seed, split_packets);
     let mut out = first;
     if out.transcript != second.transcript {
         out.failures.push(format!(

@@ -127,7 +127,8 @@ pub struct World {
 
 impl World {
     /// Builds the world: gateway, shard engines (each holding the keyspace's database), no
-    /// clients yet.
+    /// clients yet. The world captures the gateway's logs as this thread's default `tracing`
+    /// subscriber until it is dropped: keep one world per thread alive at a time.
     ///
     /// # Errors
     /// A topology the core cannot serve yet (a VSchema file), or an engine refusing setup.

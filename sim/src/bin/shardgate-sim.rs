@@ -1,4 +1,4 @@
-//! `shardgate-sim run <file.scn> [--seed N] [--twice]`: runs one scenario in the L0 stepper and
+//! `shardgate-sim run <file.scn> [--seed N] [--twice] [--split]`: runs one scenario in the L0 stepper and
 //! prints its transcript; failures go to stderr and make the exit status 1.
 
 use clap::{Parser, Subcommand};
@@ -27,12 +27,20 @@ enum Command {
         /// Run twice and fail if the transcripts differ.
         #[arg(long)]
         twice: bool,
+        /// Split every delivery at seeded random byte boundaries from the start.
+        #[arg(long)]
+        split: bool,
     },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Run { file, seed, twice } => {
+        Command::Run {
+            file,
+            seed,
+            twice,
+            split,
+        } => {
             let sc = match scenario::load(Path::new(&file), &file) {
                 Ok(s) => s,
                 Err(e) => {
@@ -42,9 +50,9 @@ fn main() -> ExitCode {
             };
             eprintln!("seed {}", seed.unwrap_or(sc.seed));
             let out = if twice {
-                runner::run_l0_twice(&sc, seed)
+                runner::run_l0_twice_with(&sc, seed, split)
             } else {
-                runner::run_l0(&sc, seed)
+                runner::run_l0_with(&sc, seed, split)
             };
             print!("{}", out.transcript);
             for f in &out.failures {
