@@ -260,6 +260,20 @@ fn check_properties(at: &str, sql: &str, vschema: &str, o: &Outcome, failures: &
             format!("a route without shards:\n{}", o.text),
         );
     }
+    // Scatter and DDL reach every shard of the keyspace (commerce has two), once each.
+    if o.text.starts_with("Route Scatter keyspace=commerce")
+        || o.text.starts_with("Route AllShards keyspace=commerce")
+    {
+        let shards: Vec<&str> = o
+            .text
+            .lines()
+            .filter(|l| l.starts_with("  shard "))
+            .collect();
+        check(
+            shards.len() == 2 && shards[0] != shards[1],
+            format!("a scatter must reach both commerce shards:\n{}", o.text),
+        );
+    }
     for s in &shard_sql {
         if !s.to_ascii_lowercase().starts_with("alter database") {
             if let Err(e) = shardgate_core::sql::parse_one(s) {

@@ -272,7 +272,23 @@ fn local_select(q: &Query) -> Option<Vec<(String, LocalExpr)>> {
                 "@@version_comment" => LocalExpr::VersionComment,
                 _ => return None,
             },
-            _ => return None,
+            // Literals ride along (`select database(), 1`); the gateway alone must not answer
+            // `select 1`, which keeps going to a shard as a liveness probe.
+            other => match value_of(other) {
+                Some(ValueRef::Const(v)) => {
+                    let name = match (item, other) {
+                        (SelectItem::UnnamedExpr(_), Expr::Value(x)) => match &x.value {
+                            sqlparser::ast::Value::SingleQuotedString(t)
+                            | sqlparser::ast::Value::DoubleQuotedString(t) => t.clone(),
+                            _ => name,
+                        },
+                        _ => name,
+                    };
+                    cols.push((name, LocalExpr::Literal(v)));
+                    continue;
+                }
+                _ => return None,
+            },
         };
         gateway_only = true;
         cols.push((name, le));
@@ -428,23 +444,31 @@ fn statement_tables<'a>(
 }
 
 /// The one keyspace a statement over `tables` can be sent to: that of its non-reference
-/// tables, every reference table being of the same keyspace (a reference table is copied to
-/// the shards of its own keyspace only).
+/// tables. A reference table is copied to the shards of its own keyspace only, so it must be
+/// of that keyspace too, or have its `source` there (it is then read from the source).
 fn route_keyspace<'a>(tables: &[TableRef<'a>]) -> Result<&'a KeyspaceSchema, SqlError> {
     let owner = tables
         .iter()
         .find(|t| !t.is_reference())
         .or(tables.first())
         .ok_or_else(|| SqlError::internal("no table to route by"))?;
-    match tables
-        .iter()
-        .find(|t| t.keyspace.name != owner.keyspace.name)
-    {
+    let elsewhere = |t: &&TableRef<'_>| {
+        t.keyspace.name != owner.keyspace.name
+            && reference_source(t).is_none_or(|(ks, _)| *ks != owner.keyspace.name)
+    };
+    match tables.iter().find(elsewhere) {
         Some(other) => Err(unsupported(format!(
             "cross-keyspace query ({} and {})",
             owner.keyspace.name, other.keyspace.name
         ))),
         None => Ok(owner.keyspace),
+    }
+}
+
+fn reference_source<'a>(t: &TableRef<'a>) -> Option<&'a (String, String)> {
+    match &t.table?.kind {
+        TableKind::Reference { source } => source.as_ref(),
+        _ => None,
     }
 }
 
@@ -463,9 +487,100 @@ fn unsharded_or_reference(
     } else {
         return Ok(None);
     };
-    let mut r = stripped(stmt, ks.name.clone(), opcode, ctx);
-    r.tables = table_names(tables);
-    Ok(Some(r))
+    Ok(Some(routed_to(stmt, tables, ks, opcode, ctx)))
+}
+
+/// A route to keyspace `ks` sending the statement with keyspace qualifiers stripped and
+/// reference tables of other keyspaces replaced by their sources in `ks`.
+fn routed_to(
+    stmt: &Statement,
+    tables: &[TableRef<'_>],
+    ks: &KeyspaceSchema,
+    opcode: Opcode,
+    ctx: &PlanContext<'_>,
+) -> Route {
+    let mut r = match read_from_sources(stmt, tables, ks) {
+        Some(rewritten) => {
+            let mut r = stripped(&rewritten, ks.name.clone(), opcode, ctx);
+            r.sql = ShardSql::Template(r.template(&rewritten));
+            r
+        }
+        None => stripped(stmt, ks.name.clone(), opcode, ctx),
+    };
+    r.tables = tables
+        .iter()
+        .map(|t| match reference_source(t) {
+            Some((sks, st)) if t.keyspace.name != ks.name => format!("{sks}.{st}"),
+            _ => t.full_name(),
+        })
+        .collect();
+    r
+}
+
+/// Replaces reference tables of other keyspaces by their sources in `ks` (Vitess reads a
+/// reference table from its source when the rest of the statement lives there), keeping the
+/// reference table's name as the alias. `None` when there are none.
+fn read_from_sources(
+    stmt: &Statement,
+    tables: &[TableRef<'_>],
+    ks: &KeyspaceSchema,
+) -> Option<Statement> {
+    use sqlparser::ast::{Ident, TableAlias, TableFactor, VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+    let renames: Vec<(String, String, String)> = tables
+        .iter()
+        .filter(|t| t.keyspace.name != ks.name)
+        .filter_map(|t| {
+            let (_, src) = reference_source(t)?;
+            Some((
+                t.keyspace.name.clone(),
+                t.name.to_ascii_lowercase(),
+                src.clone(),
+            ))
+        })
+        .collect();
+    if renames.is_empty() {
+        return None;
+    }
+    struct Rename<'r>(&'r [(String, String, String)]);
+    impl VisitorMut for Rename<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table { name, alias, .. } = f {
+                let parts: Vec<String> = name
+                    .0
+                    .iter()
+                    .filter_map(|p| match p {
+                        ObjectNamePart::Identifier(i) => Some(i.value.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let (qualifier, table) = match parts.as_slice() {
+                    [t] => (None, t.clone()),
+                    [k, t] => (Some(k.clone()), t.clone()),
+                    _ => return ControlFlow::Continue(()),
+                };
+                let hit = self.0.iter().find(|(rks, rt, _)| {
+                    *rt == table.to_ascii_lowercase() && qualifier.as_ref().is_none_or(|q| q == rks)
+                });
+                if let Some((_, _, src)) = hit {
+                    *name = ObjectName::from(vec![Ident::new(src.clone())]);
+                    if alias.is_none() && !src.eq_ignore_ascii_case(&table) {
+                        *alias = Some(TableAlias {
+                            explicit: true,
+                            name: Ident::new(table),
+                            columns: vec![],
+                            at: None,
+                        });
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut out = stmt.clone();
+    let _ = out.visit(&mut Rename(&renames));
+    Some(out)
 }
 
 fn table_names(tables: &[TableRef<'_>]) -> Vec<String> {
@@ -794,9 +909,9 @@ fn plan_update_delete(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, S
         }
     }
     let all_tables = statement_tables(stmt, ctx)?;
-    if !route_keyspace(&all_tables)?.sharded {
-        let mut r = stripped(stmt, t.keyspace.name.clone(), Opcode::Unsharded, ctx);
-        r.tables = table_names(&all_tables);
+    let ks = route_keyspace(&all_tables)?;
+    if !ks.sharded {
+        let mut r = routed_to(stmt, &all_tables, ks, Opcode::Unsharded, ctx);
         r.is_write = true;
         return Ok(Plan::Route(r));
     }
@@ -846,8 +961,7 @@ fn multi_table_write(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, Sq
             "multi-table UPDATE/DELETE on a sharded keyspace",
         ));
     }
-    let mut r = stripped(stmt, ks.name.clone(), Opcode::Unsharded, ctx);
-    r.tables = table_names(&tables);
+    let mut r = routed_to(stmt, &tables, ks, Opcode::Unsharded, ctx);
     r.is_write = true;
     Ok(Plan::Route(r))
 }

@@ -62,6 +62,15 @@ pub fn plan_sql(sql: &str, gw: &Gateway, target: &Target) -> Result<Planned, Sql
             // Parse the normalized text (so the plan fits every execution of this shape);
             // fall back to the original if the placeholders make it unparsable.
             let plan = match parse_one(&n.key) {
+                // A select without tables may be answered by the gateway with its literals
+                // (`select database(), 1`): planned from the original text, not cached.
+                Ok(stmt) if !n.literals.is_empty() && is_tableless_select(&stmt) => {
+                    let plan = plan_statement(&parse_one(sql)?, &ctx)?;
+                    return Ok(Planned {
+                        plan: Arc::new(plan),
+                        literals: Vec::new(),
+                    });
+                }
                 Ok(mut stmt) => {
                     number_placeholders(&mut stmt, &n.key);
                     match plan_statement(&stmt, &ctx) {
@@ -98,6 +107,13 @@ pub fn plan_sql(sql: &str, gw: &Gateway, target: &Target) -> Result<Planned, Sql
             })
         }
     }
+}
+
+/// `SELECT …` without FROM (at any depth).
+fn is_tableless_select(stmt: &Statement) -> bool {
+    use sqlparser::ast::visit_relations;
+    matches!(stmt, Statement::Query(_))
+        && !visit_relations(stmt, |_| ControlFlow::Break(())).is_break()
 }
 
 /// Renames each `?` of the normalized text to `:N`, N being its literal's index, using the
