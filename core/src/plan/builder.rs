@@ -24,8 +24,8 @@ use crate::vschema::{KeyspaceSchema, TableKind, VSchema, Vindex};
 use crate::wire::Value;
 use crate::SqlError;
 use sqlparser::ast::{
-    Expr, FunctionArguments, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
-    TableObject,
+    Expr, FunctionArguments, ObjectName, ObjectNamePart, ObjectType, Query, SelectItem, SetExpr,
+    Statement, TableObject,
 };
 use std::sync::Arc;
 
@@ -398,12 +398,21 @@ fn strip_keyspace_qualifiers(stmt: &mut Statement, ctx: &PlanContext<'_>) -> boo
             }
         }
     };
-    if let Statement::RenameTable(renames) = stmt {
-        // The visitor does not see RENAME TABLE's names as relations.
-        for r in renames {
-            strip(&mut r.old_name);
-            strip(&mut r.new_name);
+    // The visitor does not see the names of RENAME TABLE and DROP as relations.
+    match stmt {
+        Statement::RenameTable(renames) => {
+            for r in renames {
+                strip(&mut r.old_name);
+                strip(&mut r.new_name);
+            }
         }
+        Statement::Drop {
+            object_type, names, ..
+        } if matches!(object_type, ObjectType::Table | ObjectType::View) => {
+            names.iter_mut().for_each(&mut strip);
+        }
+        Statement::Drop { table: Some(t), .. } => strip(t),
+        _ => {}
     }
     let _ = visit_relations_mut(stmt, |name| {
         strip(name);
@@ -417,11 +426,22 @@ fn relation_names(stmt: &Statement) -> Vec<ObjectName> {
     use sqlparser::ast::visit_relations;
     use std::ops::ControlFlow;
     let mut names = Vec::new();
-    if let Statement::RenameTable(renames) = stmt {
-        for r in renames {
-            names.push(r.old_name.clone());
-            names.push(r.new_name.clone());
+    match stmt {
+        Statement::RenameTable(renames) => {
+            for r in renames {
+                names.push(r.old_name.clone());
+                names.push(r.new_name.clone());
+            }
         }
+        Statement::Drop {
+            object_type,
+            names: n,
+            ..
+        } if matches!(object_type, ObjectType::Table | ObjectType::View) => {
+            names.extend(n.iter().cloned());
+        }
+        Statement::Drop { table: Some(t), .. } => names.push(t.clone()),
+        _ => {}
     }
     let _ = visit_relations(stmt, |n| {
         names.push(n.clone());
@@ -967,6 +987,16 @@ fn multi_table_write(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, Sq
 }
 
 fn plan_ddl(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, SqlError> {
+    if let Statement::Drop { object_type, .. } = stmt {
+        if !matches!(
+            object_type,
+            ObjectType::Table | ObjectType::View | ObjectType::Index
+        ) {
+            return Err(unsupported(format!(
+                "DROP {object_type} through the gateway"
+            )));
+        }
+    }
     // The keyspace: from the qualified table names (all the same one), else the session's.
     let mut named: Vec<String> = Vec::new();
     let mut tables: Vec<String> = Vec::new();
