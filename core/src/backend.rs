@@ -30,6 +30,9 @@ pub struct BackendConfig {
     pub database: Option<String>,
     /// Largest payload accepted from the server.
     pub max_packet: usize,
+    /// Ask for CLIENT_FOUND_ROWS (affected rows = matched rows), as the gateway's own client
+    /// asked: the client must see the affected-row counts it would see directly.
+    pub found_rows: bool,
 }
 
 /// What a backend connection reports.
@@ -114,7 +117,6 @@ pub struct BackendConn {
 
 /// Capabilities the gateway asks of its shards.
 const CLIENT_CAPS: u32 = cap::LONG_PASSWORD
-    | cap::FOUND_ROWS
     | cap::LONG_FLAG
     | cap::PROTOCOL_41
     | cap::TRANSACTIONS
@@ -357,6 +359,9 @@ impl BackendConn {
             }
         };
         self.caps = CLIENT_CAPS & hs.capabilities;
+        if self.config.found_rows {
+            self.caps |= cap::FOUND_ROWS & hs.capabilities;
+        }
         if self.config.database.is_some() {
             self.caps |= cap::CONNECT_WITH_DB & hs.capabilities;
         }

@@ -157,6 +157,30 @@ impl Failpoints {
     }
 }
 
+/// A live client connection, for KILL and SHOW PROCESSLIST-style lookups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub user: String,
+}
+
+/// Limits that apply to every session (configurable at start).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// OLTP workload: a result with more rows ends with ERR (use `set workload='olap'`).
+    pub oltp_max_rows: u64,
+    /// Rows a streaming merge may hold for one shard before that shard is no longer read.
+    pub merge_queue_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            oltp_max_rows: 100_000,
+            merge_queue_rows: 1_024,
+        }
+    }
+}
+
 /// Plans kept by the plan cache.
 pub const PLAN_CACHE_ENTRIES: usize = 5_000;
 
@@ -172,10 +196,13 @@ pub struct Gateway {
     /// untouched, USE and COM_INIT_DB included.
     pub passthrough: bool,
     pub plans: PlanCache,
+    pub limits: Limits,
     /// Sequence blocks, per (keyspace, table).
     pub sequences: Mutex<BTreeMap<(String, String), SequenceCache>>,
     pub counters: Counters,
     pub failpoints: Failpoints,
+    /// Authenticated sessions by connection id.
+    sessions: Mutex<BTreeMap<u32, SessionInfo>>,
     next_connection_id: AtomicU32,
 }
 
@@ -286,11 +313,40 @@ impl Gateway {
             shard_maps,
             passthrough,
             plans: PlanCache::new(PLAN_CACHE_ENTRIES),
+            limits: Limits::default(),
             sequences: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
             failpoints: Failpoints::default(),
+            sessions: Mutex::new(BTreeMap::new()),
             next_connection_id: AtomicU32::new(1),
         })
+    }
+
+    /// Records an authenticated session.
+    pub fn register_session(&self, id: u32, user: &str) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.insert(
+                id,
+                SessionInfo {
+                    user: user.to_string(),
+                },
+            );
+        }
+    }
+
+    pub fn unregister_session(&self, id: u32) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.remove(&id);
+        }
+    }
+
+    pub fn session_info(&self, id: u32) -> Option<SessionInfo> {
+        self.sessions.lock().ok().and_then(|s| s.get(&id).cloned())
+    }
+
+    /// Live sessions (for metrics).
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
     }
 
     /// A fresh connection id (MySQL thread id), in order of arrival.

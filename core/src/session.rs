@@ -38,10 +38,18 @@ pub type BackendId = usize;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionEvent {
     /// Connect backend `id` to `address`, then feed bytes both ways.
-    OpenBackend { id: BackendId, address: ShardAddress },
+    OpenBackend {
+        id: BackendId,
+        address: ShardAddress,
+    },
     /// Close backend `id` once its pending bytes are flushed.
     CloseBackend { id: BackendId },
+    /// Deliver a KILL to session `target` ([`Session::handle_kill`]).
+    Kill { target: u32, query_only: bool },
 }
+
+/// Users allowed to kill any session (others may kill only their own).
+const ADMIN_USERS: &[&str] = &["root"];
 
 /// Who receives the answer to a backend command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +60,10 @@ enum Owner {
     Internal,
     /// The statement with this generation.
     Exec(u64),
+    /// Results after the one relayed (a shard answered with more results than the client
+    /// asked for, like a CALL): dropped, but an error among them is reported — and with the
+    /// client's answer already final, that closes the connection (logged), never hides it.
+    Tail,
 }
 
 #[derive(Debug)]
@@ -63,6 +75,8 @@ struct BackendSlot {
     owner: Owner,
     /// Joined the session's explicit transaction.
     in_txn: bool,
+    /// A side connection (e.g. carrying KILL QUERY): closed once its queue is done.
+    close_when_idle: bool,
 }
 
 /// A shard's part of the statement in progress.
@@ -77,7 +91,9 @@ struct Part {
 enum Exec {
     Idle,
     /// Pass-through mode: accepting the client once the backend authenticates.
-    Connecting { backend: BackendId },
+    Connecting {
+        backend: BackendId,
+    },
     /// Results of one or more shards relayed or merged to the client.
     Route(RouteExec),
     /// COMMIT, shard by shard in key-range order.
@@ -89,6 +105,7 @@ enum Exec {
 #[derive(Debug)]
 struct RouteExec {
     parts: Vec<Part>,
+    rows_sent: u64,
     /// `None`: one part whose answer is relayed as is.
     merger: Option<Merger>,
     columns_sent: bool,
@@ -123,6 +140,8 @@ enum SeqStage {
 
 /// Shard index reserved for a session's sequence-reservation connection.
 const SEQUENCE_CONN: usize = usize::MAX;
+/// Keys at or above this are side connections (KILL QUERY); the shard is in the slot.
+const KILLER_BASE: usize = usize::MAX / 2;
 
 /// One gateway client connection. See the module docs for the calling contract.
 #[derive(Debug)]
@@ -143,6 +162,32 @@ pub struct Session {
     in_txn: bool,
     autocommit: bool,
     last_insert_id: u64,
+    workload: Workload,
+    transaction_mode: TransactionMode,
+}
+
+/// `set workload = 'oltp' | 'olap'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Results are capped at `Limits::oltp_max_rows` rows (still streamed, never buffered).
+    Oltp,
+    /// No row cap: large results stream with bounded memory.
+    Olap,
+}
+
+/// `set transaction_mode = 'multi' | 'single'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionMode {
+    /// Commit shard by shard in key-range order; partial failures are reported.
+    Multi,
+    /// A transaction may touch one shard only.
+    Single,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.gw.unregister_session(self.connection_id());
+    }
 }
 
 impl Session {
@@ -164,6 +209,21 @@ impl Session {
             in_txn: false,
             autocommit: true,
             last_insert_id: 0,
+            workload: Workload::Oltp,
+            transaction_mode: TransactionMode::Multi,
+        }
+    }
+
+    /// May the driver read more from backend `id`? No while a streaming merge already holds
+    /// many rows of that shard (it waits for the others): memory stays bounded.
+    pub fn wants_backend_input(&self, id: BackendId) -> bool {
+        let Exec::Route(r) = &self.exec else {
+            return true;
+        };
+        let Some(m) = &r.merger else { return true };
+        match r.parts.iter().position(|p| p.backend == id) {
+            Some(i) => m.queued(i) < self.gw.limits.merge_queue_rows,
+            None => true,
         }
     }
 
@@ -193,6 +253,30 @@ impl Session {
 
     pub fn handle_client_close(&mut self) {
         self.conn.handle_close();
+        self.gw.unregister_session(self.connection_id());
+        self.pump();
+    }
+
+    /// Another session killed this one. `query_only`: KILL QUERY — the statement in progress
+    /// ends with ERR 1317 and the connection stays usable; otherwise the connection closes.
+    pub fn handle_kill(&mut self, query_only: bool) {
+        if !query_only {
+            tracing::info!(conn = self.connection_id(), "connection killed");
+            self.conn.handle_close();
+            self.gw.unregister_session(self.connection_id());
+            self.pump();
+            return;
+        }
+        let victims = self.exec_backends();
+        if matches!(self.exec, Exec::Idle) {
+            return;
+        }
+        for id in victims {
+            self.kill_backend_query(id);
+        }
+        self.exec = Exec::Idle;
+        self.gw.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.conn.send_error(&SqlError::interrupted());
         self.pump();
     }
 
@@ -218,7 +302,9 @@ impl Session {
     }
 
     pub fn poll_backend_transmit(&mut self) -> Option<(BackendId, Bytes)> {
-        self.backends.iter_mut().find_map(|(id, s)| s.conn.poll_transmit().map(|b| (*id, b)))
+        self.backends
+            .iter_mut()
+            .find_map(|(id, s)| s.conn.poll_transmit().map(|b| (*id, b)))
     }
 
     pub fn poll_client_transmit(&mut self) -> Option<Bytes> {
@@ -271,7 +357,9 @@ impl Session {
                 self.drop_backend(id);
             }
             self.exec = Exec::Idle;
-            self.conn.send_error(&SqlError::internal(format!("internal error while handling the statement: {what}")));
+            self.conn.send_error(&SqlError::internal(format!(
+                "internal error while handling the statement: {what}"
+            )));
         }
     }
 
@@ -279,7 +367,12 @@ impl Session {
         match &self.exec {
             Exec::Idle => Vec::new(),
             Exec::Connecting { backend } => vec![*backend],
-            Exec::Route(r) => r.parts.iter().filter(|p| !p.done).map(|p| p.backend).collect(),
+            Exec::Route(r) => r
+                .parts
+                .iter()
+                .filter(|p| !p.done)
+                .map(|p| p.backend)
+                .collect(),
             Exec::Commit(c) => c.current.iter().map(|(b, _)| *b).collect(),
             Exec::Sequence(s) => vec![s.backend],
         }
@@ -288,6 +381,28 @@ impl Session {
     fn next_gen(&mut self) -> u64 {
         self.gen += 1;
         self.gen
+    }
+
+    /// Stops a backend's running query: `KILL QUERY <thread>` on a side connection to the same
+    /// shard. Outside a transaction the busy connection is also dropped, so the session never
+    /// waits for a query that ignores the kill (a fresh connection opens on demand).
+    fn kill_backend_query(&mut self, id: BackendId) {
+        let Some(slot) = self.backends.get(&id) else {
+            return;
+        };
+        let (ks, shard) = slot.key.clone();
+        let thread = slot.conn.connection_id();
+        let keep = slot.in_txn || !self.autocommit;
+        let side_key = (ks.clone(), KILLER_BASE + self.next_backend);
+        if let Some(side) = self.open_side_backend(&ks, shard, side_key) {
+            if let Some(s) = self.backends.get_mut(&side) {
+                s.close_when_idle = true;
+            }
+            self.send(side, format!("KILL QUERY {thread}"), Owner::Internal);
+        }
+        if !keep {
+            self.drop_backend(id);
+        }
     }
 
     fn fail(&mut self, e: &SqlError) {
@@ -321,12 +436,14 @@ impl Session {
                 self.gw.failpoints.check_statement(&sql);
                 // Prepared statements reach shards as text with literals bound, like Vitess;
                 // the response writer converts the shards' text rows to binary rows.
-                let text = crate::sql::render_with_params(&sql, &params).map(Ok).unwrap_or_else(|| {
-                    crate::sql::parse_one(&sql).and_then(|mut st| {
-                        crate::sql::bind_placeholders(&mut st, &params)?;
-                        Ok(st.to_string())
-                    })
-                });
+                let text = crate::sql::render_with_params(&sql, &params)
+                    .map(Ok)
+                    .unwrap_or_else(|| {
+                        crate::sql::parse_one(&sql).and_then(|mut st| {
+                            crate::sql::bind_placeholders(&mut st, &params)?;
+                            Ok(st.to_string())
+                        })
+                    });
                 match text {
                     Ok(t) => self.execute_sql(t),
                     Err(e) => self.fail(&e),
@@ -350,26 +467,80 @@ impl Session {
                 self.sync_status();
                 self.conn.send_ok(&OkInfo::default());
             }
-            Request::Kill { connection_id } => self.fail(&SqlError::no_such_thread(connection_id as u64)),
+            Request::Kill { connection_id } => self.kill(connection_id as u64, false),
         }
+    }
+
+    /// `KILL [QUERY|CONNECTION] id` by gateway connection id: allowed for the same user or an
+    /// admin; an unknown id is ERR 1094.
+    fn kill(&mut self, id: u64, query_only: bool) {
+        let target = u32::try_from(id)
+            .ok()
+            .and_then(|t| self.gw.session_info(t).map(|i| (t, i)));
+        let Some((t, info)) = target else {
+            return self.fail(&SqlError::no_such_thread(id));
+        };
+        let me = self.conn.user().to_string();
+        if info.user != me && !ADMIN_USERS.contains(&me.as_str()) {
+            return self.fail(&SqlError::new(
+                1095,
+                "HY000",
+                format!("You are not owner of thread {id}"),
+            ));
+        }
+        if t == self.connection_id() {
+            if query_only {
+                // Killing one's own query: nothing else runs while this statement does.
+                return self.conn.send_ok(&OkInfo::default());
+            }
+            self.conn.send_error(&SqlError::interrupted());
+            return self.handle_kill(false);
+        }
+        self.events.push_back(SessionEvent::Kill {
+            target: t,
+            query_only,
+        });
+        self.conn.send_ok(&OkInfo::default());
     }
 
     fn on_connect(&mut self, database: Option<String>) {
         if self.gw.passthrough {
+            self.gw
+                .register_session(self.connection_id(), self.conn.user());
             // Validate credentials and database against the backend before accepting.
             self.database = database;
             let ks = self.gw.topology.default_keyspace.clone();
             match self.backend_for(&ks, 0) {
-                Some(id) if self.backends.get(&id).is_some_and(|s| s.conn.is_idle()) => self.conn.send_ok(&OkInfo::default()),
+                Some(id) if self.backends.get(&id).is_some_and(|s| s.conn.is_idle()) => {
+                    self.conn.send_ok(&OkInfo::default())
+                }
                 Some(id) => self.exec = Exec::Connecting { backend: id },
-                None => self.fail(&SqlError::new(1049, "42000", format!("Unknown keyspace '{ks}'"))),
+                None => self.fail(&SqlError::new(
+                    1049,
+                    "42000",
+                    format!("Unknown keyspace '{ks}'"),
+                )),
             }
             return;
         }
+        self.gw
+            .register_session(self.connection_id(), self.conn.user());
         if let Some(db) = database.filter(|d| !d.is_empty()) {
             match Target::parse(&db) {
-                Ok(t) if t.keyspace.as_ref().is_some_and(|k| self.gw.topology.keyspaces.contains_key(k)) => self.target = t,
-                _ => return self.fail(&SqlError::new(1049, "42000", format!("Unknown database '{db}'"))),
+                Ok(t)
+                    if t.keyspace
+                        .as_ref()
+                        .is_some_and(|k| self.gw.topology.keyspaces.contains_key(k)) =>
+                {
+                    self.target = t
+                }
+                _ => {
+                    return self.fail(&SqlError::new(
+                        1049,
+                        "42000",
+                        format!("Unknown database '{db}'"),
+                    ))
+                }
             }
         }
         self.sync_status();
@@ -378,6 +549,14 @@ impl Session {
 
     /// Plans and starts one statement.
     fn execute_sql(&mut self, sql: String) {
+        if sql.len() > 4 && sql[..4].eq_ignore_ascii_case("kill") {
+            if let Ok(sqlparser::ast::Statement::Kill { modifier, id }) =
+                crate::sql::parse_one(&sql)
+            {
+                let query_only = matches!(modifier, Some(sqlparser::ast::KillType::Query));
+                return self.kill(id, query_only);
+            }
+        }
         if self.gw.passthrough {
             let ks = self.gw.topology.default_keyspace.clone();
             return self.start_route_to(&ks, vec![(0, sql)], None, None);
@@ -389,9 +568,16 @@ impl Session {
         let plan = planned.plan.clone();
         match plan.as_ref() {
             Plan::Route(route) => {
-                let b = Bindings { original: &sql, literals: &planned.literals };
+                let b = Bindings {
+                    original: &sql,
+                    literals: &planned.literals,
+                };
                 let Some(map) = self.gw.shard_maps.get(&route.keyspace) else {
-                    return self.fail(&SqlError::new(1049, "42000", format!("Unknown keyspace '{}'", route.keyspace)));
+                    return self.fail(&SqlError::new(
+                        1049,
+                        "42000",
+                        format!("Unknown keyspace '{}'", route.keyspace),
+                    ));
                 };
                 let queries = match route.resolve(&b, map) {
                     Ok(q) => q,
@@ -406,7 +592,12 @@ impl Session {
                     None
                 };
                 let ks = route.keyspace.clone();
-                self.start_route_to(&ks, queries.into_iter().map(|q| (q.shard, q.sql)).collect(), merger, None);
+                self.start_route_to(
+                    &ks,
+                    queries.into_iter().map(|q| (q.shard, q.sql)).collect(),
+                    merger,
+                    None,
+                );
             }
             Plan::Insert(ins) => self.start_insert(planned.clone(), sql, ins),
             Plan::Local(l) => self.answer_local(l),
@@ -420,23 +611,46 @@ impl Session {
     }
 
     /// Sends `queries` (shard index, SQL) of keyspace `ks` and relays or merges the answers.
-    fn start_route_to(&mut self, ks: &str, queries: Vec<(usize, String)>, merger: Option<Merger>, first_id: Option<u64>) {
+    fn start_route_to(
+        &mut self,
+        ks: &str,
+        queries: Vec<(usize, String)>,
+        merger: Option<Merger>,
+        first_id: Option<u64>,
+    ) {
         let gen = self.next_gen();
         let mut parts = Vec::with_capacity(queries.len());
         for (shard, sql) in queries {
             let Some(id) = self.backend_for(ks, shard) else {
-                return self.fail(&SqlError::new(1105, "HY000", format!("no shard {shard} in keyspace {ks}")));
+                return self.fail(&SqlError::new(
+                    1105,
+                    "HY000",
+                    format!("no shard {shard} in keyspace {ks}"),
+                ));
             };
             self.join_transaction(id);
             self.send(id, sql, Owner::Exec(gen));
-            parts.push(Part { backend: id, done: false });
+            parts.push(Part {
+                backend: id,
+                done: false,
+            });
         }
         // One merger slot per part, in order of `parts` (key-range order).
-        self.exec = Exec::Route(RouteExec { parts, merger, columns_sent: false, ok: OkInfo::default(), first_id });
+        self.exec = Exec::Route(RouteExec {
+            rows_sent: 0,
+            parts,
+            merger,
+            columns_sent: false,
+            ok: OkInfo::default(),
+            first_id,
+        });
     }
 
     fn start_insert(&mut self, planned: Planned, sql: String, ins: &InsertPlan) {
-        let b = Bindings { original: &sql, literals: &planned.literals };
+        let b = Bindings {
+            original: &sql,
+            literals: &planned.literals,
+        };
         let need = ins.ids_needed(&b) as u64;
         let mut ids = Vec::new();
         if let Some(seq) = &ins.sequence {
@@ -444,7 +658,9 @@ impl Session {
                 let key = (seq.keyspace.clone(), seq.table.clone());
                 let gw = self.gw.clone();
                 let got = gw.sequences.lock().map(|mut seqs| {
-                    let cache = seqs.entry(key.clone()).or_insert_with(|| crate::vschema::SequenceCache::new(&key.0, &key.1));
+                    let cache = seqs
+                        .entry(key.clone())
+                        .or_insert_with(|| crate::vschema::SequenceCache::new(&key.0, &key.1));
                     cache.next_n(need)
                 });
                 match got {
@@ -455,7 +671,11 @@ impl Session {
             }
         }
         let Some(map) = self.gw.shard_maps.get(&ins.keyspace) else {
-            return self.fail(&SqlError::new(1049, "42000", format!("Unknown keyspace '{}'", ins.keyspace)));
+            return self.fail(&SqlError::new(
+                1049,
+                "42000",
+                format!("Unknown keyspace '{}'", ins.keyspace),
+            ));
         };
         let queries = match ins.resolve(&b, map, &ids) {
             Ok(q) => q,
@@ -463,19 +683,44 @@ impl Session {
         };
         let merger = (queries.len() > 1).then(|| Merger::new(Default::default(), queries.len()));
         let ks = ins.keyspace.clone();
-        self.start_route_to(&ks, queries.into_iter().map(|q| (q.shard, q.sql)).collect(), merger, ids.first().copied());
+        self.start_route_to(
+            &ks,
+            queries.into_iter().map(|q| (q.shard, q.sql)).collect(),
+            merger,
+            ids.first().copied(),
+        );
     }
 
     /// Reserves a block of sequence values on the sequence's keyspace, on a connection of its
     /// own (never inside the client's transaction), then retries the insert.
-    fn reserve_sequence(&mut self, planned: Planned, sql: String, block: crate::vschema::NeedBlock) {
+    fn reserve_sequence(
+        &mut self,
+        planned: Planned,
+        sql: String,
+        block: crate::vschema::NeedBlock,
+    ) {
         let ks = block.keyspace.clone();
         let Some(id) = self.backend_for(&ks, SEQUENCE_CONN) else {
-            return self.fail(&SqlError::new(1105, "HY000", format!("sequence keyspace {ks} has no shard")));
+            return self.fail(&SqlError::new(
+                1105,
+                "HY000",
+                format!("sequence keyspace {ks} has no shard"),
+            ));
         };
         let gen = self.next_gen();
-        self.send(id, format!("begin; {}", block.select_sql()), Owner::Exec(gen));
-        self.exec = Exec::Sequence(SeqExec { gen, backend: id, planned, sql, stage: SeqStage::Reserve, block: None });
+        self.send(
+            id,
+            format!("begin; {}", block.select_sql()),
+            Owner::Exec(gen),
+        );
+        self.exec = Exec::Sequence(SeqExec {
+            gen,
+            backend: id,
+            planned,
+            sql,
+            stage: SeqStage::Reserve,
+            block: None,
+        });
         let _ = block;
     }
 
@@ -485,16 +730,31 @@ impl Session {
             Local::Row { columns } => {
                 let defs: Vec<ColumnDef> = columns
                     .iter()
-                    .map(|(n, e)| col(n, if matches!(e, LocalExpr::LastInsertId | LocalExpr::ConnectionId) { ColumnType::LongLong } else { ColumnType::VarString }))
+                    .map(|(n, e)| {
+                        col(
+                            n,
+                            if matches!(e, LocalExpr::LastInsertId | LocalExpr::ConnectionId) {
+                                ColumnType::LongLong
+                            } else {
+                                ColumnType::VarString
+                            },
+                        )
+                    })
                     .collect();
                 let row: Vec<Value> = columns
                     .iter()
                     .map(|(_, e)| match e {
-                        LocalExpr::Database => self.target.display().or_else(|| Some(self.gw.topology.default_keyspace.clone())).map_or(Value::Null, |d| Value::from_str(&d)),
+                        LocalExpr::Database => self
+                            .target
+                            .display()
+                            .or_else(|| Some(self.gw.topology.default_keyspace.clone()))
+                            .map_or(Value::Null, |d| Value::from_str(&d)),
                         LocalExpr::LastInsertId => Value::UInt(self.last_insert_id),
                         LocalExpr::ConnectionId => Value::UInt(self.connection_id() as u64),
                         LocalExpr::Version => Value::from_str(&self.gw.server.server_version),
-                        LocalExpr::VersionComment => Value::from_str("shardgate: a sharding MySQL gateway"),
+                        LocalExpr::VersionComment => {
+                            Value::from_str("shardgate: a sharding MySQL gateway")
+                        }
                         LocalExpr::Literal(v) => v.clone(),
                     })
                     .collect();
@@ -507,7 +767,17 @@ impl Session {
                 self.send_rows(&["Database"], names.into_iter().map(|n| vec![n]).collect());
             }
             Local::ShowShards => {
-                let rows = self.gw.topology.keyspaces.values().flat_map(|k| k.shards.iter().map(move |s| vec![format!("{}/{}", k.name, s.name)])).collect();
+                let rows = self
+                    .gw
+                    .topology
+                    .keyspaces
+                    .values()
+                    .flat_map(|k| {
+                        k.shards
+                            .iter()
+                            .map(move |s| vec![format!("{}/{}", k.name, s.name)])
+                    })
+                    .collect();
                 self.send_rows(&["Shards"], rows);
             }
             Local::ShowTablets => {
@@ -522,11 +792,28 @@ impl Session {
                                 ShardAddress::Mysql { host, port, .. } => format!("{host}:{port}"),
                                 ShardAddress::Embedded { name, .. } => format!("embedded:{name}"),
                             };
-                            vec!["zone1".into(), k.name.clone(), s.name.clone(), "PRIMARY".into(), "SERVING".into(), host]
+                            vec![
+                                "zone1".into(),
+                                k.name.clone(),
+                                s.name.clone(),
+                                "PRIMARY".into(),
+                                "SERVING".into(),
+                                host,
+                            ]
                         })
                     })
                     .collect();
-                self.send_rows(&["Cell", "Keyspace", "Shard", "TabletType", "State", "Hostname"], rows);
+                self.send_rows(
+                    &[
+                        "Cell",
+                        "Keyspace",
+                        "Shard",
+                        "TabletType",
+                        "State",
+                        "Hostname",
+                    ],
+                    rows,
+                );
             }
             Local::Explain(text) => {
                 let rows = text.lines().map(|l| vec![l.to_string()]).collect();
@@ -537,7 +824,10 @@ impl Session {
     }
 
     fn send_rows(&mut self, names: &[&str], rows: Vec<Vec<String>>) {
-        let defs: Vec<ColumnDef> = names.iter().map(|n| ColumnDef::new(*n, ColumnType::VarString)).collect();
+        let defs: Vec<ColumnDef> = names
+            .iter()
+            .map(|n| ColumnDef::new(*n, ColumnType::VarString))
+            .collect();
         self.conn.send_columns(&defs);
         for r in rows {
             let vals: Vec<Value> = r.iter().map(|s| Value::from_str(s)).collect();
@@ -569,7 +859,12 @@ impl Session {
                 self.in_txn = false;
                 self.sync_status();
                 let gen = self.next_gen();
-                self.exec = Exec::Commit(CommitExec { gen, pending, committed: Vec::new(), current: None });
+                self.exec = Exec::Commit(CommitExec {
+                    gen,
+                    pending,
+                    committed: Vec::new(),
+                    current: None,
+                });
                 self.advance_commit();
             }
             TxnOp::Rollback => {
@@ -592,7 +887,7 @@ impl Session {
         let mut v: Vec<(&(String, usize), BackendId)> = self
             .backends
             .iter()
-            .filter(|(_, s)| s.key.1 != SEQUENCE_CONN && (s.in_txn || !self.autocommit))
+            .filter(|(_, s)| s.key.1 < KILLER_BASE && (s.in_txn || !self.autocommit))
             .map(|(id, s)| (&s.key, *id))
             .collect();
         v.sort();
@@ -606,7 +901,11 @@ impl Session {
         };
         match next {
             Some((id, gen)) => {
-                let name = self.backends.get(&id).map(|s| self.shard_label(&s.key)).unwrap_or_default();
+                let name = self
+                    .backends
+                    .get(&id)
+                    .map(|s| self.shard_label(&s.key))
+                    .unwrap_or_default();
                 if let Exec::Commit(c) = &mut self.exec {
                     c.current = Some((id, name));
                 }
@@ -623,17 +922,36 @@ impl Session {
     }
 
     fn shard_label(&self, key: &(String, usize)) -> String {
-        self.gw.topology.keyspaces.get(&key.0).and_then(|k| k.shards.get(key.1)).map_or_else(|| key.0.clone(), |s| format!("{}/{}", key.0, s.name))
+        self.gw
+            .topology
+            .keyspaces
+            .get(&key.0)
+            .and_then(|k| k.shards.get(key.1))
+            .map_or_else(|| key.0.clone(), |s| format!("{}/{}", key.0, s.name))
     }
 
     /// `SET …`: remembered and applied to every backend (now and when opened later). The
     /// client gets the answer of the first backend, so a bad SET is reported.
     fn session_set(&mut self, set_sql: String, original: &str) {
+        if let Some(r) = self.gateway_variable(original) {
+            return match r {
+                Ok(()) => self.conn.send_ok(&OkInfo::default()),
+                Err(e) => self.fail(&e),
+            };
+        }
         let lower = original.to_ascii_lowercase();
         if lower.contains("autocommit") {
-            if lower.contains("= 0") || lower.contains("=0") || lower.contains("off") || lower.contains("false") {
+            if lower.contains("= 0")
+                || lower.contains("=0")
+                || lower.contains("off")
+                || lower.contains("false")
+            {
                 self.autocommit = false;
-            } else if lower.contains("= 1") || lower.contains("=1") || lower.contains("on") || lower.contains("true") {
+            } else if lower.contains("= 1")
+                || lower.contains("=1")
+                || lower.contains("on")
+                || lower.contains("true")
+            {
                 self.autocommit = true;
             }
         }
@@ -641,10 +959,19 @@ impl Session {
         if self.sets.len() < MAX_SETS {
             self.sets.push(set_sql.clone());
         }
-        let mut open: Vec<(String, usize)> = self.backends.values().filter(|s| s.key.1 != SEQUENCE_CONN).map(|s| s.key.clone()).collect();
+        let mut open: Vec<(String, usize)> = self
+            .backends
+            .values()
+            .filter(|s| s.key.1 < KILLER_BASE)
+            .map(|s| s.key.clone())
+            .collect();
         open.sort();
         if open.is_empty() {
-            let ks = self.target.keyspace.clone().unwrap_or_else(|| self.gw.topology.default_keyspace.clone());
+            let ks = self
+                .target
+                .keyspace
+                .clone()
+                .unwrap_or_else(|| self.gw.topology.default_keyspace.clone());
             open.push((ks, 0));
         }
         let gen = self.next_gen();
@@ -652,13 +979,18 @@ impl Session {
         for (ks, shard) in open {
             // A backend opened here gets every remembered SET, this one included.
             let fresh = !self.by_shard.contains_key(&(ks.clone(), shard));
-            let Some(id) = self.backend_for(&ks, shard) else { continue };
+            let Some(id) = self.backend_for(&ks, shard) else {
+                continue;
+            };
             if fresh {
                 // The replay already queued it; the client's answer is a plain OK below.
                 continue;
             }
             self.send(id, set_sql.clone(), Owner::Exec(gen));
-            parts.push(Part { backend: id, done: false });
+            parts.push(Part {
+                backend: id,
+                done: false,
+            });
         }
         self.sync_status();
         if parts.is_empty() {
@@ -666,14 +998,64 @@ impl Session {
             return;
         }
         let merger = (parts.len() > 1).then(|| Merger::new(Default::default(), parts.len()));
-        self.exec = Exec::Route(RouteExec { parts, merger, columns_sent: false, ok: OkInfo::default(), first_id: None });
+        self.exec = Exec::Route(RouteExec {
+            rows_sent: 0,
+            parts,
+            merger,
+            columns_sent: false,
+            ok: OkInfo::default(),
+            first_id: None,
+        });
+    }
+
+    /// `SET workload = …` / `SET transaction_mode = …`: the gateway's own variables, never
+    /// sent to shards. `None` when the statement sets something else.
+    fn gateway_variable(&mut self, sql: &str) -> Option<Result<(), SqlError>> {
+        use sqlparser::ast::{Expr, Set, Statement, Value as V};
+        let Ok(Statement::Set(Set::SingleAssignment {
+            variable, values, ..
+        })) = crate::sql::parse_one(sql)
+        else {
+            return None;
+        };
+        let name = variable.to_string().to_ascii_lowercase();
+        let name = name
+            .trim_start_matches("@@session.")
+            .trim_start_matches("@@");
+        if name != "workload" && name != "transaction_mode" {
+            return None;
+        }
+        let value = match values.first() {
+            Some(Expr::Value(v)) => match &v.value {
+                V::SingleQuotedString(s) | V::DoubleQuotedString(s) => s.to_ascii_lowercase(),
+                _ => String::new(),
+            },
+            Some(Expr::Identifier(i)) => i.value.to_ascii_lowercase(),
+            _ => String::new(),
+        };
+        let bad = || {
+            SqlError::new(
+                1231,
+                "42000",
+                format!("Variable '{name}' can't be set to the value of '{value}'"),
+            )
+        };
+        Some(match (name, value.as_str()) {
+            ("workload", "oltp") => Ok(self.workload = Workload::Oltp),
+            ("workload", "olap") => Ok(self.workload = Workload::Olap),
+            ("transaction_mode", "multi") => Ok(self.transaction_mode = TransactionMode::Multi),
+            ("transaction_mode", "single") => Ok(self.transaction_mode = TransactionMode::Single),
+            _ => Err(bad()),
+        })
     }
 
     fn join_transaction(&mut self, id: BackendId) {
         if !self.in_txn {
             return;
         }
-        let Some(s) = self.backends.get_mut(&id) else { return };
+        let Some(s) = self.backends.get_mut(&id) else {
+            return;
+        };
         if !s.in_txn {
             s.in_txn = true;
             self.send(id, "BEGIN".into(), Owner::Internal);
@@ -691,24 +1073,64 @@ impl Session {
             }
         }
         let idx = if shard == SEQUENCE_CONN { 0 } else { shard };
-        let s = self.gw.topology.keyspaces.get(ks).and_then(|k| k.shards.get(idx)).cloned()?;
+        self.open_side_backend(ks, idx, key)
+    }
+
+    /// Opens a connection to shard `idx` of `ks`, registered under `key`.
+    fn open_side_backend(
+        &mut self,
+        ks: &str,
+        idx: usize,
+        key: (String, usize),
+    ) -> Option<BackendId> {
+        let shard = key.1;
+        let s = self
+            .gw
+            .topology
+            .keyspaces
+            .get(ks)
+            .and_then(|k| k.shards.get(idx))
+            .cloned()?;
         let id = self.next_backend;
         self.next_backend += 1;
         let (user, password) = match &s.address {
             ShardAddress::Mysql { user, password, .. } => (user.clone(), password.clone()),
             ShardAddress::Embedded { .. } => ("root".to_string(), String::new()),
         };
-        let database = if self.gw.passthrough { self.database.clone() } else { None }.or_else(|| Some(s.address.database().to_string())).filter(|d| !d.is_empty());
-        let conn = BackendConn::new(BackendConfig { user, password, database, max_packet: 0 });
-        let mut slot = BackendSlot { conn, key: key.clone(), queue: VecDeque::new(), owner: Owner::None, in_txn: false };
-        if shard != SEQUENCE_CONN {
+        let database = if self.gw.passthrough {
+            self.database.clone()
+        } else {
+            None
+        }
+        .or_else(|| Some(s.address.database().to_string()))
+        .filter(|d| !d.is_empty());
+        let found_rows = self.conn.capabilities() & crate::wire::consts::cap::FOUND_ROWS != 0;
+        let conn = BackendConn::new(BackendConfig {
+            user,
+            password,
+            database,
+            max_packet: 0,
+            found_rows,
+        });
+        let mut slot = BackendSlot {
+            conn,
+            key: key.clone(),
+            queue: VecDeque::new(),
+            owner: Owner::None,
+            in_txn: false,
+            close_when_idle: false,
+        };
+        if shard < KILLER_BASE {
             for set in &self.sets {
                 slot.queue.push_back((set.clone(), Owner::Internal));
             }
         }
         self.backends.insert(id, slot);
         self.by_shard.insert(key, id);
-        self.events.push_back(SessionEvent::OpenBackend { id, address: s.address.clone() });
+        self.events.push_back(SessionEvent::OpenBackend {
+            id,
+            address: s.address.clone(),
+        });
         Some(id)
     }
 
@@ -722,11 +1144,19 @@ impl Session {
 
     /// Starts the next queued command if the connection is idle. Returns whether it did.
     fn issue_queued(&mut self, id: BackendId) -> bool {
-        let Some(s) = self.backends.get_mut(&id) else { return false };
+        let Some(s) = self.backends.get_mut(&id) else {
+            return false;
+        };
         if !s.conn.is_idle() || s.owner != Owner::None {
             return false;
         }
-        let Some((sql, owner)) = s.queue.pop_front() else { return false };
+        if s.queue.is_empty() && s.close_when_idle {
+            self.drop_backend(id);
+            return true;
+        }
+        let Some((sql, owner)) = s.queue.pop_front() else {
+            return false;
+        };
         match s.conn.query(&sql) {
             Ok(()) => {
                 s.owner = owner;
@@ -742,7 +1172,11 @@ impl Session {
     fn on_backend_event(&mut self, id: BackendId, ev: BackendEvent) {
         let terminal = matches!(
             ev,
-            BackendEvent::Done { more: false, .. } | BackendEvent::Ok { more: false, .. } | BackendEvent::Error(_) | BackendEvent::Prepared { .. } | BackendEvent::Closed(_)
+            BackendEvent::Done { more: false, .. }
+                | BackendEvent::Ok { more: false, .. }
+                | BackendEvent::Error(_)
+                | BackendEvent::Prepared { .. }
+                | BackendEvent::Closed(_)
         );
         let owner = match &ev {
             BackendEvent::Connected { .. } => {
@@ -754,8 +1188,9 @@ impl Session {
                 }
                 return;
             }
-            BackendEvent::Closed(_) => {
+            BackendEvent::Closed(e) => {
                 let owner = self.backends.get(&id).map_or(Owner::None, |s| s.owner);
+                tracing::warn!(conn = self.connection_id(), backend = id, error = %e, "backend connection lost");
                 self.drop_backend(id);
                 owner
             }
@@ -771,6 +1206,14 @@ impl Session {
             Owner::Internal => {
                 if let BackendEvent::Error(e) = &ev {
                     tracing::warn!(conn = self.connection_id(), backend = id, error = %e, "session statement failed on a backend");
+                }
+            }
+            Owner::Tail => {
+                if let BackendEvent::Error(e) | BackendEvent::Closed(e) = &ev {
+                    tracing::warn!(conn = self.connection_id(), backend = id, error = %e, "error after the statement's final answer");
+                    if matches!(self.exec, Exec::Idle) {
+                        self.conn.send_error(e);
+                    }
                 }
             }
             _ => {
@@ -801,8 +1244,12 @@ impl Session {
     }
 
     fn on_route_event(&mut self, id: BackendId, ev: BackendEvent) {
-        let Exec::Route(r) = &mut self.exec else { return };
-        let Some(pi) = r.parts.iter().position(|p| p.backend == id && !p.done) else { return };
+        let Exec::Route(r) = &mut self.exec else {
+            return;
+        };
+        let Some(pi) = r.parts.iter().position(|p| p.backend == id && !p.done) else {
+            return;
+        };
         match ev {
             BackendEvent::Columns(cols) => match &mut r.merger {
                 None => {
@@ -818,7 +1265,9 @@ impl Session {
             },
             BackendEvent::Row(row) => match &mut r.merger {
                 None => {
-                    if !self.conn.send_row_text(&row) {
+                    r.rows_sent += 1;
+                    let n = r.rows_sent;
+                    if self.over_row_cap(n) || !self.conn.send_row_text(&row) {
                         self.exec = Exec::Idle;
                     }
                 }
@@ -827,16 +1276,25 @@ impl Session {
                     self.flush_merged();
                 }
             },
-            BackendEvent::Done { warnings, more, status: st } => {
+            BackendEvent::Done {
+                warnings,
+                more,
+                status: st,
+            } => {
                 r.parts[pi].done = true;
                 self.track_backend_status(st);
-                let Exec::Route(r) = &mut self.exec else { return };
+                let Exec::Route(r) = &mut self.exec else {
+                    return;
+                };
                 match &mut r.merger {
                     None => {
                         self.conn.send_finish(warnings);
                         self.exec = Exec::Idle;
                         if more {
-                            tracing::debug!("backend returned more results; only the first is relayed");
+                            tracing::debug!(
+                                "backend returned more results; only the first is relayed"
+                            );
+                            self.mark_tail(id);
                         }
                     }
                     Some(m) => {
@@ -845,8 +1303,13 @@ impl Session {
                     }
                 }
             }
-            BackendEvent::Ok { ok, .. } => {
+            BackendEvent::Ok { ok, more } => {
                 r.parts[pi].done = true;
+                if more {
+                    if let Some(s) = self.backends.get_mut(&id) {
+                        s.owner = Owner::Tail;
+                    }
+                }
                 r.ok.affected_rows += ok.affected_rows;
                 if r.ok.last_insert_id == 0 {
                     r.ok.last_insert_id = ok.last_insert_id;
@@ -858,7 +1321,9 @@ impl Session {
                 let all_done = r.parts.iter().all(|p| p.done);
                 self.track_backend_status(ok.status);
                 if all_done {
-                    let Exec::Route(r) = std::mem::replace(&mut self.exec, Exec::Idle) else { return };
+                    let Exec::Route(r) = std::mem::replace(&mut self.exec, Exec::Idle) else {
+                        return;
+                    };
                     let mut out = r.ok;
                     if let Some(first) = r.first_id {
                         out.last_insert_id = first;
@@ -876,28 +1341,63 @@ impl Session {
         }
     }
 
+    /// OLTP row cap: past it the result ends with an ERR in place of the terminator.
+    fn over_row_cap(&mut self, rows: u64) -> bool {
+        let cap = self.gw.limits.oltp_max_rows;
+        if self.workload == Workload::Oltp && rows > cap {
+            self.gw.counters.errors.fetch_add(1, Ordering::Relaxed);
+            self.conn.send_error(&SqlError::new(
+                1105,
+                "HY000",
+                format!("Row count exceeded {cap} (OLTP workload); use set workload='olap' to stream larger results"),
+            ));
+            return true;
+        }
+        false
+    }
+
+    /// The rest of backend `id`'s answer belongs to nobody but is watched for errors.
+    fn mark_tail(&mut self, id: BackendId) {
+        if let Some(s) = self.backends.get_mut(&id) {
+            s.owner = Owner::Tail;
+        }
+    }
+
     /// Sends every merged row that can leave now; ends the result when the merge is over.
     fn flush_merged(&mut self) {
-        let Exec::Route(r) = &mut self.exec else { return };
-        let Some(m) = &mut r.merger else { return };
-        if !r.columns_sent {
-            return;
-        }
-        while let Some(row) = m.next_row() {
-            if !self.conn.send_row_text(&row) {
-                self.exec = Exec::Idle;
+        loop {
+            let Exec::Route(r) = &mut self.exec else {
+                return;
+            };
+            if !r.columns_sent {
                 return;
             }
-        }
-        if m.is_finished() {
-            // A satisfied LIMIT ends the result early; shards still sending are drained.
-            self.conn.send_finish(0);
-            self.exec = Exec::Idle;
+            let Some(m) = &mut r.merger else { return };
+            match m.next_row() {
+                Some(row) => {
+                    r.rows_sent += 1;
+                    let n = r.rows_sent;
+                    if self.over_row_cap(n) || !self.conn.send_row_text(&row) {
+                        self.exec = Exec::Idle;
+                        return;
+                    }
+                }
+                None => {
+                    if m.is_finished() {
+                        // A satisfied LIMIT ends the result early; shards still sending are drained.
+                        self.conn.send_finish(0);
+                        self.exec = Exec::Idle;
+                    }
+                    return;
+                }
+            }
         }
     }
 
     fn on_commit_event(&mut self, _id: BackendId, ev: BackendEvent) {
-        let Exec::Commit(c) = &mut self.exec else { return };
+        let Exec::Commit(c) = &mut self.exec else {
+            return;
+        };
         match ev {
             BackendEvent::Ok { more: false, .. } => {
                 if let Some((_, name)) = c.current.take() {
@@ -929,10 +1429,16 @@ impl Session {
     }
 
     fn on_sequence_event(&mut self, ev: BackendEvent) {
-        let Exec::Sequence(s) = &mut self.exec else { return };
+        let Exec::Sequence(s) = &mut self.exec else {
+            return;
+        };
         match (s.stage, ev) {
             (_, BackendEvent::Error(e)) | (_, BackendEvent::Closed(e)) => {
-                let e = SqlError::new(e.code, e.sqlstate(), format!("cannot reserve sequence values: {}", e.message));
+                let e = SqlError::new(
+                    e.code,
+                    e.sqlstate(),
+                    format!("cannot reserve sequence values: {}", e.message),
+                );
                 if let Some(slot) = self.backends.get(&s.backend) {
                     let _ = slot;
                 }
@@ -942,7 +1448,11 @@ impl Session {
             }
             (SeqStage::Reserve, BackendEvent::Row(row)) => {
                 let mut t = crate::wire::value::TextRow::new(&row);
-                let num = |c: Option<Option<&[u8]>>| c.flatten().and_then(|b| std::str::from_utf8(b).ok()).and_then(|x| x.parse::<u64>().ok());
+                let num = |c: Option<Option<&[u8]>>| {
+                    c.flatten()
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .and_then(|x| x.parse::<u64>().ok())
+                };
                 let next_id = num(t.next().ok().flatten());
                 let cache = num(t.next().ok().flatten());
                 if let (Some(n), Some(c)) = (next_id, cache) {
@@ -953,22 +1463,42 @@ impl Session {
                 let Some((next_id, cache)) = s.block else {
                     let backend = s.backend;
                     self.send(backend, "ROLLBACK".into(), Owner::Internal);
-                    return self.fail(&SqlError::new(1105, "HY000", "sequence table has no row with id 0"));
+                    return self.fail(&SqlError::new(
+                        1105,
+                        "HY000",
+                        "sequence table has no row with id 0",
+                    ));
                 };
                 let (ks, table) = match Plan::clone(&s.planned.plan) {
-                    Plan::Insert(i) => i.sequence.map(|q| (q.keyspace, q.table)).unwrap_or_default(),
+                    Plan::Insert(i) => i
+                        .sequence
+                        .map(|q| (q.keyspace, q.table))
+                        .unwrap_or_default(),
                     _ => Default::default(),
                 };
                 let filled = self.gw.sequences.lock().ok().and_then(|mut m| {
-                    m.entry((ks.clone(), table.clone())).or_insert_with(|| crate::vschema::SequenceCache::new(&ks, &table)).fill(next_id, cache).ok()
+                    m.entry((ks.clone(), table.clone()))
+                        .or_insert_with(|| crate::vschema::SequenceCache::new(&ks, &table))
+                        .fill(next_id, cache)
+                        .ok()
                 });
-                let Exec::Sequence(s) = &mut self.exec else { return };
+                let Exec::Sequence(s) = &mut self.exec else {
+                    return;
+                };
                 match filled {
                     Some(new_next) => {
                         s.stage = SeqStage::Write;
-                        let block = crate::vschema::NeedBlock { keyspace: ks, table, cache_size: cache };
+                        let block = crate::vschema::NeedBlock {
+                            keyspace: ks,
+                            table,
+                            cache_size: cache,
+                        };
                         let (backend, gen) = (s.backend, s.gen);
-                        self.send(backend, format!("{}; commit", block.update_sql(new_next)), Owner::Exec(gen));
+                        self.send(
+                            backend,
+                            format!("{}; commit", block.update_sql(new_next)),
+                            Owner::Exec(gen),
+                        );
                     }
                     None => {
                         let backend = s.backend;
@@ -978,7 +1508,9 @@ impl Session {
                 }
             }
             (SeqStage::Write, BackendEvent::Ok { more: false, .. }) => {
-                let Exec::Sequence(s) = std::mem::replace(&mut self.exec, Exec::Idle) else { return };
+                let Exec::Sequence(s) = std::mem::replace(&mut self.exec, Exec::Idle) else {
+                    return;
+                };
                 if let Plan::Insert(ins) = s.planned.plan.as_ref() {
                     let ins = ins.clone();
                     self.start_insert(s.planned.clone(), s.sql, &ins);

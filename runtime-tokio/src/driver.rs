@@ -21,6 +21,13 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+/// Messages one client task sends another (KILL).
+#[derive(Debug, Clone, Copy)]
+pub enum Control {
+    Kill { query_only: bool },
+}
 
 /// Everything a client task needs.
 pub struct Driver<N: Net> {
@@ -29,6 +36,8 @@ pub struct Driver<N: Net> {
     pub embedded: Arc<EmbeddedShards>,
     pub clock: Clock,
     rng: Mutex<ChaCha8Rng>,
+    /// Each live client task's control channel, by connection id.
+    controls: Mutex<BTreeMap<u32, UnboundedSender<Control>>>,
 }
 
 impl<N: Net> Driver<N> {
@@ -45,6 +54,7 @@ impl<N: Net> Driver<N> {
             embedded,
             clock: Clock::new(),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+            controls: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -81,6 +91,10 @@ impl<N: Net> Driver<N> {
         let mut session = Session::new(self.gateway.clone(), id, self.scramble());
         let mut backends: BTreeMap<BackendId, BackendStream<N::Stream>> = BTreeMap::new();
         let mut buf = vec![0u8; 64 * 1024];
+        let (tx, mut rx) = unbounded_channel();
+        if let Ok(mut c) = self.controls.lock() {
+            c.insert(id, tx);
+        }
         loop {
             if self
                 .flush(&mut session, &mut client, &mut backends)
@@ -93,7 +107,13 @@ impl<N: Net> Driver<N> {
                 let _ = client.shutdown().await;
                 break;
             }
-            match read_any(&mut client, &mut backends, &mut buf).await {
+            let paused: Vec<BackendId> = backends
+                .keys()
+                .copied()
+                .filter(|b| !session.wants_backend_input(*b))
+                .collect();
+            match read_any(&mut client, &mut backends, &paused, &mut rx, &mut buf).await {
+                Input::Control(Control::Kill { query_only }) => session.handle_kill(query_only),
                 Input::Client(Ok(0)) | Input::Client(Err(_)) => session.handle_client_close(),
                 Input::Client(Ok(n)) => session.handle_client_input(&buf[..n]),
                 Input::Backend(b, Ok(0)) | Input::Backend(b, Err(_)) => {
@@ -102,6 +122,9 @@ impl<N: Net> Driver<N> {
                 }
                 Input::Backend(b, Ok(n)) => session.handle_backend_input(b, &buf[..n]),
             }
+        }
+        if let Ok(mut c) = self.controls.lock() {
+            c.remove(&id);
         }
         tracing::debug!(conn = id, "client session ended");
     }
@@ -130,6 +153,16 @@ impl<N: Net> Driver<N> {
                     SessionEvent::CloseBackend { id } => {
                         if let Some(mut s) = backends.remove(&id) {
                             let _ = s.shutdown().await;
+                        }
+                    }
+                    SessionEvent::Kill { target, query_only } => {
+                        let tx = self
+                            .controls
+                            .lock()
+                            .ok()
+                            .and_then(|c| c.get(&target).cloned());
+                        if let Some(tx) = tx {
+                            let _ = tx.send(Control::Kill { query_only });
                         }
                     }
                 }
@@ -168,26 +201,32 @@ impl<N: Net> Driver<N> {
 }
 
 enum Input {
+    Control(Control),
     Client(io::Result<usize>),
     Backend(BackendId, io::Result<usize>),
 }
 
-/// Waits until the client or any backend has bytes (client first: it may carry a KILL-free
-/// next command only after the current one, so it is cheap to check).
+/// Waits until a control message, the client, or any backend has something (in that order,
+/// so a KILL is never starved by a busy stream).
 async fn read_any<S: AsyncRead + Unpin>(
     client: &mut S,
     backends: &mut BTreeMap<BackendId, BackendStream<S>>,
+    paused: &[BackendId],
+    control: &mut UnboundedReceiver<Control>,
     buf: &mut [u8],
 ) -> Input
 where
     BackendStream<S>: AsyncRead + Unpin,
 {
     poll_fn(|cx| {
+        if let Poll::Ready(Some(c)) = control.poll_recv(cx) {
+            return Poll::Ready(Input::Control(c));
+        }
         let mut rb = ReadBuf::new(buf);
         if let Poll::Ready(r) = Pin::new(&mut *client).poll_read(cx, &mut rb) {
             return Poll::Ready(Input::Client(r.map(|_| rb.filled().len())));
         }
-        for (id, s) in backends.iter_mut() {
+        for (id, s) in backends.iter_mut().filter(|(id, _)| !paused.contains(id)) {
             let mut rb = ReadBuf::new(buf);
             if let Poll::Ready(r) = Pin::new(s).poll_read(cx, &mut rb) {
                 return Poll::Ready(Input::Backend(*id, r.map(|_| rb.filled().len())));

@@ -24,6 +24,7 @@ pub async fn run_on_shard<N: Net>(
         password,
         database,
         max_packet: 0,
+        found_rows: false,
     });
     match address {
         ShardAddress::Mysql { host, port, .. } => {

@@ -101,6 +101,7 @@ impl ScriptedClient {
                 password: password.to_string(),
                 database: database.map(str::to_string),
                 max_packet: 0,
+                found_rows: false,
             }),
             building: None,
             binary: false,

@@ -356,6 +356,15 @@ impl World {
                         p.down.discard();
                     }
                 }
+                SessionEvent::Kill { target, query_only } => {
+                    if let Some(c) = self
+                        .clients
+                        .iter_mut()
+                        .find(|c| c.session.connection_id() == target)
+                    {
+                        c.session.handle_kill(query_only);
+                    }
+                }
             }
         }
         while let Some((id, b)) = self.clients[ci].session.poll_backend_transmit() {

@@ -20,6 +20,10 @@ use bytes::{Bytes, BytesMut};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
 
+/// Column indexes at or above this denote hidden columns appended for the merge, counted from
+/// the first hidden column (used while the position of `*`-expanded columns is unknown).
+pub const HIDDEN_BASE: usize = 1 << 30;
+
 /// One ORDER BY key: a column of the shard results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SortKey {
@@ -80,9 +84,51 @@ pub struct MergeSpec {
     pub visible: Option<usize>,
     /// Output names replacing the shard's, by column (for rewritten expressions).
     pub names: Vec<(usize, String)>,
+    /// Hidden columns that follow a `*`: their indexes (from [`HIDDEN_BASE`]) are resolved
+    /// once the shards' column count is known.
+    pub trailing_hidden: usize,
 }
 
 impl MergeSpec {
+    /// Renumbers every column reference.
+    pub fn remap_columns(&mut self, f: &dyn Fn(usize) -> usize) {
+        for k in &mut self.order_by {
+            k.col = f(k.col);
+        }
+        for c in &mut self.group_by {
+            *c = f(*c);
+        }
+        for a in &mut self.aggregates {
+            a.col = f(a.col);
+            if let AggFunc::Avg { count_col } = &mut a.func {
+                *count_col = f(*count_col);
+            }
+        }
+        for h in &mut self.having {
+            h.col = f(h.col);
+        }
+        for (c, _) in &mut self.names {
+            *c = f(*c);
+        }
+    }
+
+    /// Places hidden columns that follow a `*` now that the row width is known.
+    fn resolve_trailing_hidden(&mut self, columns: usize) {
+        if self.trailing_hidden == 0 {
+            return;
+        }
+        let first = columns.saturating_sub(self.trailing_hidden);
+        self.remap_columns(&|c| {
+            if c >= HIDDEN_BASE {
+                first + (c - HIDDEN_BASE)
+            } else {
+                c
+            }
+        });
+        self.visible = Some(first);
+        self.trailing_hidden = 0;
+    }
+
     fn is_grouped(&self) -> bool {
         !self.group_by.is_empty()
             || !self.aggregates.is_empty()
@@ -97,6 +143,7 @@ impl MergeSpec {
             && self.limit.is_none()
             && self.offset == 0
             && self.visible.is_none()
+            && self.trailing_hidden == 0
     }
 }
 
@@ -164,6 +211,7 @@ impl Merger {
         if !self.columns.is_empty() {
             return None;
         }
+        self.spec.resolve_trailing_hidden(cols.len());
         self.columns = cols.to_vec();
         self.orders = cols.iter().map(CellOrder::of).collect();
         let mut out: Vec<ColumnDef> = cols.to_vec();
@@ -203,6 +251,12 @@ impl Merger {
         if self.spec.is_grouped() && self.done.iter().all(|d| *d) && !self.grouped_ready {
             self.finish_groups();
         }
+    }
+
+    /// Rows waiting in shard `shard`'s queue (the driver stops reading a shard that is far
+    /// ahead of the others: bounded memory for streaming merges).
+    pub fn queued(&self, shard: usize) -> usize {
+        self.queues.get(shard).map_or(0, |q| q.len())
     }
 
     /// A problem found while merging (e.g. a malformed row), to be sent as an error.

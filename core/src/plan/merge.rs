@@ -22,25 +22,11 @@ use sqlparser::ast::{
 
 /// Column indexes at or above this denote hidden columns appended for the merge, counted
 /// from the first hidden column.
-pub const HIDDEN_BASE: usize = 1 << 30;
+pub use crate::exec::merge::HIDDEN_BASE;
 
 /// Renumbers every column a merge refers to.
 pub(super) fn remap_columns(m: &mut MergeSpec, f: &dyn Fn(usize) -> usize) {
-    for k in &mut m.order_by {
-        k.col = f(k.col);
-    }
-    for c in &mut m.group_by {
-        *c = f(*c);
-    }
-    for a in &mut m.aggregates {
-        a.col = f(a.col);
-        if let AggFunc::Avg { count_col } = &mut a.func {
-            *count_col = f(*count_col);
-        }
-    }
-    for h in &mut m.having {
-        h.col = f(h.col);
-    }
+    m.remap_columns(f);
 }
 
 /// The select list being planned and the hidden columns added to it.

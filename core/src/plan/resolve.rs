@@ -179,6 +179,9 @@ impl Route {
     /// after a `*` are still numbered from [`super::HIDDEN_BASE`] (EXPLAIN shows them so).
     pub fn merge_spec(&self, b: &Bindings<'_>) -> Result<MergeSpec, SqlError> {
         let mut m = self.merge.clone();
+        if self.hidden_columns > 0 && m.visible.is_none() {
+            m.trailing_hidden = self.hidden_columns;
+        }
         for (_, name) in &mut m.names {
             *name = b.fill_placeholders(name);
         }

@@ -62,6 +62,7 @@ impl Pair {
             password: password.into(),
             database: database.map(str::to_string),
             max_packet: 0,
+            found_rows: false,
         });
         let mut p = Pair {
             server,

@@ -431,3 +431,12 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod render_regression {
+    #[test]
+    fn statements_without_placeholders_render_unchanged() {
+        let sql = "select 1, -1, 18446744073709551615, 1.5, 1e300, cast(2.5 as float), 'x', NULL, cast('2024-01-02' as date), cast('-12:00:01.5' as time(1)), cast('2024-01-02 03:04:05.678' as datetime(3)), x'00ff', 123456789012345678901234567890";
+        assert_eq!(super::render_with_params(sql, &[]).as_deref(), Some(sql));
+    }
+}
