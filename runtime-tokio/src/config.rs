@@ -71,17 +71,21 @@ pub fn embedded_default() -> Result<(Arc<Gateway>, Arc<EmbeddedShards>), String>
 }
 
 /// One unsharded keyspace passing through to one MySQL server (`--backend URL`).
-pub fn passthrough(url: &str) -> Result<(Arc<Gateway>, Arc<EmbeddedShards>), String> {
+/// `server_version`: what to announce; pass-through mode announces the backend's own version,
+/// so clients pick the dialect details (collations, `5.5.5-` MariaDB prefix) that server
+/// understands.
+pub fn passthrough(url: &str, server_version: Option<String>) -> Result<(Arc<Gateway>, Arc<EmbeddedShards>), String> {
     let address = ShardAddress::parse(url, "", "")?;
     let keyspace = match address.database() {
         "" => "default".to_string(),
         db => db.to_string(),
     };
     let topology = Topology::single(&keyspace, address);
-    Ok((
-        Gateway::new(ServerConfig::default(), topology),
-        Arc::new(EmbeddedShards::new(DEFAULT_VERSION)),
-    ))
+    let mut server = ServerConfig::default();
+    if let Some(v) = server_version {
+        server.server_version = v;
+    }
+    Ok((Gateway::new(server, topology), Arc::new(EmbeddedShards::new(DEFAULT_VERSION))))
 }
 
 /// Parses `KEYSPACE/SHARD=URL`.

@@ -132,9 +132,17 @@ type Built = (
     std::sync::Arc<shardgate_runtime::embedded::EmbeddedShards>,
 );
 
-fn build(args: &GatewayArgs) -> Result<(Built, Option<String>), String> {
+async fn build(args: &GatewayArgs) -> Result<(Built, Option<String>), String> {
     if let Some(url) = &args.backend {
-        return Ok((config::passthrough(url)?, None));
+        let address = shardgate_core::gateway::ShardAddress::parse(url, "", "")?;
+        let version = match shardgate_runtime::oneshot::server_version(&TokioNet, &address).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the backend's version; announcing shardgate's");
+                None
+            }
+        };
+        return Ok((config::passthrough(url, version)?, None));
     }
     let mut spec = match &args.config {
         Some(path) => config::read_config(path)?,
@@ -156,7 +164,7 @@ fn build(args: &GatewayArgs) -> Result<(Built, Option<String>), String> {
 }
 
 async fn serve(cli: &Cli) -> Result<(), String> {
-    let ((gateway, embedded), config_listen) = build(&cli.gateway)?;
+    let ((gateway, embedded), config_listen) = build(&cli.gateway).await?;
     let listen = match (&config_listen, cli.listen.as_str()) {
         (Some(l), "127.0.0.1:15306") => l.clone(),
         _ => cli.listen.clone(),
@@ -191,7 +199,7 @@ async fn serve(cli: &Cli) -> Result<(), String> {
 }
 
 async fn apply_schema(args: &GatewayArgs, keyspace: &str, sql: &str) -> Result<(), String> {
-    let ((gateway, embedded), _) = build(args)?;
+    let ((gateway, embedded), _) = build(args).await?;
     let ks = gateway
         .topology
         .keyspaces
