@@ -42,6 +42,9 @@ test: unit e2e
 
 unit: rust
 	$(CARGO) test --workspace
+	# The simulation must be able to fail: a build whose response writer closes the connection
+	# on a mid-stream error (the old Vitess behaviour) must fail the committed scenarios.
+	$(CARGO) test -p shardgate-sim --features broken-writer --test broken_writer
 
 e2e:
 	scripts/e2e.sh $(E2E_ARGS)
