@@ -241,3 +241,86 @@ fn empty_queries_get_1065() {
     assert_eq!(p.query("  ;  "), ["err1065"]);
     assert_eq!(p.query("select 1"), ["cols1", "row", "done"]);
 }
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The bytes of an authenticated client's first packets (handshake response for root).
+    fn logged_in_pair() -> Pair {
+        let mut p = Pair::new("root", "", None);
+        p.take();
+        p
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Arbitrary bytes after login never panic; the connection either stays open or was
+        /// closed with a logged reason (never silently).
+        #[test]
+        fn arbitrary_command_streams_end_in_err_or_a_logged_close(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..8)
+        ) {
+            let mut p = logged_in_pair();
+            for c in &chunks {
+                p.server.handle_input(c);
+                p.drive();
+            }
+            if p.server.is_closed() {
+                prop_assert!(p.server.close_reason().is_some(), "closed without a reason");
+            }
+        }
+
+        /// Framed garbage commands (valid packet headers, random payloads) never close the
+        /// connection; `select 1` is answered afterwards.
+        #[test]
+        fn framed_garbage_commands_leave_the_connection_usable(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..48), 1..6)
+        ) {
+            let mut p = logged_in_pair();
+            let server = &mut p.server;
+            for body in &payloads {
+                // Keep COM_QUIT out: it legitimately ends the connection.
+                if body[0] == com::QUIT {
+                    continue;
+                }
+                let mut framed = BytesMut::new();
+                PacketOut::new(0).write(&mut framed, body);
+                server.handle_input(&framed);
+                while let Some(req) = server.poll_request() {
+                    handle(server, req);
+                }
+                let _ = server.poll_transmit();
+                prop_assert!(!server.is_closed(), "closed by command {:?}: {:?}", body, server.close_reason());
+            }
+            let mut framed = BytesMut::new();
+            PacketOut::new(0).write(&mut framed, b"\x03select 1");
+            server.handle_input(&framed);
+            while let Some(req) = server.poll_request() {
+                handle(server, req);
+            }
+            let out = server.poll_transmit().unwrap_or_default();
+            let mut d = PacketDecoder::new(1 << 20);
+            d.extend(&out);
+            let first = d.next_packet().unwrap().map(|p| p.payload.to_vec());
+            prop_assert_eq!(first, Some(vec![1u8]), "select 1 must start a one-column result");
+        }
+
+        /// Bytes before login: a bad handshake is refused with an ERR and a logged close.
+        #[test]
+        fn garbage_handshakes_are_refused_with_a_reason(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut server = ServerConn::new(Arc::new(ServerConfig::default()), 1, *b"0123456789abcdefghij");
+            let _ = server.poll_transmit();
+            let mut framed = BytesMut::new();
+            PacketOut::new(1).write(&mut framed, &data);
+            server.handle_input(&framed);
+            while let Some(req) = server.poll_request() {
+                handle(&mut server, req);
+            }
+            if server.is_closed() {
+                prop_assert!(server.close_reason().is_some());
+            }
+        }
+    }
+}
