@@ -13,7 +13,11 @@
 //! - [`ShardFault::ErrorAfterOk`] fires on the next final OK (a statement without result set):
 //!   the shard sends one extra ERR packet after it — garbage the gateway must not forward;
 //! - [`ShardFault::MoreResults`] fires on the next final EOF or OK: it carries MORE_RESULTS,
-//!   as a `CALL`'s answer does, followed by nothing, a trailing OK, or a held trailing OK.
+//!   as a `CALL`'s answer does, followed by nothing, a trailing OK, or a held trailing OK;
+//! - [`ShardFault::OnQuery`] fires on the next statement the shard *receives* that starts with
+//!   the given words (e.g. `commit`): the [`RequestFilter`] in front of the engine either runs
+//!   `ROLLBACK` in its place and answers ERR (as InnoDB does on a deadlock: the transaction is
+//!   gone), or closes the connection before the engine sees it (the engine rolls back).
 //!
 //! The filter decodes the shard's bytes with a [`Tracker`], so it knows where rows begin and
 //! where the answer ends; packets are re-framed unchanged when no fault fires.
@@ -44,6 +48,18 @@ pub enum ShardFault {
     /// The next final terminator (EOF or OK) carries MORE_RESULTS, as a `CALL`'s answer does;
     /// `then` says what follows it.
     MoreResults { then: Trailing },
+    /// The next statement received that starts with `prefix` (words, case-insensitive) fails
+    /// before it runs: see [`QueryFault`].
+    OnQuery { prefix: String, fault: QueryFault },
+}
+
+/// What [`ShardFault::OnQuery`] does to the statement.
+#[derive(Clone, PartialEq)]
+pub enum QueryFault {
+    /// The engine runs `ROLLBACK` instead and the answer is this ERR (a deadlock at commit).
+    Error(SqlError),
+    /// The shard closes the connection without running it (its transaction rolls back).
+    Drop,
 }
 
 /// What follows a terminator that [`ShardFault::MoreResults`] marked with MORE_RESULTS.
@@ -77,6 +93,14 @@ impl ShardFault {
             ShardFault::MoreResults {
                 then: Trailing::HeldOk,
             } => "trailing_ok held".to_string(),
+            ShardFault::OnQuery {
+                prefix,
+                fault: QueryFault::Error(e),
+            } => format!("on_query={} error={}", prefix.replace(' ', "_"), e.code),
+            ShardFault::OnQuery {
+                prefix,
+                fault: QueryFault::Drop,
+            } => format!("on_query={} drop", prefix.replace(' ', "_")),
         }
     }
 
@@ -131,6 +155,8 @@ pub struct FaultFilter {
     /// Dropping the rest of an answer after an injected ERR.
     dropping: bool,
     closed: bool,
+    /// The next answer's final packet becomes this ERR (set by the [`RequestFilter`]).
+    replace_answer: Option<SqlError>,
     scratch: Vec<Decoded>,
 }
 
@@ -147,8 +173,14 @@ impl FaultFilter {
             active: None,
             dropping: false,
             closed: false,
+            replace_answer: None,
             scratch: Vec::new(),
         }
+    }
+
+    /// The answer to the command now in flight ends with `error` in place of its OK or ERR.
+    pub fn replace_answer(&mut self, error: SqlError) {
+        self.replace_answer = Some(error);
     }
 
     /// Bytes the gateway sent to the shard (the filter must see commands to classify answers).
@@ -183,6 +215,15 @@ impl FaultFilter {
                 self.dropping = !p.ends_command;
                 continue;
             }
+            if p.ends_command {
+                if let Some(error) = self.replace_answer.take() {
+                    flush(&mut pass, out);
+                    let mut payload = Vec::new();
+                    put_err(&mut payload, &error);
+                    PacketOut::new(p.seq).write(&mut pass, &payload);
+                    continue;
+                }
+            }
             match &p.kind {
                 Kind::ColumnCount => {
                     if self.active.is_none() {
@@ -200,9 +241,9 @@ impl FaultFilter {
                         ShardFault::ErrorAfterRows { rows, .. }
                         | ShardFault::DropAfterRows { rows }
                         | ShardFault::StallAfterRows { rows } => *rows,
-                        ShardFault::ErrorAfterOk { .. } | ShardFault::MoreResults { .. } => {
-                            u64::MAX
-                        }
+                        ShardFault::ErrorAfterOk { .. }
+                        | ShardFault::MoreResults { .. }
+                        | ShardFault::OnQuery { .. } => u64::MAX,
                     };
                     if matches!(p.kind, Kind::Row) && *seen < limit {
                         *seen += 1;
@@ -240,9 +281,9 @@ impl FaultFilter {
                             out.push(LinkItem::Hold);
                             reframe(&mut pass, p);
                         }
-                        ShardFault::ErrorAfterOk { .. } | ShardFault::MoreResults { .. } => {
-                            reframe(&mut pass, p)
-                        }
+                        ShardFault::ErrorAfterOk { .. }
+                        | ShardFault::MoreResults { .. }
+                        | ShardFault::OnQuery { .. } => reframe(&mut pass, p),
                     }
                 }
                 Kind::End {
@@ -321,6 +362,103 @@ impl FaultFilter {
         flush(&mut pass, out);
         self.scratch = packets;
         action
+    }
+}
+
+/// What the [`RequestFilter`] made of bytes the gateway sent to a shard.
+pub enum Intercept {
+    /// Hand these bytes to the engine (possibly rewritten).
+    Forward(Vec<u8>),
+    /// Hand these bytes to the engine, then close the connection from the shard's side (the
+    /// note says why); later bytes are lost.
+    Drop { forward: Vec<u8>, note: String },
+}
+
+/// Applies [`ShardFault::OnQuery`] to the gateway-to-shard bytes of one connection, in front
+/// of the engine. Passes bytes through untouched unless an `OnQuery` fault is armed (or a
+/// packet is half-read), so fault-free runs hand the engine exactly what was sent.
+#[derive(Default)]
+pub struct RequestFilter {
+    decoder: Option<shardgate_core::wire::PacketDecoder>,
+}
+
+impl RequestFilter {
+    /// Bytes on their way to the engine. A matching statement is answered through `filter`
+    /// (its answer replaced by the ERR) or makes the connection drop; `notes` gets one line
+    /// per fired fault.
+    pub fn on_request(
+        &mut self,
+        data: &[u8],
+        armed: &mut VecDeque<ShardFault>,
+        filter: &mut FaultFilter,
+        who: &str,
+        notes: &mut Vec<String>,
+    ) -> Intercept {
+        let any_armed = armed
+            .iter()
+            .any(|f| matches!(f, ShardFault::OnQuery { .. }));
+        let decoder = match &mut self.decoder {
+            Some(d) => d,
+            None if !any_armed => return Intercept::Forward(data.to_vec()),
+            None => self
+                .decoder
+                .insert(shardgate_core::wire::PacketDecoder::new(1 << 30)),
+        };
+        decoder.extend(data);
+        let mut out = BytesMut::new();
+        while let Ok(Some(p)) = decoder.next_packet() {
+            let fired = if p.seq == 0
+                && p.payload.first() == Some(&shardgate_core::wire::consts::com::QUERY)
+            {
+                let sql = String::from_utf8_lossy(&p.payload[1..]).to_ascii_lowercase();
+                let words: Vec<&str> = sql.split_whitespace().collect();
+                let i = armed.iter().position(|f| match f {
+                    ShardFault::OnQuery { prefix, .. } => {
+                        let want: Vec<&str> = prefix.split_whitespace().collect();
+                        words.len() >= want.len()
+                            && words
+                                .iter()
+                                .zip(&want)
+                                .all(|(w, x)| w.trim_end_matches(';') == *x)
+                    }
+                    _ => false,
+                });
+                i.and_then(|i| armed.remove(i))
+            } else {
+                None
+            };
+            match fired {
+                Some(ShardFault::OnQuery {
+                    prefix,
+                    fault: QueryFault::Error(e),
+                }) => {
+                    notes.push(format!(
+                        "fault: {who} fails `{prefix}` with ERR {}: runs ROLLBACK in its place",
+                        e.code
+                    ));
+                    filter.replace_answer(e);
+                    let mut payload = vec![shardgate_core::wire::consts::com::QUERY];
+                    payload.extend_from_slice(b"ROLLBACK");
+                    PacketOut::new(0).write(&mut out, &payload);
+                }
+                Some(ShardFault::OnQuery { prefix, .. }) => {
+                    let note = format!("fault: {who} drops the connection on `{prefix}`");
+                    self.decoder = None;
+                    return Intercept::Drop {
+                        forward: out.to_vec(),
+                        note,
+                    };
+                }
+                _ => {
+                    let pieces = (p.payload.len() / MAX_PACKET_PAYLOAD) as u8;
+                    PacketOut::new(p.seq.wrapping_sub(pieces)).write(&mut out, &p.payload);
+                }
+            }
+        }
+        if decoder.buffered() == 0 && !any_armed {
+            self.decoder = None;
+        }
+        Intercept::Forward(out.to_vec())
     }
 }
 

@@ -1,4 +1,4 @@
-//! Captures the gateway's warnings and errors (`tracing`) into the transcript.
+//! Captures the gateway's info, warning and error events (`tracing`) into the transcript.
 //!
 //! The core logs why it closes a connection, why a backend was lost, and every caught panic;
 //! those lines are part of what a scenario proves ("the gateway closed a and logged why"). A
@@ -102,10 +102,10 @@ impl Fields {
 
 impl Subscriber for LogCapture {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        *metadata.level() <= Level::WARN
+        *metadata.level() <= Level::INFO
     }
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(LevelFilter::WARN)
+        Some(LevelFilter::INFO)
     }
     fn new_span(&self, _: &Attributes<'_>) -> Id {
         Id::from_u64(1)

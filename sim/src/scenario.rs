@@ -4,6 +4,7 @@
 //! # the property this scenario proves            (required: first non-blank line)
 //! topology keyspace=commerce shards=0            (repeatable; default: the embedded default)
 //! seed 7
+//! xfail <the known bug>                          (must fail until the bug is fixed)
 //! conn a [db=commerce] [user=root] [password=]   (connects; becomes current if none is)
 //! on a                                           (current client for records)
 //!
@@ -27,11 +28,17 @@
 //! fault shard=0 more_after_final                 (next final EOF/OK claims MORE_RESULTS)
 //! fault shard=0 trailing_ok [held]               (... and a final OK follows, as after a CALL)
 //! fault shard=0 drop                             (every connection of the shard closes now)
+//! fault shard=80- on_query=commit error=1213     (next `commit` it receives: ROLLBACK runs
+//!                                                  instead, answered ERR; `_` for spaces)
+//! fault shard=80- on_query=commit drop           (... or the connection closes unexecuted)
 //! fault split_packets [off]
 //! crash shard=0 | restart shard=0
 //! partition gateway shard=0 | partition gateway client=a | heal
 //! panic marker=<text> | panic off
 //! disconnect a
+//! kill query a from b                            (b sends KILL QUERY <a's connection id>;
+//! kill a from b | kill connection a from b        + optional expect line, default `ok`;
+//! kill query 9999 from b                          a number targets that id as written)
 //! advance 50ms
 //! expect closed a | expect open a
 //! ```
@@ -41,7 +48,7 @@
 //! whitespace starts a trailing comment (never inside record SQL). Errors read
 //! `file:line: message`.
 
-use crate::fault::{injected_error, ShardFault, Trailing};
+use crate::fault::{injected_error, QueryFault, ShardFault, Trailing};
 use crate::harness::{ConnectOptions, Endpoint, KeyspaceSpec, TopologySpec, VSchemaSource};
 use shardgate_core::wire::Value;
 use std::path::Path;
@@ -55,6 +62,9 @@ pub struct Scenario {
     pub property: String,
     pub topology: TopologySpec,
     pub seed: u64,
+    /// `xfail <why>`: a known gateway bug this scenario reproduces. The scenario must fail
+    /// (its transcript is still snapshotted); once it passes, the line must go.
+    pub xfail: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -179,6 +189,13 @@ pub enum StepKind {
     Disconnect {
         client: String,
     },
+    /// `from` sends `KILL [QUERY] <target's connection id>` and its answer is checked.
+    Kill {
+        from: String,
+        target: KillTarget,
+        query_only: bool,
+        expect: Expect,
+    },
     Advance {
         ms: u64,
     },
@@ -188,6 +205,15 @@ pub enum StepKind {
     ExpectOpen {
         client: String,
     },
+}
+
+/// Whom a `kill` directive names.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KillTarget {
+    /// A scripted client: its connection id as the gateway announced it.
+    Client(String),
+    /// A connection id as written (e.g. one that does not exist).
+    Id(u64),
 }
 
 struct Parser<'a> {
@@ -237,6 +263,7 @@ impl<'a> Parser<'a> {
                 vschema: None,
             },
             seed: 0,
+            xfail: None,
             steps: Vec::new(),
         };
         while self.i < self.lines.len() {
@@ -270,6 +297,13 @@ impl<'a> Parser<'a> {
                         });
                     }
                     sc.topology.keyspaces.push(ks);
+                }
+                "xfail" => {
+                    let why = strip_comment(rest);
+                    if why.is_empty() {
+                        return Err(self.err(n, "xfail <the known bug, in words>"));
+                    }
+                    sc.xfail = Some(why.to_string());
                 }
                 "seed" => {
                     sc.seed = strip_comment(rest)
@@ -668,6 +702,33 @@ impl<'a> Parser<'a> {
             "disconnect" => StepKind::Disconnect {
                 client: self.name(n, plain, "client")?,
             },
+            "kill" => {
+                let words: Vec<&str> = plain.split_whitespace().collect();
+                let usage = "kill [query|connection] <client|id> from <client>";
+                let (query_only, rest) = match words.as_slice() {
+                    ["query", rest @ ..] => (true, rest),
+                    ["connection", rest @ ..] => (false, rest),
+                    rest => (false, rest),
+                };
+                let [t, "from", f] = rest else {
+                    return Err(self.err(n, usage));
+                };
+                let target = match t.parse::<u64>() {
+                    Ok(id) => KillTarget::Id(id),
+                    Err(_) => KillTarget::Client(self.name(n, t, "client")?),
+                };
+                let from = self.name(n, f, "client")?;
+                let expect = self.trailing_expect(Expect::Ok {
+                    affected: None,
+                    more: false,
+                })?;
+                StepKind::Kill {
+                    from,
+                    target,
+                    query_only,
+                    expect,
+                }
+            }
             "advance" => {
                 let ms = plain
                     .strip_suffix("ms")
@@ -710,6 +771,8 @@ impl<'a> Parser<'a> {
         let mut error = None;
         let mut state = None;
         let mut held = false;
+        let mut on_query: Option<String> = None;
+        let mut drop = false;
         for w in words {
             let (k, v) = match w.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
@@ -724,6 +787,13 @@ impl<'a> Parser<'a> {
                 "error" => error = Some(num(v)? as u16),
                 "state" => state = v.map(str::to_string),
                 "held" if v.is_none() => held = true,
+                "on_query" => match v {
+                    Some(q) if !q.is_empty() => {
+                        on_query = Some(q.replace('_', " ").to_ascii_lowercase())
+                    }
+                    _ => return Err(self.err(n, "on_query=<statement words, _ for spaces>")),
+                },
+                "drop" if v.is_none() && on_query.is_some() => drop = true,
                 "after_fields" | "stall" | "resume" | "after_ok" | "more_after_final"
                 | "trailing_ok" | "drop"
                     if v.is_none() =>
@@ -741,6 +811,20 @@ impl<'a> Parser<'a> {
         let need_error =
             |e: Option<u16>| e.ok_or_else(|| self.err(n, "this fault needs error=<code>"));
         let state = state.as_deref();
+        if let Some(prefix) = on_query {
+            if kind.is_some() {
+                return Err(self.err(n, "on_query= is a fault of its own"));
+            }
+            let fault = if drop {
+                QueryFault::Drop
+            } else {
+                QueryFault::Error(injected_error(need_error(error)?, state))
+            };
+            return Ok(StepKind::Fault {
+                shard,
+                fault: ShardFault::OnQuery { prefix, fault },
+            });
+        }
         Ok(match kind {
             Some(("after_fields", _)) => StepKind::Fault {
                 shard,

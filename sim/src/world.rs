@@ -23,7 +23,7 @@
 //! tagged by direction, fault notes, the gateway's warnings and errors, connection closes.
 
 use crate::client::{Answer, ScriptedClient};
-use crate::fault::{FaultFilter, FilterAction, ShardFault};
+use crate::fault::{FaultFilter, FilterAction, Intercept, RequestFilter, ShardFault};
 use crate::harness::{ConnectOptions, Endpoint, Harness, SessionState, TopologySpec};
 use crate::link::{Delivery, Link, LinkItem};
 use crate::logs::LogCapture;
@@ -80,6 +80,8 @@ struct BackendPipe {
     up: Link,
     down: Link,
     filter: FaultFilter,
+    /// Statement faults in front of the engine.
+    requests: RequestFilter,
     trace: Tracker,
     /// `gateway a.0 -> shard 0` / `shard 0 -> gateway a.0` / `shard 0 (a.0)`.
     to_shard: String,
@@ -309,14 +311,13 @@ impl World {
             return;
         }
         for l in self.logs.drain() {
-            if l.message == "closing client connection" {
-                let conn = l.field("conn").and_then(|c| c.parse::<u32>().ok());
+            if let Some((conn, reason)) = close_reason(&l) {
                 if let Some(slot) = self
                     .clients
                     .iter_mut()
-                    .find(|c| Some(c.session.connection_id()) == conn)
+                    .find(|c| c.session.connection_id() == conn)
                 {
-                    slot.close_reason = l.field("reason").map(str::to_string);
+                    slot.close_reason = Some(reason);
                 }
             }
             let text = l.render();
@@ -364,6 +365,8 @@ impl World {
                     {
                         c.session.handle_kill(query_only);
                     }
+                    // The target may log why it closes: note it before its close is seen.
+                    self.drain_logs();
                 }
             }
         }
@@ -450,6 +453,7 @@ impl World {
             up: Link::default(),
             down: Link::default(),
             filter: FaultFilter::new(),
+            requests: RequestFilter::default(),
             trace: Tracker::new(self.record),
             to_shard: format!("gateway {label} -> shard {display}"),
             from_shard: format!("shard {display} -> gateway {label}"),
@@ -601,10 +605,33 @@ impl World {
             Delivery::Data(b) => {
                 self.trace_request(key.0, Some(key.1), &b);
                 let now = self.now_ms;
+                let mut notes = Vec::new();
                 if let Some(p) = self.backends.get_mut(&key) {
                     if let Some(e) = p.engine.as_mut() {
-                        e.handle_input(&mut self.hosts[p.host].engine, &b, now);
+                        let host = &mut self.hosts[p.host];
+                        match p.requests.on_request(
+                            &b,
+                            &mut host.armed,
+                            &mut p.filter,
+                            &p.who,
+                            &mut notes,
+                        ) {
+                            Intercept::Forward(bytes) => {
+                                e.handle_input(&mut host.engine, &bytes, now)
+                            }
+                            Intercept::Drop { forward, note } => {
+                                e.handle_input(&mut host.engine, &forward, now);
+                                e.handle_close(&mut host.engine);
+                                p.engine = None;
+                                p.up.discard();
+                                p.down.push(LinkItem::Note(note));
+                                p.down.push(LinkItem::Close);
+                            }
+                        }
                     }
+                }
+                for n in notes {
+                    self.line("", &n);
                 }
             }
             Delivery::Note(s) => self.line("", &s),
@@ -1071,6 +1098,18 @@ impl Harness for World {
         );
         self.line("", &counters);
         failures
+    }
+}
+
+/// A log line that says the gateway closes a client connection: (connection id, why).
+/// `closing client connection` carries its reason; `connection killed` (KILL from another
+/// session, logged at INFO) is its own reason.
+pub fn close_reason(l: &crate::logs::LogLine) -> Option<(u32, String)> {
+    let conn = l.field("conn").and_then(|c| c.parse::<u32>().ok())?;
+    match l.message.as_str() {
+        "closing client connection" => Some((conn, l.field("reason")?.to_string())),
+        "connection killed" => Some((conn, "connection killed".to_string())),
+        _ => None,
     }
 }
 

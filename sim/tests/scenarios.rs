@@ -40,7 +40,7 @@ fn every_scenario_passes_twice_identically_and_matches_its_snapshot() {
             }
         };
         let out = runner::run_l0_twice(&sc, None);
-        failures.extend(out.failures.iter().cloned());
+        failures.extend(runner::judge(&sc, &out.failures));
         // snapshots/scn/<path under scenarios/, without .scn>.snap
         let under = rel.strip_prefix("scenarios/").unwrap_or(&rel);
         let under = under.strip_suffix(".scn").unwrap_or(under);
