@@ -144,3 +144,13 @@ def embedded() -> Target:
     if "embedded" not in TARGETS:
         pytest.skip("SG_EMBEDDED_PORT not set")
     return TARGETS["embedded"]
+
+
+def pytest_configure(config):
+    # Lines tests add for the end of the run (e2e/test_differential.py: records per setup).
+    config._sg_summary_lines = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    for line in getattr(config, "_sg_summary_lines", []):
+        terminalreporter.write_line(line)
