@@ -6,6 +6,8 @@
 #   backend   shardgate --listen ... --backend mysql://root@127.0.0.1:$MARIADB_PORT/test
 #   embedded  shardgate --listen ...              (the embedded default, simulated engine)
 # runs pytest against MariaDB directly and through both gateways, and tears everything down.
+# e2e/test_differential.py starts gateways of its own (scenarios/sql over 2 and 4 embedded shards
+# and over 2 MariaDB shards, databases diff_c_* of the same MariaDB; pid files in .e2e/run/).
 # Exits non-zero when a test fails or a gateway died during the run.
 #
 #   scripts/e2e.sh [pytest args...]     e.g. scripts/e2e.sh -k prepared -x
