@@ -14,7 +14,9 @@
 //!   lines; [`logs`]: the gateway's warnings captured into the transcript;
 //! - [`client`]: scripted clients (core's client-side protocol machine) and their answers;
 //! - [`scenario`]: the `.scn` parser; [`runner`]: running scenarios and checking expectations;
-//! - [`harness`]: the trait a world implements for the runner (L0 now, turmoil later).
+//! - [`harness`]: the trait a world implements for the runner (L0 now, turmoil later);
+//! - [`sweep`]: randomised seeds — a drawn world, a SQL workload checked against one unsharded
+//!   reference engine, fault episodes — written out as scenarios and run like them.
 //!
 //! Determinism rules for this crate: no wall clock, no thread, no unseeded randomness;
 //! ordered maps or vectors wherever iteration order reaches output; transcripts never use
@@ -28,6 +30,7 @@ pub mod logs;
 pub mod render;
 pub mod runner;
 pub mod scenario;
+pub mod sweep;
 pub mod trace;
 pub mod world;
 

@@ -196,13 +196,25 @@ fn exec<H: Harness>(h: &mut H, step: &Step, state: &mut RunState) -> Result<(), 
             check(&h.next_answer(from)?, expect)
         }
         StepKind::On { .. } => Ok(()),
-        StepKind::StatementOk { client, sql } => {
+        StepKind::StatementOk {
+            client,
+            sql,
+            affected,
+        } => {
             h.query(client, sql)?;
             loop {
                 let a = h.next_answer(client)?;
                 match &a {
                     Answer::Ok { .. } | Answer::Rows { .. } if a.more() => continue,
-                    Answer::Ok { .. } | Answer::Rows { .. } => return Ok(()),
+                    Answer::Ok { ok, .. } => {
+                        return match affected {
+                            Some(n) if *n != ok.affected_rows => {
+                                Err(format!("expected OK affected={n}, got {}", a.describe()))
+                            }
+                            _ => Ok(()),
+                        }
+                    }
+                    Answer::Rows { .. } if affected.is_none() => return Ok(()),
                     other => return Err(format!("expected ok, got {}", other.describe())),
                 }
             }

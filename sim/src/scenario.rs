@@ -8,7 +8,7 @@
 //! conn a [db=commerce] [user=root] [password=]   (connects; becomes current if none is)
 //! on a                                           (current client for records)
 //!
-//! statement ok | statement error <code> [sqlstate]
+//! statement ok [affected=N] | statement error <code> [sqlstate]
 //! <sql, one or more lines, until a blank line>
 //!
 //! query <types> [nosort|rowsort]
@@ -116,10 +116,12 @@ pub enum StepKind {
     On {
         client: String,
     },
-    /// `statement ok`: every result of the command succeeds.
+    /// `statement ok [affected=N]`: every result of the command succeeds (and the last one
+    /// reports N affected rows).
     StatementOk {
         client: String,
         sql: String,
+        affected: Option<u64>,
     },
     /// `statement error`: the command's results end with this error.
     StatementError {
@@ -408,10 +410,22 @@ impl<'a> Parser<'a> {
         let words: Vec<&str> = header.split_whitespace().collect();
         let client = self.client_of(n)?;
         let kind = match words.as_slice() {
-            ["statement", "ok"] => StepKind::StatementOk {
-                client,
-                sql: self.sql_block(n)?,
-            },
+            ["statement", "ok", rest @ ..] => {
+                let affected = match rest {
+                    [] => None,
+                    [a] => Some(
+                        a.strip_prefix("affected=")
+                            .and_then(|v| v.parse().ok())
+                            .ok_or_else(|| self.err(n, "statement ok [affected=N]"))?,
+                    ),
+                    _ => return Err(self.err(n, "statement ok [affected=N]")),
+                };
+                StepKind::StatementOk {
+                    client,
+                    sql: self.sql_block(n)?,
+                    affected,
+                }
+            }
             ["statement", "error", code, rest @ ..] => {
                 let code = code
                     .parse()
@@ -449,7 +463,7 @@ impl<'a> Parser<'a> {
             _ => {
                 return Err(self.err(
                     n,
-                    "records are `statement ok`, `statement error <code> [sqlstate]`, `query <types> [nosort|rowsort]`",
+                    "records are `statement ok [affected=N]`, `statement error <code> [sqlstate]`, `query <types> [nosort|rowsort]`",
                 ))
             }
         };
@@ -915,7 +929,7 @@ fn strip_comment(s: &str) -> &str {
 }
 
 /// Parameters of `execute`: integers, decimals, 'quoted strings' (with '' for a quote), NULL.
-fn parse_params(s: &str) -> Result<Vec<Value>, String> {
+pub fn parse_params(s: &str) -> Result<Vec<Value>, String> {
     let mut out = Vec::new();
     let mut rest = s.trim();
     while !rest.is_empty() {
