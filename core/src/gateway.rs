@@ -163,13 +163,23 @@ pub struct SessionInfo {
     pub user: String,
 }
 
-/// Limits that apply to every session (configurable at start).
+/// Limits that apply to every session (configurable at start). Times in milliseconds;
+/// 0 disables a timeout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// OLTP workload: a result with more rows ends with ERR (use `set workload='olap'`).
     pub oltp_max_rows: u64,
     /// Rows a streaming merge may hold for one shard before that shard is no longer read.
     pub merge_queue_rows: usize,
+    /// A client must authenticate within this time.
+    pub handshake_timeout_ms: u64,
+    /// An idle client connection is closed after this time (MySQL's wait_timeout).
+    pub idle_timeout_ms: u64,
+    /// A statement running longer ends with ERR 3024 (a session's `max_execution_time`
+    /// overrides it).
+    pub query_timeout_ms: u64,
+    /// Client connections beyond this get ERR 1040.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -177,7 +187,103 @@ impl Default for Limits {
         Limits {
             oltp_max_rows: 100_000,
             merge_queue_rows: 1_024,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 28_800_000,
+            query_timeout_ms: 0,
+            max_connections: 10_000,
         }
+    }
+}
+
+/// Upper bounds (µs) of the latency histogram buckets; the last bucket is unbounded.
+pub const LATENCY_BUCKETS_US: &[u64] = &[
+    500, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000, 10_000_000,
+];
+
+/// A fixed-bucket histogram with counts and total time per bucket (Vitess's timings shape).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Histogram {
+    pub counts: Vec<u64>,
+    pub totals_us: Vec<u64>,
+}
+
+impl Histogram {
+    pub fn record(&mut self, us: u64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; LATENCY_BUCKETS_US.len() + 1];
+            self.totals_us = vec![0; LATENCY_BUCKETS_US.len() + 1];
+        }
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|b| us <= *b)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.counts[i] += 1;
+        self.totals_us[i] += us;
+    }
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+    pub fn total_us(&self) -> u64 {
+        self.totals_us.iter().sum()
+    }
+}
+
+/// One statement, for the query log and the metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementRecord {
+    pub connection_id: u32,
+    pub keyspace: String,
+    pub shards: Vec<String>,
+    pub plan: &'static str,
+    pub rows: u64,
+    pub duration_us: u64,
+    pub error: Option<u16>,
+    /// The statement text, cut to a bounded length.
+    pub sql: String,
+}
+
+/// Aggregated statement statistics (ordered maps: rendered as-is by the metrics endpoints).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// (plan type, keyspace) -> statements.
+    pub queries: BTreeMap<(String, String), u64>,
+    /// error code -> count.
+    pub errors: BTreeMap<u16, u64>,
+    /// Latency of every statement.
+    pub latency: Histogram,
+    pub rows_returned: u64,
+}
+
+/// Where finished statements go besides the statistics (the driver's query log).
+pub struct QueryLogSink(pub Box<dyn Fn(&StatementRecord) + Send + Sync>);
+
+impl std::fmt::Debug for QueryLogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueryLogSink")
+    }
+}
+
+/// Statement statistics of a gateway.
+#[derive(Debug, Default)]
+pub struct Stats {
+    inner: Mutex<StatsSnapshot>,
+}
+
+impl Stats {
+    pub fn record(&self, r: &StatementRecord) {
+        if let Ok(mut s) = self.inner.lock() {
+            *s.queries
+                .entry((r.plan.to_string(), r.keyspace.clone()))
+                .or_default() += 1;
+            if let Some(code) = r.error {
+                *s.errors.entry(code).or_default() += 1;
+            }
+            s.latency.record(r.duration_us);
+            s.rows_returned += r.rows;
+        }
+    }
+    pub fn snapshot(&self) -> StatsSnapshot {
+        self.inner.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
@@ -197,6 +303,9 @@ pub struct Gateway {
     pub passthrough: bool,
     pub plans: PlanCache,
     pub limits: Limits,
+    pub stats: Stats,
+    /// Set once by the driver to receive every finished statement.
+    pub query_log: std::sync::OnceLock<QueryLogSink>,
     /// Sequence blocks, per (keyspace, table).
     pub sequences: Mutex<BTreeMap<(String, String), SequenceCache>>,
     pub counters: Counters,
@@ -292,6 +401,20 @@ impl Gateway {
         }
     }
 
+    /// The same gateway with other limits (set at start, before any session exists).
+    pub fn with_limits(self: Arc<Self>, limits: Limits) -> Arc<Gateway> {
+        match Arc::try_unwrap(self) {
+            Ok(mut g) => {
+                g.limits = limits;
+                Arc::new(g)
+            }
+            Err(shared) => {
+                tracing::warn!("limits not applied: the gateway is already shared");
+                shared
+            }
+        }
+    }
+
     fn build(
         server: ServerConfig,
         topology: Topology,
@@ -314,6 +437,8 @@ impl Gateway {
             passthrough,
             plans: PlanCache::new(PLAN_CACHE_ENTRIES),
             limits: Limits::default(),
+            stats: Stats::default(),
+            query_log: std::sync::OnceLock::new(),
             sequences: Mutex::new(BTreeMap::new()),
             counters: Counters::default(),
             failpoints: Failpoints::default(),

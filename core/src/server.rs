@@ -128,6 +128,9 @@ pub struct ServerConn {
     statements: BTreeMap<u32, Prepared>,
     next_stmt_id: u32,
     close_reason: Option<String>,
+    /// The current request's rows sent and error code (for the query log and metrics).
+    request_rows: u64,
+    request_error: Option<u16>,
 }
 
 impl ServerConn {
@@ -151,6 +154,8 @@ impl ServerConn {
             statements: BTreeMap::new(),
             next_stmt_id: 1,
             close_reason: None,
+            request_rows: 0,
+            request_error: None,
         };
         let hs = HandshakeV10 {
             server_version: conn.config.server_version.clone(),
@@ -196,6 +201,14 @@ impl ServerConn {
     }
     pub fn prepared_count(&self) -> usize {
         self.statements.len()
+    }
+    /// Past the handshake and authentication?
+    pub fn is_authenticated(&self) -> bool {
+        matches!(self.phase, Phase::Command)
+    }
+    /// Rows sent and the error code (if any) of the request last handed out.
+    pub fn request_outcome(&self) -> (u64, Option<u16>) {
+        (self.request_rows, self.request_error)
     }
 
     // ---- inputs ----
@@ -251,6 +264,8 @@ impl ServerConn {
                         // The previous statement of a batch is answered; hand out the next.
                         let sql = self.batch.pop_front()?;
                         let _ = self.writer.start_statement(!self.batch.is_empty());
+                        self.request_rows = 0;
+                        self.request_error = None;
                         return Some(Request::Query { sql });
                     }
                     WriterState::Terminated {
@@ -267,6 +282,8 @@ impl ServerConn {
             }
             if let Some(r) = self.pending.pop_front() {
                 self.busy = true;
+                self.request_rows = 0;
+                self.request_error = None;
                 return Some(r);
             }
             match self.decoder.next_packet() {
@@ -307,7 +324,10 @@ impl ServerConn {
     /// request is over: stop producing rows.
     pub fn send_row(&mut self, values: &[Value]) -> bool {
         match self.writer.row(&mut self.out, values) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.request_rows += 1;
+                true
+            }
             Err(e) => {
                 self.send_error(&e.to_sql_error());
                 false
@@ -318,7 +338,10 @@ impl ServerConn {
     /// Sends one row given as a text-protocol payload (see [`ResponseWriter::row_text`]).
     pub fn send_row_text(&mut self, payload: &[u8]) -> bool {
         match self.writer.row_text(&mut self.out, payload) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.request_rows += 1;
+                true
+            }
             Err(e) => {
                 self.send_error(&e.to_sql_error());
                 false
@@ -351,6 +374,7 @@ impl ServerConn {
     pub fn send_error(&mut self, err: &SqlError) {
         match self.writer.error(&mut self.out, err) {
             ErrorDisposition::Sent => {
+                self.request_error = Some(err.code);
                 self.batch.clear();
                 if matches!(self.phase, Phase::Connecting) {
                     self.close(format!("connection refused: {err}"));
@@ -365,6 +389,11 @@ impl ServerConn {
     }
 
     // ---- internals ----
+
+    /// Closes the connection for a reason the session decided (timeouts), logged.
+    pub fn close_with_reason(&mut self, reason: String) {
+        self.close(reason);
+    }
 
     fn close(&mut self, reason: String) {
         tracing::warn!(conn = self.connection_id, %reason, "closing client connection");
@@ -732,3 +761,13 @@ impl ServerConn {
 
 #[cfg(test)]
 mod tests;
+
+/// The one packet a server sends when it refuses a connection before the handshake (e.g.
+/// ERR 1040 "Too many connections").
+pub fn refusal_packet(err: &SqlError) -> Bytes {
+    let mut payload = Vec::with_capacity(32);
+    crate::wire::generic::put_err(&mut payload, err);
+    let mut out = BytesMut::new();
+    PacketOut::new(0).write(&mut out, &payload);
+    out.freeze()
+}

@@ -164,7 +164,28 @@ pub struct Session {
     last_insert_id: u64,
     workload: Workload,
     transaction_mode: TransactionMode,
+    /// The caller's clock (µs), set before every input.
+    now_us: u64,
+    created_us: u64,
+    last_activity_us: u64,
+    /// The statement being answered, for the query log and the query timeout.
+    current: Option<CurrentStatement>,
+    /// The session's `max_execution_time` (ms), overriding the gateway default.
+    max_execution_time_ms: Option<u64>,
 }
+
+#[derive(Debug)]
+struct CurrentStatement {
+    start_us: u64,
+    sql: String,
+    plan: &'static str,
+    keyspace: String,
+    shards: Vec<String>,
+    timed_out: bool,
+}
+
+/// Statement text kept in the query log.
+const LOGGED_SQL_CHARS: usize = 512;
 
 /// `set workload = 'oltp' | 'olap'`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +232,67 @@ impl Session {
             last_insert_id: 0,
             workload: Workload::Oltp,
             transaction_mode: TransactionMode::Multi,
+            now_us: 0,
+            created_us: 0,
+            last_activity_us: 0,
+            current: None,
+            max_execution_time_ms: None,
         }
+    }
+
+    /// The caller's clock, in µs. Call before each input; time never goes backwards.
+    pub fn set_now(&mut self, now_us: u64) {
+        if self.created_us == 0 && self.now_us == 0 {
+            self.created_us = now_us;
+            self.last_activity_us = now_us;
+        }
+        self.now_us = self.now_us.max(now_us);
+    }
+
+    /// The next deadline (µs) at which [`Session::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let l = &self.gw.limits;
+        let ms = |v: u64| v.saturating_mul(1000);
+        if self.conn.is_closed() {
+            return None;
+        }
+        if !self.conn.is_authenticated() {
+            return (l.handshake_timeout_ms > 0)
+                .then(|| self.created_us + ms(l.handshake_timeout_ms));
+        }
+        if let Some(c) = &self.current {
+            let limit = self.max_execution_time_ms.unwrap_or(l.query_timeout_ms);
+            return (limit > 0 && !c.timed_out).then(|| c.start_us + ms(limit));
+        }
+        (l.idle_timeout_ms > 0).then(|| self.last_activity_us + ms(l.idle_timeout_ms))
+    }
+
+    /// The clock reached a deadline from [`Session::poll_timeout`].
+    pub fn handle_timeout(&mut self, now_us: u64) {
+        self.set_now(now_us);
+        let Some(due) = self.poll_timeout() else {
+            return;
+        };
+        if now_us < due {
+            return;
+        }
+        if !self.conn.is_authenticated() {
+            self.conn.close_with_reason(
+                "handshake timeout: the client did not authenticate in time".into(),
+            );
+        } else if let Some(c) = &mut self.current {
+            c.timed_out = true;
+            let err = SqlError::new(
+                crate::error::codes::ER_QUERY_TIMEOUT,
+                "HY000",
+                "Query execution was interrupted, maximum statement execution time exceeded",
+            );
+            self.interrupt(err);
+        } else {
+            self.conn
+                .close_with_reason("idle timeout: no command within the idle limit".into());
+        }
+        self.pump();
     }
 
     /// May the driver read more from backend `id`? No while a streaming merge already holds
@@ -267,17 +348,22 @@ impl Session {
             self.pump();
             return;
         }
-        let victims = self.exec_backends();
+        self.interrupt(SqlError::interrupted());
+        self.pump();
+    }
+
+    /// Ends the statement in progress with `err` (KILL QUERY, query timeout): its shard
+    /// queries are killed, the client gets the ERR, the connection stays usable.
+    fn interrupt(&mut self, err: SqlError) {
         if matches!(self.exec, Exec::Idle) {
             return;
         }
-        for id in victims {
+        for id in self.exec_backends() {
             self.kill_backend_query(id);
         }
         self.exec = Exec::Idle;
         self.gw.counters.errors.fetch_add(1, Ordering::Relaxed);
-        self.conn.send_error(&SqlError::interrupted());
-        self.pump();
+        self.conn.send_error(&err);
     }
 
     pub fn handle_backend_input(&mut self, id: BackendId, data: &[u8]) {
@@ -335,6 +421,7 @@ impl Session {
             if self.conn.is_closed() && !self.backends.is_empty() {
                 self.close_all_backends();
             }
+            self.finish_statement_if_answered();
             if !progressed {
                 return;
             }
@@ -360,6 +447,66 @@ impl Session {
             self.conn.send_error(&SqlError::internal(format!(
                 "internal error while handling the statement: {what}"
             )));
+        }
+    }
+
+    fn begin_statement(&mut self, sql: &str) {
+        self.last_activity_us = self.now_us;
+        let keyspace = self
+            .target
+            .keyspace
+            .clone()
+            .unwrap_or_else(|| self.gw.topology.default_keyspace.clone());
+        self.current = Some(CurrentStatement {
+            start_us: self.now_us,
+            sql: sql.chars().take(LOGGED_SQL_CHARS).collect(),
+            plan: if self.gw.passthrough {
+                "Passthrough"
+            } else {
+                "Local"
+            },
+            keyspace,
+            shards: Vec::new(),
+            timed_out: false,
+        });
+    }
+
+    fn note_plan(&mut self, plan: &'static str, keyspace: &str, shards: Vec<String>) {
+        if let Some(c) = &mut self.current {
+            c.plan = plan;
+            c.keyspace = keyspace.to_string();
+            c.shards = shards;
+        }
+    }
+
+    /// Records the statement once its answer is complete (query log and metrics).
+    fn finish_statement_if_answered(&mut self) {
+        let answered = matches!(
+            self.conn.writer_state(),
+            crate::response::WriterState::Terminated { .. }
+        );
+        if self.current.is_none()
+            || !matches!(self.exec, Exec::Idle)
+            || !(answered || self.conn.is_closed())
+        {
+            return;
+        }
+        let Some(c) = self.current.take() else { return };
+        let (rows, error) = self.conn.request_outcome();
+        self.last_activity_us = self.now_us;
+        let record = crate::gateway::StatementRecord {
+            connection_id: self.connection_id(),
+            keyspace: c.keyspace,
+            shards: c.shards,
+            plan: c.plan,
+            rows,
+            duration_us: self.now_us.saturating_sub(c.start_us),
+            error,
+            sql: c.sql,
+        };
+        self.gw.stats.record(&record);
+        if let Some(sink) = self.gw.query_log.get() {
+            (sink.0)(&record);
         }
     }
 
@@ -429,10 +576,12 @@ impl Session {
         match req {
             Request::Connect { database, .. } => self.on_connect(database),
             Request::Query { sql } => {
+                self.begin_statement(&sql);
                 self.gw.failpoints.check_statement(&sql);
                 self.execute_sql(sql);
             }
             Request::Execute { sql, params, .. } => {
+                self.begin_statement(&sql);
                 self.gw.failpoints.check_statement(&sql);
                 // Prepared statements reach shards as text with literals bound, like Vitess;
                 // the response writer converts the shards' text rows to binary rows.
@@ -566,6 +715,17 @@ impl Session {
             Err(e) => return self.fail(&e),
         };
         let plan = planned.plan.clone();
+        if !matches!(plan.as_ref(), Plan::Route(_)) {
+            let ks = match plan.as_ref() {
+                Plan::Insert(i) => i.keyspace.clone(),
+                _ => self
+                    .target
+                    .keyspace
+                    .clone()
+                    .unwrap_or_else(|| self.gw.topology.default_keyspace.clone()),
+            };
+            self.note_plan(plan.kind(), &ks, Vec::new());
+        }
         match plan.as_ref() {
             Plan::Route(route) => {
                 let b = Bindings {
@@ -592,6 +752,11 @@ impl Session {
                     None
                 };
                 let ks = route.keyspace.clone();
+                let labels = queries
+                    .iter()
+                    .map(|q| self.shard_label(&(ks.clone(), q.shard)))
+                    .collect();
+                self.note_plan(plan.kind(), &ks, labels);
                 self.start_route_to(
                     &ks,
                     queries.into_iter().map(|q| (q.shard, q.sql)).collect(),
@@ -939,22 +1104,7 @@ impl Session {
                 Err(e) => self.fail(&e),
             };
         }
-        let lower = original.to_ascii_lowercase();
-        if lower.contains("autocommit") {
-            if lower.contains("= 0")
-                || lower.contains("=0")
-                || lower.contains("off")
-                || lower.contains("false")
-            {
-                self.autocommit = false;
-            } else if lower.contains("= 1")
-                || lower.contains("=1")
-                || lower.contains("on")
-                || lower.contains("true")
-            {
-                self.autocommit = true;
-            }
-        }
+        self.track_session_variables(original);
         const MAX_SETS: usize = 64;
         if self.sets.len() < MAX_SETS {
             self.sets.push(set_sql.clone());
@@ -1006,6 +1156,57 @@ impl Session {
             ok: OkInfo::default(),
             first_id: None,
         });
+    }
+
+    /// Variables the gateway must know about even though shards apply them too:
+    /// `autocommit` (transaction bookkeeping, status flags) and `max_execution_time` (the
+    /// gateway's own statement timeout).
+    fn track_session_variables(&mut self, sql: &str) {
+        use sqlparser::ast::{Expr, Set, Statement, Value as V};
+        let Ok(Statement::Set(set)) = crate::sql::parse_one(sql) else {
+            return;
+        };
+        let pairs: Vec<(String, Expr)> = match set {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => values
+                .into_iter()
+                .take(1)
+                .map(|v| (variable.to_string(), v))
+                .collect(),
+            Set::MultipleAssignments { assignments } => assignments
+                .into_iter()
+                .map(|a| (a.name.to_string(), a.value))
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (name, value) in pairs {
+            let name = name.to_ascii_lowercase();
+            let name = name
+                .trim_start_matches("@@session.")
+                .trim_start_matches("@@");
+            let text = match &value {
+                Expr::Value(v) => match &v.value {
+                    V::Number(n, _) => n.clone(),
+                    V::SingleQuotedString(t) | V::DoubleQuotedString(t) => t.to_ascii_lowercase(),
+                    V::Boolean(b) => (if *b { "1" } else { "0" }).to_string(),
+                    _ => String::new(),
+                },
+                Expr::Identifier(i) => i.value.to_ascii_lowercase(),
+                _ => String::new(),
+            };
+            match name {
+                "autocommit" => match text.as_str() {
+                    "0" | "off" | "false" => self.autocommit = false,
+                    "1" | "on" | "true" => self.autocommit = true,
+                    _ => {}
+                },
+                "max_execution_time" => {
+                    self.max_execution_time_ms = text.parse::<u64>().ok().filter(|v| *v > 0)
+                }
+                _ => {}
+            }
+        }
     }
 
     /// `SET workload = …` / `SET transaction_mode = …`: the gateway's own variables, never

@@ -20,6 +20,14 @@ impl Clock {
         self.start.elapsed().as_millis() as u64
     }
 
+    pub fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    pub async fn sleep_until_us(&self, due_us: u64) {
+        tokio::time::sleep_until(self.start + Duration::from_micros(due_us)).await
+    }
+
     pub async fn sleep_until_ms(&self, due_ms: u64) {
         tokio::time::sleep_until(self.start + Duration::from_millis(due_ms)).await
     }

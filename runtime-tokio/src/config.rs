@@ -74,7 +74,10 @@ pub fn embedded_default() -> Result<(Arc<Gateway>, Arc<EmbeddedShards>), String>
 /// `server_version`: what to announce; pass-through mode announces the backend's own version,
 /// so clients pick the dialect details (collations, `5.5.5-` MariaDB prefix) that server
 /// understands.
-pub fn passthrough(url: &str, server_version: Option<String>) -> Result<(Arc<Gateway>, Arc<EmbeddedShards>), String> {
+pub fn passthrough(
+    url: &str,
+    server_version: Option<String>,
+) -> Result<(Arc<Gateway>, Arc<EmbeddedShards>), String> {
     let address = ShardAddress::parse(url, "", "")?;
     let keyspace = match address.database() {
         "" => "default".to_string(),
@@ -85,7 +88,10 @@ pub fn passthrough(url: &str, server_version: Option<String>) -> Result<(Arc<Gat
     if let Some(v) = server_version {
         server.server_version = v;
     }
-    Ok((Gateway::new(server, topology), Arc::new(EmbeddedShards::new(DEFAULT_VERSION))))
+    Ok((
+        Gateway::new(server, topology),
+        Arc::new(EmbeddedShards::new(DEFAULT_VERSION)),
+    ))
 }
 
 /// Parses `KEYSPACE/SHARD=URL`.

@@ -38,6 +38,8 @@ pub struct Driver<N: Net> {
     rng: Mutex<ChaCha8Rng>,
     /// Each live client task's control channel, by connection id.
     controls: Mutex<BTreeMap<u32, UnboundedSender<Control>>>,
+    /// Set on SIGTERM/SIGINT: stop accepting; sessions close once their statement is done.
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl<N: Net> Driver<N> {
@@ -55,7 +57,19 @@ impl<N: Net> Driver<N> {
             clock: Clock::new(),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
             controls: Mutex::new(BTreeMap::new()),
+            draining: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Graceful shutdown: no new clients; each session closes when its statement in
+    /// progress has finished (closing the backends rolls open transactions back).
+    pub fn begin_shutdown(&self) {
+        let _ = self.draining.send(true);
+    }
+
+    /// Client sessions still running.
+    pub fn live_sessions(&self) -> usize {
+        self.controls.lock().map(|c| c.len()).unwrap_or(0)
     }
 
     fn scramble(&self) -> [u8; 20] {
@@ -71,14 +85,36 @@ impl<N: Net> Driver<N> {
 
     /// Accepts clients forever, one task each.
     pub async fn serve(self: Arc<Self>, mut listener: N::Listener) -> io::Result<()> {
+        let mut drain = self.draining.subscribe();
         loop {
-            let (stream, peer) = match N::accept(&mut listener).await {
+            let accepted = tokio::select! {
+                biased;
+                _ = drain.changed() => {
+                    tracing::info!("no longer accepting clients (shutting down)");
+                    return Ok(());
+                }
+                a = N::accept(&mut listener) => a,
+            };
+            let (stream, peer) = match accepted {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     continue;
                 }
             };
+            let live = self.controls.lock().map(|c| c.len()).unwrap_or(0);
+            if live >= self.gateway.limits.max_connections {
+                tracing::warn!(%peer, live, "refusing a client: too many connections");
+                let err = shardgate_core::SqlError::new(1040, "08004", "Too many connections");
+                let mut stream = stream;
+                tokio::spawn(async move {
+                    let _ = stream
+                        .write_all(&shardgate_core::server::refusal_packet(&err))
+                        .await;
+                    let _ = stream.shutdown().await;
+                });
+                continue;
+            }
             let id = self.gateway.next_connection_id();
             tracing::debug!(conn = id, %peer, "client connected");
             let me = self.clone();
@@ -89,12 +125,14 @@ impl<N: Net> Driver<N> {
     /// Drives one client session until it closes.
     pub async fn run_client(self: Arc<Self>, mut client: N::Stream, id: u32) {
         let mut session = Session::new(self.gateway.clone(), id, self.scramble());
+        session.set_now(self.clock.now_us());
         let mut backends: BTreeMap<BackendId, BackendStream<N::Stream>> = BTreeMap::new();
         let mut buf = vec![0u8; 64 * 1024];
         let (tx, mut rx) = unbounded_channel();
         if let Ok(mut c) = self.controls.lock() {
             c.insert(id, tx);
         }
+        let mut drain = self.draining.subscribe();
         loop {
             if self
                 .flush(&mut session, &mut client, &mut backends)
@@ -107,12 +145,38 @@ impl<N: Net> Driver<N> {
                 let _ = client.shutdown().await;
                 break;
             }
+            let draining = *drain.borrow();
+            if draining && !session.is_busy() {
+                tracing::debug!(conn = id, "closing an idle session for shutdown");
+                session.handle_client_close();
+                let _ = self.flush(&mut session, &mut client, &mut backends).await;
+                let _ = client.shutdown().await;
+                break;
+            }
             let paused: Vec<BackendId> = backends
                 .keys()
                 .copied()
                 .filter(|b| !session.wants_backend_input(*b))
                 .collect();
-            match read_any(&mut client, &mut backends, &paused, &mut rx, &mut buf).await {
+            let due = session.poll_timeout();
+            let clock = self.clock;
+            let input = tokio::select! {
+                biased;
+                i = read_any(&mut client, &mut backends, &paused, &mut rx, &mut buf) => Some(i),
+                _ = async move {
+                    match due {
+                        Some(d) => clock.sleep_until_us(d).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => None,
+                _ = drain.changed(), if !draining => continue,
+            };
+            session.set_now(self.clock.now_us());
+            let Some(input) = input else {
+                session.handle_timeout(self.clock.now_us());
+                continue;
+            };
+            match input {
                 Input::Control(Control::Kill { query_only }) => session.handle_kill(query_only),
                 Input::Client(Ok(0)) | Input::Client(Err(_)) => session.handle_client_close(),
                 Input::Client(Ok(n)) => session.handle_client_input(&buf[..n]),

@@ -6,5 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod driver;
 pub mod embedded;
+pub mod http;
 pub mod net;
 pub mod oneshot;
+pub mod querylog;

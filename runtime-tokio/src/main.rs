@@ -24,6 +24,37 @@ struct Cli {
     /// Worker threads of the runtime (default: number of cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// HTTP address for /healthz, /debug/vars and /metrics (e.g. 127.0.0.1:15000).
+    #[arg(long)]
+    http: Option<String>,
+    /// Query log: one line per statement to this file, or `-` for stderr.
+    #[arg(long)]
+    query_log: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Timeouts and limits (0 disables a timeout).
+#[derive(clap::Args, Debug, Clone)]
+struct LimitArgs {
+    /// Client connections beyond this get ERR 1040.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Statements running longer end with ERR 3024 (a session's max_execution_time overrides).
+    #[arg(long, default_value_t = 0)]
+    query_timeout_ms: u64,
+    /// Idle client connections are closed after this long (MySQL's wait_timeout).
+    #[arg(long, default_value_t = 28_800_000)]
+    idle_timeout_ms: u64,
+    /// Clients must authenticate within this time.
+    #[arg(long, default_value_t = 10_000)]
+    handshake_timeout_ms: u64,
+    /// OLTP results with more rows end with an error (set workload='olap' to stream more).
+    #[arg(long, default_value_t = 100_000)]
+    oltp_max_rows: u64,
+    /// How long in-flight statements may run after SIGTERM/SIGINT before the process exits.
+    #[arg(long, default_value_t = 10_000)]
+    shutdown_grace_ms: u64,
 }
 
 /// Where the shards are.
@@ -165,6 +196,31 @@ async fn build(args: &GatewayArgs) -> Result<(Built, Option<String>), String> {
 
 async fn serve(cli: &Cli) -> Result<(), String> {
     let ((gateway, embedded), config_listen) = build(&cli.gateway).await?;
+    let l = &cli.limits;
+    let gateway = gateway.with_limits(shardgate_core::gateway::Limits {
+        max_connections: l.max_connections,
+        query_timeout_ms: l.query_timeout_ms,
+        idle_timeout_ms: l.idle_timeout_ms,
+        handshake_timeout_ms: l.handshake_timeout_ms,
+        oltp_max_rows: l.oltp_max_rows,
+        ..Default::default()
+    });
+    if let Some(target) = &cli.query_log {
+        shardgate_runtime::querylog::start(&gateway, target)
+            .map_err(|e| format!("cannot open query log {target}: {e}"))?;
+    }
+    if let Some(addr) = &cli.http {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} (http): {e}"))?;
+        tracing::info!(%addr, "http endpoints: /healthz /debug/vars /metrics");
+        let gw = gateway.clone();
+        tokio::spawn(async move {
+            if let Err(e) = shardgate_runtime::http::serve(listener, gw).await {
+                tracing::error!(error = %e, "http endpoint stopped");
+            }
+        });
+    }
     let listen = match (&config_listen, cli.listen.as_str()) {
         (Some(l), "127.0.0.1:15306") => l.clone(),
         _ => cli.listen.clone(),

@@ -83,13 +83,22 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// The version string a MySQL server announces in its handshake (without logging in).
 pub async fn server_version<N: Net>(net: &N, address: &ShardAddress) -> Result<String, String> {
-    let ShardAddress::Mysql { host, port, .. } = address else { return Err("not a MySQL address".into()) };
-    let mut s = net.connect(&format!("{host}:{port}")).await.map_err(|e| e.to_string())?;
+    let ShardAddress::Mysql { host, port, .. } = address else {
+        return Err("not a MySQL address".into());
+    };
+    let mut s = net
+        .connect(&format!("{host}:{port}"))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut decoder = shardgate_core::wire::PacketDecoder::new(1 << 20);
     let mut buf = vec![0u8; 4096];
     loop {
-        if let Some(p) = decoder.next_packet().map_err(|_| "handshake too large".to_string())? {
-            let hs = shardgate_core::wire::handshake::HandshakeV10::decode(&p.payload).map_err(|e| e.to_string())?;
+        if let Some(p) = decoder
+            .next_packet()
+            .map_err(|_| "handshake too large".to_string())?
+        {
+            let hs = shardgate_core::wire::handshake::HandshakeV10::decode(&p.payload)
+                .map_err(|e| e.to_string())?;
             let _ = s.shutdown().await;
             return Ok(hs.server_version);
         }
