@@ -13,6 +13,7 @@ fn run(n: usize, record: bool) -> f64 {
         seed: 1,
         topology: TopologySpec::embedded_default(),
         record,
+        merge_queue_rows: None,
     })
     .expect("world");
     let ok = |w: &mut World| match w.next_answer("a") {

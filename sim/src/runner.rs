@@ -73,6 +73,7 @@ pub fn run_l0_with(sc: &Scenario, seed: Option<u64>, split_packets: bool) -> Out
         seed,
         topology: sc.topology.clone(),
         record: true,
+        merge_queue_rows: sc.merge_queue_rows,
     };
     match World::new(config) {
         Ok(mut world) => {

@@ -4,6 +4,7 @@
 //! # the property this scenario proves            (required: first non-blank line)
 //! topology keyspace=commerce shards=0            (repeatable; default: the embedded default)
 //! seed 7
+//! tune merge_queue_rows=4                       (gateway tuning, drawn small by sweeps)
 //! xfail <the known bug>                          (must fail until the bug is fixed)
 //! conn a [db=commerce] [user=root] [password=]   (connects; becomes current if none is)
 //! on a                                           (current client for records)
@@ -65,6 +66,8 @@ pub struct Scenario {
     /// `xfail <why>`: a known gateway bug this scenario reproduces. The scenario must fail
     /// (its transcript is still snapshotted); once it passes, the line must go.
     pub xfail: Option<String>,
+    /// `tune merge_queue_rows=N`: the gateway's merge holds at most N rows per shard.
+    pub merge_queue_rows: Option<usize>,
     pub steps: Vec<Step>,
 }
 
@@ -266,6 +269,7 @@ impl<'a> Parser<'a> {
             },
             seed: 0,
             xfail: None,
+            merge_queue_rows: None,
             steps: Vec::new(),
         };
         while self.i < self.lines.len() {
@@ -299,6 +303,19 @@ impl<'a> Parser<'a> {
                         });
                     }
                     sc.topology.keyspaces.push(ks);
+                }
+                "tune" => {
+                    for (k, v) in self.pairs(n, strip_comment(rest))? {
+                        match k {
+                            "merge_queue_rows" => {
+                                sc.merge_queue_rows =
+                                    Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                                        self.err(n, "merge_queue_rows= takes a positive number")
+                                    })?)
+                            }
+                            other => return Err(self.err(n, format!("unknown tuning {other}"))),
+                        }
+                    }
                 }
                 "xfail" => {
                     let why = strip_comment(rest);

@@ -15,7 +15,8 @@
 //! in a fixed order (clients in creation order; for each: the client, then its session's
 //! events, backend bytes and client bytes; then backend connections by (client, backend id)),
 //! and [`World::deliver_round`] hands each ready link, in the same order, one delivery (the
-//! whole queued chunk, or a seeded random prefix when packets are split). The world is *quiet*
+//! whole queued chunk, or a seeded random prefix when packets are split; a shard link is not
+//! read while the session's merge holds enough of its rows, as in the driver). The world is *quiet*
 //! when a step moves nothing. Time moves only through [`Harness::advance`], or when
 //! [`Harness::next_answer`] waits on a quiet world with a pending engine timer (SLEEP).
 //!
@@ -55,6 +56,8 @@ pub struct WorldConfig {
     pub topology: TopologySpec,
     /// Render a transcript (off for throughput runs: packets are still checked).
     pub record: bool,
+    /// Tuning re-drawn small in simulation (None: the gateway's defaults).
+    pub merge_queue_rows: Option<usize>,
 }
 
 struct ClientSlot {
@@ -213,6 +216,13 @@ impl World {
                     .map_err(|e| format!("topology does not fit vschema {}: {e}", v.name))?
             }
         };
+        let mut gw = gw;
+        if let Some(n) = config.merge_queue_rows {
+            // Nothing else holds the gateway yet.
+            if let Some(g) = Arc::get_mut(&mut gw) {
+                g.limits.merge_queue_rows = n;
+            }
+        }
         Ok(World {
             gw,
             topology: config.topology,
@@ -573,7 +583,12 @@ impl World {
             let Some(p) = self.backends.get_mut(&key) else {
                 continue;
             };
-            if p.down.is_ready() && !self.hosts[p.host].stalled {
+            // Backpressure, as the driver applies it: a shard whose rows a streaming merge
+            // already holds enough of is not read.
+            if p.down.is_ready()
+                && !self.hosts[p.host].stalled
+                && self.clients[key.0].session.wants_backend_input(key.1)
+            {
                 moved = true;
                 let rng = self.split_packets.then_some(&mut self.rng);
                 if let Some(d) = p.down.deliver(rng) {

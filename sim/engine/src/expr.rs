@@ -828,6 +828,13 @@ impl<'c, 'a> Compiler<'c, 'a> {
                 self.call(&f, a)
             }
             Expr::Function(f) => self.function(f),
+            // A charset introducer (`_utf8mb4 X'..'`, `_binary'..'`): the literal's bytes in
+            // that character set (the gateway sends text with backslashes this way).
+            Expr::Prefixed { prefix, value } if prefix.value.starts_with('_') => {
+                let (c, mut d) = self.expr(value)?;
+                d.charset = if prefix.value.eq_ignore_ascii_case("_binary") { charset::BINARY } else { charset::UTF8MB4_GENERAL_CI };
+                Ok((c, d))
+            }
             Expr::Tuple(_) => Err(operand_columns(1)),
             _ => Err(unsupported(&e.to_string())),
         }

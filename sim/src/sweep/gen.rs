@@ -249,7 +249,7 @@ impl Gen<'_> {
     fn select(&mut self) -> Stmt {
         let t = self.table();
         let vc = t.vindex_column();
-        match self.rng.random_range(0..10u32) {
+        match self.rng.random_range(0..14u32) {
             0 | 1 => {
                 let cols = self.columns(&t);
                 let k = self.key(&t);
@@ -257,6 +257,53 @@ impl Gen<'_> {
                     format!("select {cols} from {} where {vc} = {k}", t.name),
                     Order::Any,
                 )
+            }
+            10 => self.select_expressions(&t),
+            11 => {
+                // Groups ordered by an aggregate, ties broken by the (unique) group key.
+                let key = self.pick(&["k", "s", vc]);
+                let f = self.scatter_filter(&t);
+                let dir = self.pick(&["", " desc"]);
+                let limit = if self.rng.random_bool(0.5) {
+                    format!(" limit {}", self.rng.random_range(1..=4u32))
+                } else {
+                    String::new()
+                };
+                let having = if self.rng.random_bool(0.3) {
+                    " having c > 1"
+                } else {
+                    ""
+                };
+                Stmt::read(
+                    format!(
+                        "select {key}, count(*) as c from {}{f} group by {key}{having} order by c{dir}, {key}{limit}",
+                        t.name
+                    ),
+                    Order::Fixed,
+                )
+            }
+            12 => {
+                let keys = self.keys(&t);
+                let cols = self.columns(&t);
+                let limit = self.rng.random_range(0..=3u32);
+                let dir = self.pick(&["", " desc"]);
+                Stmt::read(
+                    format!(
+                        "select {cols} from {} where {vc} in ({keys}) order by id{dir} limit {limit}",
+                        t.name
+                    ),
+                    Order::Fixed,
+                )
+            }
+            13 => {
+                // DISTINCT over several columns, ordered by all of them: a total order.
+                let f = self.scatter_filter(&t);
+                let mut s = Stmt::read(
+                    format!("select distinct k, s from {}{f} order by k desc, s", t.name),
+                    Order::Fixed,
+                );
+                s.full_scatter = true;
+                s
             }
             2 => {
                 let cols = self.columns(&t);
@@ -319,6 +366,7 @@ impl Gen<'_> {
                         "count(*), max(d), min(d)",
                         "sum(k), count(s)",
                         "avg(k), count(*)",
+                        "sum(d), avg(d), min(id), max(id)",
                     ]),
                     TableKind::ByCustomer => self.pick(&[
                         "count(*), sum(k), min(k), max(k)",
@@ -371,6 +419,33 @@ impl Gen<'_> {
                 s
             }
         }
+    }
+
+    /// Expressions, functions and aliases in the select list (and ORDER BY an alias).
+    fn select_expressions(&mut self, t: &Table) -> Stmt {
+        let vc = t.vindex_column();
+        let f = if self.rng.random_bool(0.4) {
+            format!(" where {vc} in ({})", self.keys(t))
+        } else {
+            self.scatter_filter(t)
+        };
+        let (exprs, alias) = match (self.rng.random_range(0..4u32), t.kind) {
+            (0, _) => ("id, k + 1 as kk, k * 2", "kk"),
+            (1, _) => ("id, upper(s) as u, length(s)", "u"),
+            (2, TableKind::ById) => ("id, d * 2 as dd, coalesce(k, -1)", "dd"),
+            (2, TableKind::ByCustomer) => ("id, cid + k as ck, coalesce(s, 'none')", "ck"),
+            _ => ("id, concat(s, '-', k) as c, k is null", "c"),
+        };
+        let mut s = if self.rng.random_bool(0.6) {
+            Stmt::read(
+                format!("select {exprs} from {}{f} order by {alias}, id", t.name),
+                Order::Fixed,
+            )
+        } else {
+            Stmt::read(format!("select {exprs} from {}{f}", t.name), Order::Any)
+        };
+        s.full_scatter = !f.contains(" in (");
+        s
     }
 
     /// A scatter select without LIMIT: every shard answers with a result set.
@@ -617,6 +692,9 @@ impl Gen<'_> {
         self.line(&topo);
         let seed = format!("seed {}", d.seed);
         self.line(&seed);
+        if let Some(n) = d.merge_queue_rows {
+            self.line(&format!("tune merge_queue_rows={n}"));
+        }
         if d.split_packets {
             self.line("fault split_packets");
         }
@@ -702,7 +780,7 @@ impl Gen<'_> {
         self.reserved.clear();
         let f = self.draw.faults.clone();
         let known = self.draw.options.known_bugs;
-        let in_txn = self.a_in_txn();
+        let in_txn = self.a_in_txn() || self.reference.in_transaction("b");
         if self.chance(f.read_error) {
             return self.fault_read_error();
         }
@@ -747,7 +825,7 @@ impl Gen<'_> {
                 let text = format!("statement ok\nset workload='{w}'\n\n");
                 self.out.push_str(&text);
             }
-            17..=30 if !self.reference.in_transaction("b") => {
+            17..=30 => {
                 let s = self.statement();
                 self.run("b", &s);
             }
@@ -759,6 +837,16 @@ impl Gen<'_> {
     }
 
     fn transaction_control(&mut self) {
+        if self.rng.random_bool(0.25) {
+            // Client b's transactions interleave with a's (the engines isolate nothing, so
+            // the shards and the reference see the same interleaving).
+            let sql = if self.reference.in_transaction("b") {
+                self.pick(&["commit", "rollback"])
+            } else {
+                "begin"
+            };
+            return self.run("b", &Stmt::write(sql.into()));
+        }
         if self.a_in_txn() {
             let end = if self.rng.random_bool(0.6) {
                 "commit"
@@ -783,7 +871,17 @@ impl Gen<'_> {
     /// A multi-statement batch: each result is awaited; the batch stops at its first error.
     fn batch(&mut self) {
         let n = self.rng.random_range(2..=3usize);
-        let stmts: Vec<Stmt> = (0..n).map(|_| self.statement()).collect();
+        let stmts: Vec<Stmt> = (0..n)
+            .map(|_| {
+                if !self.autocommit_off && self.rng.random_bool(0.1) {
+                    // Transaction control inside a batch (BEGIN inside a transaction commits
+                    // it first, COMMIT outside one does nothing: as on one server).
+                    Stmt::write(self.pick(&["begin", "commit", "rollback"]).into())
+                } else {
+                    self.statement()
+                }
+            })
+            .collect();
         let sql: Vec<&str> = stmts.iter().map(|s| s.sql.as_str()).collect();
         let text = format!("send a {}\n", sql.join("; "));
         self.out.push_str(&text);
@@ -1056,6 +1154,9 @@ impl Gen<'_> {
     fn finish(&mut self) {
         if self.a_in_txn() {
             self.run("a", &Stmt::write("commit".into()));
+        }
+        if self.reference.in_transaction("b") {
+            self.run("b", &Stmt::write("commit".into()));
         }
         if self.autocommit_off {
             self.run("a", &Stmt::write("set autocommit=1".into()));

@@ -175,6 +175,8 @@ pub struct Draw {
     pub tables: Vec<Table>,
     pub faults: FaultMix,
     pub split_packets: bool,
+    /// The gateway's merge queue, drawn small (backpressure on every scatter) or left alone.
+    pub merge_queue_rows: Option<usize>,
     /// Workload steps to generate (each one statement or one fault episode).
     pub steps: usize,
     pub options: SweepOptions,
@@ -241,6 +243,7 @@ impl Draw {
             disconnect: rate(&mut rng),
         };
         let split_packets = rng.random_bool(0.25);
+        let merge_queue_rows = rng.random_bool(0.5).then(|| rng.random_range(1..=5usize));
         let steps = rng.random_range(40..=120usize);
         Draw {
             seed,
@@ -248,6 +251,7 @@ impl Draw {
             tables,
             faults,
             split_packets,
+            merge_queue_rows,
             steps,
             options,
         }
@@ -317,6 +321,9 @@ impl Draw {
             "split packets: {}",
             if self.split_packets { "on" } else { "off" }
         );
+        if let Some(n) = self.merge_queue_rows {
+            let _ = writeln!(out, "tuning: merge_queue_rows={n}");
+        }
         let _ = writeln!(out, "workload: {} steps on clients a and b", self.steps);
         if self.options.known_bugs {
             let _ = writeln!(out, "known bugs: drawn too (--known-bugs)");
@@ -402,6 +409,7 @@ pub fn run_seed(seed: u64, options: SweepOptions, record: bool) -> SeedOutcome {
         seed,
         topology: sc.topology.clone(),
         record,
+        merge_queue_rows: sc.merge_queue_rows,
     };
     let mut world = match World::new(config) {
         Ok(w) => w,
