@@ -112,6 +112,9 @@ struct RouteExec {
     ok: OkInfo,
     /// For INSERTs filled from a sequence: the first id (becomes LAST_INSERT_ID()).
     first_id: Option<u64>,
+    /// An INSERT into a sharded table: only sequence-generated ids change LAST_INSERT_ID()
+    /// (an explicit id in the statement does not, as in MySQL).
+    sharded_insert: bool,
 }
 
 #[derive(Debug)]
@@ -413,10 +416,16 @@ impl Session {
                 progressed |= self.issue_queued(id);
             }
             if matches!(self.exec, Exec::Idle) {
-                if let Some(req) = self.conn.poll_request() {
-                    progressed = true;
-                    self.guarded(|s| s.start(req));
-                }
+                // Decoding the request runs guarded too: a panic in the protocol layer answers
+                // ERR 1105 instead of dropping the connection.
+                let mut got = false;
+                self.guarded(|s| {
+                    if let Some(req) = s.conn.poll_request() {
+                        got = true;
+                        s.start(req);
+                    }
+                });
+                progressed |= got;
             }
             if self.conn.is_closed() && !self.backends.is_empty() {
                 self.close_all_backends();
@@ -802,6 +811,7 @@ impl Session {
         }
         // One merger slot per part, in order of `parts` (key-range order).
         self.exec = Exec::Route(RouteExec {
+            sharded_insert: false,
             rows_sent: 0,
             parts,
             merger,
@@ -854,6 +864,9 @@ impl Session {
             merger,
             ids.first().copied(),
         );
+        if let Exec::Route(r) = &mut self.exec {
+            r.sharded_insert = true;
+        }
     }
 
     /// Reserves a block of sequence values on the sequence's keyspace, on a connection of its
@@ -1149,6 +1162,7 @@ impl Session {
         }
         let merger = (parts.len() > 1).then(|| Merger::new(Default::default(), parts.len()));
         self.exec = Exec::Route(RouteExec {
+            sharded_insert: false,
             rows_sent: 0,
             parts,
             merger,
@@ -1528,8 +1542,8 @@ impl Session {
                     let mut out = r.ok;
                     if let Some(first) = r.first_id {
                         out.last_insert_id = first;
-                    }
-                    if out.last_insert_id != 0 {
+                        self.last_insert_id = first;
+                    } else if !r.sharded_insert && out.last_insert_id != 0 {
                         self.last_insert_id = out.last_insert_id;
                     }
                     out.status = 0;

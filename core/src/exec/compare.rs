@@ -34,18 +34,40 @@ pub fn compare_cells(a: Option<&[u8]>, b: Option<&[u8]>, order: CellOrder) -> Or
         (Some(_), None) => Ordering::Greater,
         (Some(x), Some(y)) => match order {
             CellOrder::Numeric => compare_numbers(x, y),
-            CellOrder::Text => {
-                let fold = |s: &[u8]| -> Vec<u8> {
-                    let t = s.to_ascii_lowercase();
-                    // Trailing spaces do not count in PAD SPACE collations.
-                    let end = t.iter().rposition(|c| *c != b' ').map_or(0, |p| p + 1);
-                    t[..end].to_vec()
-                };
-                fold(x).cmp(&fold(y))
-            }
+            CellOrder::Text => fold_text(x).cmp(&fold_text(y)),
             CellOrder::Binary => x.cmp(y),
         },
     }
+}
+
+/// The comparison key of a text value under the default `_general_ci` collations: case and
+/// accents folded (`É` = `e`), trailing spaces ignored (PAD SPACE).
+pub fn fold_text(s: &[u8]) -> Vec<u8> {
+    let end = s.iter().rposition(|c| *c != b' ').map_or(0, |p| p + 1);
+    let s = &s[..end];
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
+    let text = String::from_utf8_lossy(s);
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        let base = match ch {
+            'À'..='Å' | 'à'..='å' => 'a',
+            'Ç' | 'ç' => 'c',
+            'È'..='Ë' | 'è'..='ë' => 'e',
+            'Ì'..='Ï' | 'ì'..='ï' => 'i',
+            'Ñ' | 'ñ' => 'n',
+            'Ò'..='Ö' | 'Ø' | 'ò'..='ö' | 'ø' => 'o',
+            'Ù'..='Ü' | 'ù'..='ü' => 'u',
+            'Ý' | 'ý' | 'ÿ' => 'y',
+            c => {
+                out.extend(c.to_lowercase());
+                continue;
+            }
+        };
+        out.push(base);
+    }
+    out.into_bytes()
 }
 
 /// Compares decimal texts exactly (falls back to f64 for exponents).

@@ -380,15 +380,7 @@ impl Merger {
                 Some(v) => {
                     let mut k = vec![1u8];
                     match self.orders.get(i) {
-                        Some(CellOrder::Text) => k.extend(
-                            v.to_ascii_lowercase()
-                                .iter()
-                                .rev()
-                                .skip_while(|b| **b == b' ')
-                                .collect::<Vec<_>>()
-                                .into_iter()
-                                .rev(),
-                        ),
+                        Some(CellOrder::Text) => k.extend(super::compare::fold_text(v)),
                         Some(CellOrder::Numeric) => match Decimal::parse(v) {
                             Some(d) => k.extend(d.to_text().into_bytes()),
                             None => k.extend_from_slice(v),

@@ -259,6 +259,18 @@ impl<'a> Bindings<'a> {
                         .unwrap_or_else(|_| Value::Bytes(raw.into())),
                 }
             }
+            // `1.0` equals the integer 1 (MySQL compares numerically), so it must map to the
+            // same keyspace id.
+            LiteralKind::Decimal => {
+                let s = std::str::from_utf8(&raw).unwrap_or("");
+                match s.split_once('.') {
+                    Some((int, frac)) if !frac.is_empty() && frac.bytes().all(|c| c == b'0') => int
+                        .parse::<i64>()
+                        .map(Value::Int)
+                        .unwrap_or_else(|_| Value::Bytes(raw.into())),
+                    _ => Value::Bytes(raw.into()),
+                }
+            }
             _ => Value::Bytes(raw.into()),
         })
     }

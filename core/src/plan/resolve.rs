@@ -92,7 +92,15 @@ impl Route {
                         why: Some("NULL matches nothing".into()),
                     }]),
                     Some(v) => {
-                        let (shard, ksid) = lookup_shard(vindex, &v, map)?;
+                        // A value the vindex cannot map (`'abc'` for `hash`) cannot equal any
+                        // stored vindex value: like Vitess, no shard can match; any one answers.
+                        let Ok((shard, ksid)) = lookup_shard(vindex, &v, map) else {
+                            return Ok(vec![ShardQuery {
+                                shard: 0,
+                                sql: self.text(b, None)?,
+                                why: Some("value has no keyspace id: matches nothing".into()),
+                            }]);
+                        };
                         let why = format!(
                             "{}({}) = {ksid}",
                             vindex.type_name(),
@@ -121,8 +129,10 @@ impl Route {
                     }
                     seen.push(value);
                     if let Some(vv) = b.vindex_value(v)? {
-                        let (shard, _) = lookup_shard(vindex, &vv, map)?;
-                        per_shard.entry(shard).or_default().push(v.clone());
+                        // Values without a keyspace id match nothing: dropped from every shard.
+                        if let Ok((shard, _)) = lookup_shard(vindex, &vv, map) {
+                            per_shard.entry(shard).or_default().push(v.clone());
+                        }
                     }
                 }
                 if per_shard.is_empty() {

@@ -28,11 +28,16 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
     for t in &tokens {
         if t.token == Token::SemiColon {
             let loc = t.span.start;
-            let Some(at) = super::byte_offset(sql, loc.line, loc.column) else {
-                continue;
-            };
-            push_piece(&mut out, &sql[start..at]);
-            start = at + 1;
+            // The tokenizer's positions are wrong inside MySQL's `/*! … */` comments: trust a
+            // position only if a `;` really is there, else keep the batch whole (the parser
+            // then answers it). Never slice on an unchecked offset.
+            match super::byte_offset(sql, loc.line, loc.column) {
+                Some(at) if at >= start && sql.as_bytes().get(at) == Some(&b';') => {
+                    push_piece(&mut out, &sql[start..at]);
+                    start = at + 1;
+                }
+                _ => return vec![trimmed],
+            }
         }
     }
     push_piece(&mut out, &sql[start.min(sql.len())..]);
@@ -74,6 +79,20 @@ mod tests {
             split_statements("select 'é;'; select 2"),
             vec!["select 'é;'", "select 2"]
         );
+    }
+
+    #[test]
+    fn executable_comments_never_panic() {
+        // Found by the sql_text fuzz target: positions inside /*! */ are not byte offsets.
+        for sql in [
+            "select 1 /*!ééé;*/",
+            "/*!ééé;*/",
+            "/*!é\r*;*/",
+            "select 1 /*!; */; select 2",
+        ] {
+            let pieces = split_statements(sql);
+            assert!(!pieces.is_empty(), "{sql}");
+        }
     }
 
     #[test]

@@ -76,7 +76,9 @@ impl EngineConn {
                 self.held = Some((now_ms, bytes));
                 return;
             }
-            let Some(req) = self.conn.poll_request() else { return };
+            let Some(req) = self.conn.poll_request() else {
+                return;
+            };
             let delay = self.execute(engine, req, now_ms);
             if delay > 0 {
                 let bytes = self.conn.poll_transmit().unwrap_or_default();
@@ -109,7 +111,9 @@ impl EngineConn {
             }
             Request::Kill { connection_id } => Err(SqlError::no_such_thread(connection_id as u64)),
             Request::Query { sql } => engine.execute(&mut self.session, &sql, now_ms),
-            Request::Execute { sql, params, .. } => engine.execute_prepared(&mut self.session, &sql, &params, now_ms),
+            Request::Execute { sql, params, .. } => {
+                engine.execute_prepared(&mut self.session, &sql, &params, now_ms)
+            }
         };
         self.sync_status();
         match result {

@@ -832,7 +832,11 @@ impl<'c, 'a> Compiler<'c, 'a> {
             // that character set (the gateway sends text with backslashes this way).
             Expr::Prefixed { prefix, value } if prefix.value.starts_with('_') => {
                 let (c, mut d) = self.expr(value)?;
-                d.charset = if prefix.value.eq_ignore_ascii_case("_binary") { charset::BINARY } else { charset::UTF8MB4_GENERAL_CI };
+                d.charset = if prefix.value.eq_ignore_ascii_case("_binary") {
+                    charset::BINARY
+                } else {
+                    charset::UTF8MB4_GENERAL_CI
+                };
                 Ok((c, d))
             }
             Expr::Tuple(_) => Err(operand_columns(1)),
