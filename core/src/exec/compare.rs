@@ -34,10 +34,20 @@ pub fn compare_cells(a: Option<&[u8]>, b: Option<&[u8]>, order: CellOrder) -> Or
         (Some(_), None) => Ordering::Greater,
         (Some(x), Some(y)) => match order {
             CellOrder::Numeric => compare_numbers(x, y),
-            CellOrder::Text => fold_text(x).cmp(&fold_text(y)),
+            CellOrder::Text => compare_text(x, y),
             CellOrder::Binary => x.cmp(y),
         },
     }
+}
+
+/// Compares under the default `_general_ci` collation without allocating for ASCII text.
+pub fn compare_text(a: &[u8], b: &[u8]) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        let trim = |s: &[u8]| s.iter().rposition(|c| *c != b' ').map_or(0, |p| p + 1);
+        let (a, b) = (&a[..trim(a)], &b[..trim(b)]);
+        return a.iter().map(u8::to_ascii_lowercase).cmp(b.iter().map(u8::to_ascii_lowercase));
+    }
+    fold_text(a).cmp(&fold_text(b))
 }
 
 /// The comparison key of a text value under the default `_general_ci` collations: case and

@@ -335,16 +335,12 @@ impl Merger {
         self.queues[best?].pop_front()
     }
 
+    /// Compares two rows on the ORDER BY keys, reading only the key cells (no allocation).
     fn cmp_rows(&self, a: &[u8], b: &[u8]) -> Ordering {
-        let (ca, cb) = (cells(a), cells(b));
         for k in &self.spec.order_by {
-            let x = ca.get(k.col).and_then(|c| c.as_deref());
-            let y = cb.get(k.col).and_then(|c| c.as_deref());
-            let o = compare_cells(
-                x,
-                y,
-                self.orders.get(k.col).copied().unwrap_or(CellOrder::Binary),
-            );
+            let x = cell_at(a, k.col);
+            let y = cell_at(b, k.col);
+            let o = compare_cells(x, y, self.orders.get(k.col).copied().unwrap_or(CellOrder::Binary));
             let o = if k.desc { o.reverse() } else { o };
             if o != Ordering::Equal {
                 return o;
@@ -617,6 +613,15 @@ fn avg_text(
             )
         }
     }
+}
+
+/// Cell `col` of a text row, borrowed (`None` for NULL or a missing cell).
+fn cell_at(row: &[u8], col: usize) -> Option<&[u8]> {
+    let mut r = TextRow::new(row);
+    for _ in 0..col {
+        r.next().ok().flatten()?;
+    }
+    r.next().ok().flatten().flatten()
 }
 
 /// Decodes a text row into owned cells (grouped mode only).
