@@ -1,7 +1,7 @@
 //! `shardgate-sim`: the simulator's command line.
 //!
-//! - `run <file.scn> [--seed N] [--twice] [--split]`: one scenario in the L0 stepper, its
-//!   transcript on stdout;
+//! - `run <file.scn> [--seed N] [--twice] [--split] [--world l0|l1]`: one scenario in its world
+//!   (the L0 stepper unless it says `world l1`), its transcript on stdout;
 //! - `seed N [--save NAME] [--scn] [--known-bugs]`: one randomised seed — its drawn parameters,
 //!   then the readable transcript; `--save` writes it as `scenarios/regressions/NAME.scn`;
 //! - `sweep N [--seed S] [--known-bugs]`: N seeds from S; a progress bar on stderr (seeds done,
@@ -43,6 +43,9 @@ enum Command {
         /// Split every delivery at seeded random byte boundaries from the start.
         #[arg(long)]
         split: bool,
+        /// Run in this world whatever the file says: l0 (stepper) or l1 (turmoil).
+        #[arg(long)]
+        world: Option<String>,
     },
     /// Run one randomised seed with a readable transcript.
     Seed {
@@ -76,7 +79,8 @@ fn main() -> ExitCode {
             seed,
             twice,
             split,
-        } => run_file(&file, seed, twice, split),
+            world,
+        } => run_file(&file, seed, twice, split, world.as_deref()),
         Command::Seed {
             seed,
             save,
@@ -91,19 +95,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_file(file: &str, seed: Option<u64>, twice: bool, split: bool) -> ExitCode {
-    let sc = match scenario::load(Path::new(file), file) {
+fn run_file(
+    file: &str,
+    seed: Option<u64>,
+    twice: bool,
+    split: bool,
+    world: Option<&str>,
+) -> ExitCode {
+    let mut sc = match scenario::load(Path::new(file), file) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
+    match world {
+        None => {}
+        Some("l0") => sc.world = scenario::WorldKind::L0,
+        Some("l1") => sc.world = scenario::WorldKind::L1,
+        Some(w) => {
+            eprintln!("--world {w}: l0 or l1");
+            return ExitCode::FAILURE;
+        }
+    }
     eprintln!("seed {}", seed.unwrap_or(sc.seed));
     let out = if twice {
-        runner::run_l0_twice_with(&sc, seed, split)
+        runner::run_twice(&sc, seed, split)
     } else {
-        runner::run_l0_with(&sc, seed, split)
+        runner::run_in_its_world(&sc, seed, split)
     };
     print!("{}", out.transcript);
     for f in &out.failures {

@@ -1,7 +1,7 @@
 //! What a simulated world offers the scenario runner, whichever world it is.
 //!
-//! The L0 stepper ([`crate::world::World`]) implements [`Harness`]; a turmoil (L1) world can
-//! implement the same trait and run the same scenario files, faults and checks.
+//! The L0 stepper ([`crate::world::World`]) and the turmoil world ([`crate::l1::L1World`])
+//! implement [`Harness`], so the same scenario files, faults and checks run in either.
 
 use crate::client::Answer;
 use crate::fault::ShardFault;
@@ -116,7 +116,7 @@ pub enum SessionState {
 pub trait Harness {
     /// Appends a line to the transcript (scenario steps are echoed this way).
     fn note(&mut self, line: &str);
-    fn transcript(&self) -> &str;
+    fn transcript(&self) -> String;
 
     fn connect(&mut self, client: &str, opts: &ConnectOptions) -> Result<(), String>;
     fn query(&mut self, client: &str, sql: &str) -> Result<(), String>;
@@ -153,6 +153,12 @@ pub trait Harness {
     fn set_split_packets(&mut self, on: bool);
     /// Arms (or, with `None`, disarms) the gateway's panic failpoint.
     fn set_panic_marker(&mut self, marker: Option<&str>);
+    /// Messages between the gateway and `target` take `ms` each way (L1 only: L0 delivers
+    /// in steps, not in time).
+    fn set_latency(&mut self, target: &Endpoint, ms: u64) -> Result<(), String> {
+        let _ = (target, ms);
+        Err("latency needs the turmoil world (`world l1`)".into())
+    }
 
     /// Ends the run: every client leaves, the world settles, and the end-of-run invariants are
     /// checked (no leaked backend connection, no protocol violation toward a client). Returns

@@ -25,6 +25,7 @@
 pub mod client;
 pub mod fault;
 pub mod harness;
+pub mod l1;
 pub mod link;
 pub mod logs;
 pub mod render;

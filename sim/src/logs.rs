@@ -102,7 +102,8 @@ impl Fields {
 
 impl Subscriber for LogCapture {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        *metadata.level() <= Level::INFO
+        // turmoil's own events (hosts registered, binds) are the simulator's, not the gateway's.
+        *metadata.level() <= Level::INFO && !metadata.target().starts_with("turmoil")
     }
     fn max_level_hint(&self) -> Option<LevelFilter> {
         Some(LevelFilter::INFO)

@@ -3,8 +3,9 @@
 
 use crate::client::Answer;
 use crate::harness::{Harness, SessionState};
+use crate::l1::L1World;
 use crate::render;
-use crate::scenario::{Expect, KillTarget, Scenario, Sort, Step, StepKind};
+use crate::scenario::{Expect, KillTarget, Scenario, Sort, Step, StepKind, WorldKind};
 use crate::world::{World, WorldConfig};
 use std::collections::BTreeMap;
 
@@ -51,8 +52,12 @@ pub fn header(sc: &Scenario, seed: u64) -> String {
         Some(why) => format!("xfail (known bug): {why}\n"),
         None => String::new(),
     };
+    let world = match sc.world {
+        WorldKind::L0 => "",
+        WorldKind::L1 => "world: l1 (turmoil, runtime-tokio driver)\n",
+    };
     format!(
-        "scenario: {}\nproperty: {}\ntopology: {}\nseed: {}\n{xfail}\n",
+        "scenario: {}\nproperty: {}\ntopology: {}\nseed: {}\n{world}{xfail}\n",
         sc.path,
         sc.property,
         sc.topology.describe(),
@@ -90,15 +95,40 @@ pub fn run_l0_with(sc: &Scenario, seed: Option<u64>, split_packets: bool) -> Out
     }
 }
 
-/// Runs a scenario twice in the L0 stepper and adds a failure if the transcripts differ.
-pub fn run_l0_twice(sc: &Scenario, seed: Option<u64>) -> Outcome {
-    run_l0_twice_with(sc, seed, false)
+/// Runs a scenario once in the turmoil world (L1); `seed` overrides the file's.
+pub fn run_l1(sc: &Scenario, seed: Option<u64>, split_packets: bool) -> Outcome {
+    let seed = seed.unwrap_or(sc.seed);
+    match L1World::new(seed, &sc.topology, true, sc.merge_queue_rows) {
+        Ok(mut world) => {
+            if split_packets {
+                world.set_split_packets(true);
+                world.note("fault: split_packets (forced for this run)");
+            }
+            run(sc, seed, &mut world)
+        }
+        Err(e) => Outcome {
+            transcript: header(sc, seed),
+            failures: vec![format!("{}: {e}", sc.path)],
+        },
+    }
 }
 
-/// As [`run_l0_twice`], with [`run_l0_with`]'s options.
-pub fn run_l0_twice_with(sc: &Scenario, seed: Option<u64>, split_packets: bool) -> Outcome {
-    let first = run_l0_with(sc, seed, split_packets);
-    let second = run_l0_with(sc, seed, split_packets);
+/// Runs a scenario in the world it names (`world l1`, else L0).
+pub fn run_in_its_world(sc: &Scenario, seed: Option<u64>, split_packets: bool) -> Outcome {
+    match sc.world {
+        WorldKind::L0 => run_l0_with(sc, seed, split_packets),
+        WorldKind::L1 => run_l1(sc, seed, split_packets),
+    }
+}
+
+/// Runs a scenario twice in its world and adds a failure if the transcripts differ.
+pub fn run_twice(sc: &Scenario, seed: Option<u64>, split_packets: bool) -> Outcome {
+    let first = run_in_its_world(sc, seed, split_packets);
+    let second = run_in_its_world(sc, seed, split_packets);
+    compare_runs(sc, first, second)
+}
+
+fn compare_runs(sc: &Scenario, first: Outcome, second: Outcome) -> Outcome {
     let mut out = first;
     if out.transcript != second.transcript {
         out.failures.push(format!(
@@ -114,6 +144,18 @@ pub fn run_l0_twice_with(sc: &Scenario, seed: Option<u64>, split_packets: bool) 
         ));
     }
     out
+}
+
+/// Runs a scenario twice in the L0 stepper and adds a failure if the transcripts differ.
+pub fn run_l0_twice(sc: &Scenario, seed: Option<u64>) -> Outcome {
+    run_l0_twice_with(sc, seed, false)
+}
+
+/// As [`run_l0_twice`], with [`run_l0_with`]'s options.
+pub fn run_l0_twice_with(sc: &Scenario, seed: Option<u64>, split_packets: bool) -> Outcome {
+    let first = run_l0_with(sc, seed, split_packets);
+    let second = run_l0_with(sc, seed, split_packets);
+    compare_runs(sc, first, second)
 }
 
 fn first_difference(a: &str, b: &str) -> String {
@@ -302,6 +344,7 @@ fn exec<H: Harness>(h: &mut H, step: &Step, state: &mut RunState) -> Result<(), 
         StepKind::Restart { shard } => h.restart(shard),
         StepKind::Partition { target } => h.partition(target),
         StepKind::Heal => h.heal(),
+        StepKind::Latency { target, ms } => h.set_latency(target, *ms),
         StepKind::Resume { shard } => h.resume(shard),
         StepKind::SplitPackets(on) => {
             h.set_split_packets(*on);

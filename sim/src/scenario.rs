@@ -4,6 +4,7 @@
 //! # the property this scenario proves            (required: first non-blank line)
 //! topology keyspace=commerce shards=0            (repeatable; default: the embedded default)
 //! seed 7
+//! world l1                                       (run in the turmoil world; default l0)
 //! tune merge_queue_rows=4                       (gateway tuning, drawn small by sweeps)
 //! xfail <the known bug>                          (must fail until the bug is fixed)
 //! conn a [db=commerce] [user=root] [password=]   (connects; becomes current if none is)
@@ -35,6 +36,7 @@
 //! fault split_packets [off]
 //! crash shard=0 | restart shard=0
 //! partition gateway shard=0 | partition gateway client=a | heal
+//! latency gateway shard=0 20ms | latency gateway client=a 5ms   (world l1 only)
 //! panic marker=<text> | panic off
 //! disconnect a
 //! kill query a from b                            (b sends KILL QUERY <a's connection id>;
@@ -68,7 +70,19 @@ pub struct Scenario {
     pub xfail: Option<String>,
     /// `tune merge_queue_rows=N`: the gateway's merge holds at most N rows per shard.
     pub merge_queue_rows: Option<usize>,
+    /// `world l1`: run in the turmoil world (default: the L0 stepper).
+    pub world: WorldKind,
     pub steps: Vec<Step>,
+}
+
+/// Which world runs a scenario.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorldKind {
+    /// The L0 stepper: core, engines and clients stepped by hand.
+    #[default]
+    L0,
+    /// turmoil: the real runtime-tokio driver on a simulated network.
+    L1,
 }
 
 /// One step, with where it came from.
@@ -184,6 +198,11 @@ pub enum StepKind {
         target: Endpoint,
     },
     Heal,
+    /// Messages between the gateway and the target take this long (L1 only).
+    Latency {
+        target: Endpoint,
+        ms: u64,
+    },
     Resume {
         shard: String,
     },
@@ -270,6 +289,7 @@ impl<'a> Parser<'a> {
             seed: 0,
             xfail: None,
             merge_queue_rows: None,
+            world: WorldKind::L0,
             steps: Vec::new(),
         };
         while self.i < self.lines.len() {
@@ -303,6 +323,16 @@ impl<'a> Parser<'a> {
                         });
                     }
                     sc.topology.keyspaces.push(ks);
+                }
+                "world" => {
+                    if !sc.steps.is_empty() {
+                        return Err(self.err(n, "world must come before the first step"));
+                    }
+                    sc.world = match strip_comment(rest) {
+                        "l0" => WorldKind::L0,
+                        "l1" => WorldKind::L1,
+                        _ => return Err(self.err(n, "world l0 | world l1")),
+                    };
                 }
                 "tune" => {
                     for (k, v) in self.pairs(n, strip_comment(rest))? {
@@ -721,6 +751,24 @@ impl<'a> Parser<'a> {
                 }
             }
             "heal" if plain.is_empty() => StepKind::Heal,
+            "latency" => {
+                let words: Vec<&str> = plain.split_whitespace().collect();
+                let usage =
+                    "latency gateway shard=<name> <N>ms | latency gateway client=<name> <N>ms";
+                let ["gateway", t, d] = words.as_slice() else {
+                    return Err(self.err(n, usage));
+                };
+                let ms = d
+                    .strip_suffix("ms")
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| self.err(n, usage))?;
+                let target = match t.split_once('=') {
+                    Some(("shard", s)) => Endpoint::Shard(s.to_string()),
+                    Some(("client", c)) => Endpoint::Client(self.name(n, c, "client")?),
+                    _ => return Err(self.err(n, usage)),
+                };
+                StepKind::Latency { target, ms }
+            }
             "panic" => match plain {
                 "off" => StepKind::Panic { marker: None },
                 _ => match plain.strip_prefix("marker=") {

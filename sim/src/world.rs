@@ -845,8 +845,8 @@ impl Harness for World {
         self.line("", line);
     }
 
-    fn transcript(&self) -> &str {
-        &self.transcript
+    fn transcript(&self) -> String {
+        self.transcript.clone()
     }
 
     fn connect(&mut self, client: &str, opts: &ConnectOptions) -> Result<(), String> {

@@ -39,7 +39,7 @@ fn every_scenario_passes_twice_identically_and_matches_its_snapshot() {
                 continue;
             }
         };
-        let out = runner::run_l0_twice(&sc, None);
+        let out = runner::run_twice(&sc, None, false);
         failures.extend(runner::judge(&sc, &out.failures));
         // snapshots/scn/<path under scenarios/, without .scn>.snap
         let under = rel.strip_prefix("scenarios/").unwrap_or(&rel);
@@ -66,5 +66,33 @@ fn every_scenario_passes_twice_identically_and_matches_its_snapshot() {
         }
     }
     eprintln!("{} scenario(s) run", files.len());
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// The same files through the real runtime-tokio driver on turmoil's network (expectations and
+/// invariants only; L0 transcripts are the snapshots): the stepper and the driver agree.
+#[test]
+fn every_scenario_also_passes_in_the_turmoil_world() {
+    let root = repo();
+    let mut failures = Vec::new();
+    let files = find_scenarios(&root.join("scenarios"));
+    for file in &files {
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap_or(file)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let mut sc = match scenario::load(file, &rel) {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(e);
+                continue;
+            }
+        };
+        sc.world = scenario::WorldKind::L1;
+        let out = runner::run_in_its_world(&sc, None, false);
+        failures.extend(runner::judge(&sc, &out.failures));
+    }
+    eprintln!("{} scenario(s) run in L1", files.len());
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
