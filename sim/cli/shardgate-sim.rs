@@ -2,9 +2,9 @@
 //!
 //! - `run <file.scn> [--seed N] [--twice] [--split] [--world l0|l1]`: one scenario in its world
 //!   (the L0 stepper unless it says `world l1`), its transcript on stdout;
-//! - `seed N [--save NAME] [--scn] [--known-bugs]`: one randomised seed — its drawn parameters,
+//! - `seed N [--save NAME] [--scn] [--known-bugs] [--world l0|l1]`: one randomised seed — its drawn parameters,
 //!   then the readable transcript; `--save` writes it as `scenarios/regressions/NAME.scn`;
-//! - `sweep N [--seed S] [--known-bugs]`: N seeds from S; a progress bar on stderr (seeds done,
+//! - `sweep N [--seed S] [--known-bugs] [--world l0|l1]`: N seeds from S; a progress bar on stderr (seeds done,
 //!   seeds/s, failures) and, for each failing seed, the command that replays it.
 //!
 //! Failures go to stderr and make the exit status 1. This file is the only part of the crate
@@ -59,6 +59,9 @@ enum Command {
         /// Also draw shapes that trip known gateway bugs.
         #[arg(long)]
         known_bugs: bool,
+        /// l0 (the stepper, default) or l1 (turmoil and the real driver).
+        #[arg(long, default_value = "l0")]
+        world: String,
     },
     /// Run N randomised seeds.
     Sweep {
@@ -69,6 +72,9 @@ enum Command {
         /// Also draw shapes that trip known gateway bugs.
         #[arg(long)]
         known_bugs: bool,
+        /// l0 (the stepper, default) or l1 (turmoil and the real driver).
+        #[arg(long, default_value = "l0")]
+        world: String,
     },
 }
 
@@ -86,13 +92,33 @@ fn main() -> ExitCode {
             save,
             scn,
             known_bugs,
-        } => run_seed(seed, save.as_deref(), scn, SweepOptions { known_bugs }),
+            world,
+        } => match options(known_bugs, &world) {
+            Ok(o) => run_seed(seed, save.as_deref(), scn, o),
+            Err(e) => e,
+        },
         Command::Sweep {
             n,
             seed,
             known_bugs,
-        } => run_sweep(n, seed, SweepOptions { known_bugs }),
+            world,
+        } => match options(known_bugs, &world) {
+            Ok(o) => run_sweep(n, seed, o),
+            Err(e) => e,
+        },
     }
+}
+
+fn options(known_bugs: bool, world: &str) -> Result<SweepOptions, ExitCode> {
+    let world = match world {
+        "l0" => scenario::WorldKind::L0,
+        "l1" => scenario::WorldKind::L1,
+        w => {
+            eprintln!("--world {w}: l0 or l1");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    Ok(SweepOptions { known_bugs, world })
 }
 
 fn run_file(

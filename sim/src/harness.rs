@@ -153,6 +153,14 @@ pub trait Harness {
     fn set_split_packets(&mut self, on: bool);
     /// Arms (or, with `None`, disarms) the gateway's panic failpoint.
     fn set_panic_marker(&mut self, marker: Option<&str>);
+    /// Runs one statement directly on a shard's engine, bypassing the gateway (end-of-run checks
+    /// read what the shards really hold): result rows, none for other statements.
+    fn shard_query(
+        &mut self,
+        shard: &str,
+        database: &str,
+        sql: &str,
+    ) -> Result<Vec<Vec<Value>>, String>;
     /// Messages between the gateway and `target` take `ms` each way (L1 only: L0 delivers
     /// in steps, not in time).
     fn set_latency(&mut self, target: &Endpoint, ms: u64) -> Result<(), String> {

@@ -623,6 +623,7 @@ impl L1World {
         record: bool,
         merge_queue_rows: Option<usize>,
     ) -> Result<L1World, String> {
+        crate::world::quiet_failpoint_panics();
         let logs = LogCapture::default();
         let guard = tracing::subscriber::set_default(logs.clone());
         let mut sim = turmoil::Builder::new()
@@ -1185,6 +1186,29 @@ impl Harness for L1World {
     fn set_panic_marker(&mut self, marker: Option<&str>) {
         if let Ok(mut g) = self.gw.failpoints.panic_on.lock() {
             *g = marker.map(str::to_string);
+        }
+    }
+
+    fn shard_query(
+        &mut self,
+        shard: &str,
+        database: &str,
+        sql: &str,
+    ) -> Result<Vec<Vec<Value>>, String> {
+        let i = self.shard_index(shard)?;
+        let engine = self.shared.borrow().shards[i].engine.clone();
+        let mut engine = engine
+            .lock()
+            .map_err(|_| "engine lock poisoned".to_string())?;
+        let mut s = EngineSession::new(0, None);
+        s.set_database(database, &engine)
+            .map_err(|e| e.to_string())?;
+        match engine.execute(&mut s, sql, self.now_ms()) {
+            Ok(e) => match e.outcome {
+                shardgate_engine::Outcome::Rows { rows, .. } => Ok(rows),
+                shardgate_engine::Outcome::Ok(_) => Ok(Vec::new()),
+            },
+            Err(e) => Err(e.to_string()),
         }
     }
 

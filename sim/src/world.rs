@@ -269,32 +269,6 @@ impl World {
             .collect()
     }
 
-    /// Runs one statement directly on a shard's engine, bypassing the gateway (end-of-run
-    /// checks read what the shards really hold). Result rows, or none for other statements.
-    ///
-    /// # Errors
-    /// An unknown shard, or the engine's error.
-    pub fn shard_query(
-        &mut self,
-        shard: &str,
-        database: &str,
-        sql: &str,
-    ) -> Result<Vec<Vec<Value>>, String> {
-        let hi = self.host_index(shard)?;
-        let now = self.now_ms;
-        let engine = &mut self.hosts[hi].engine;
-        let mut s = EngineSession::new(0, None);
-        s.set_database(database, engine)
-            .map_err(|e| e.to_string())?;
-        match engine.execute(&mut s, sql, now) {
-            Ok(e) => match e.outcome {
-                shardgate_engine::Outcome::Rows { rows, .. } => Ok(rows),
-                shardgate_engine::Outcome::Ok(_) => Ok(Vec::new()),
-            },
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
     fn line(&mut self, prefix: &str, text: &str) {
         if self.record {
             self.transcript.push_str(prefix);
@@ -1069,6 +1043,27 @@ impl Harness for World {
         }
     }
 
+    fn shard_query(
+        &mut self,
+        shard: &str,
+        database: &str,
+        sql: &str,
+    ) -> Result<Vec<Vec<Value>>, String> {
+        let hi = self.host_index(shard)?;
+        let now = self.now_ms;
+        let engine = &mut self.hosts[hi].engine;
+        let mut s = EngineSession::new(0, None);
+        s.set_database(database, engine)
+            .map_err(|e| e.to_string())?;
+        match engine.execute(&mut s, sql, now) {
+            Ok(e) => match e.outcome {
+                shardgate_engine::Outcome::Rows { rows, .. } => Ok(rows),
+                shardgate_engine::Outcome::Ok(_) => Ok(Vec::new()),
+            },
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     fn finish(&mut self) -> Vec<String> {
         let mut failures = Vec::new();
         for slot in &mut self.clients {
@@ -1156,7 +1151,7 @@ pub fn close_reason(l: &crate::logs::LogLine) -> Option<(u32, String)> {
 
 /// Failpoint panics are expected in simulation: keep their message off stderr (other panics
 /// still print through the previous hook).
-fn quiet_failpoint_panics() {
+pub(crate) fn quiet_failpoint_panics() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();

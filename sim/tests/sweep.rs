@@ -2,14 +2,18 @@
 //! the git commit (`git rev-parse HEAD`; a fixed seed without git), so every commit explores
 //! new seeds and a failure names its seed. Replay one with `make sim SEED=<seed>`.
 //!
-//! Also: a seed replayed gives a byte-identical transcript.
+//! Also: a few of the next seeds through the real driver on turmoil's network, and a seed
+//! replayed gives a byte-identical transcript (in both worlds).
 
 // Against the deliberately broken writer the mid-stream faults fail by design.
 #![cfg(not(feature = "broken-writer"))]
 
+use shardgate_sim::scenario::WorldKind;
 use shardgate_sim::sweep::{self, SweepOptions};
 
 const SEEDS: u64 = 200;
+/// Seeds run through the turmoil world as well.
+const L1_SEEDS: u64 = 25;
 /// The start seed when git is not available.
 const FALLBACK_SEED: u64 = 20_240_601;
 
@@ -48,6 +52,26 @@ fn bounded_sweep_seeded_from_the_commit() {
         "{SEEDS} seeds, {statements} statements, {} failed",
         failures.len()
     );
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// A few seeds of the same draws through the real driver on turmoil's network.
+#[test]
+fn bounded_sweep_through_the_driver() {
+    let start = start_seed().wrapping_add(SEEDS);
+    let options = SweepOptions {
+        world: WorldKind::L1,
+        ..SweepOptions::default()
+    };
+    let mut failures = Vec::new();
+    for seed in start..start + L1_SEEDS {
+        let out = sweep::run_seed(seed, options, false);
+        if let Some(f) = out.failures.first() {
+            failures.push(format!(
+                "seed {seed} (l1): {f}\n  replay: shardgate-sim seed {seed} --world l1"
+            ));
+        }
+    }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 

@@ -692,6 +692,9 @@ impl Gen<'_> {
         self.line(&topo);
         let seed = format!("seed {}", d.seed);
         self.line(&seed);
+        if d.options.world == crate::scenario::WorldKind::L1 {
+            self.line("world l1");
+        }
         if let Some(n) = d.merge_queue_rows {
             self.line(&format!("tune merge_queue_rows={n}"));
         }

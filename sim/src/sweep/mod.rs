@@ -27,9 +27,11 @@
 pub mod gen;
 pub mod reference;
 
+use crate::harness::Harness;
 use crate::harness::VSchemaSource;
+use crate::l1::L1World;
 use crate::runner;
-use crate::scenario::{self, Scenario};
+use crate::scenario::{self, Scenario, WorldKind};
 use crate::world::{World, WorldConfig};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -55,11 +57,13 @@ pub const KNOWN_BUGS: &[(&str, &str)] = &[
     ),
 ];
 
-/// How seeds are drawn.
+/// How seeds are drawn and run.
 #[derive(Clone, Copy, Default)]
 pub struct SweepOptions {
     /// Also draw the shapes of [`KNOWN_BUGS`] (seeds then fail until those are fixed).
     pub known_bugs: bool,
+    /// The world that runs each seed (the draw is the same in either).
+    pub world: WorldKind,
 }
 
 /// How a table of the generated schema is sharded.
@@ -325,6 +329,9 @@ impl Draw {
             let _ = writeln!(out, "tuning: merge_queue_rows={n}");
         }
         let _ = writeln!(out, "workload: {} steps on clients a and b", self.steps);
+        if self.options.world == WorldKind::L1 {
+            let _ = writeln!(out, "world: l1 (turmoil, runtime-tokio driver)");
+        }
         if self.options.known_bugs {
             let _ = writeln!(out, "known bugs: drawn too (--known-bugs)");
         }
@@ -405,41 +412,57 @@ pub fn run_seed(seed: u64, options: SweepOptions, record: bool) -> SeedOutcome {
             }
         }
     };
-    let config = WorldConfig {
-        seed,
-        topology: sc.topology.clone(),
-        record,
-        merge_queue_rows: sc.merge_queue_rows,
+    let fail = |draw: Draw, e: String| SeedOutcome {
+        draw,
+        transcript: String::new(),
+        failures: vec![format!("{path}: {e}")],
+        statements: s.statements,
     };
-    let mut world = match World::new(config) {
-        Ok(w) => w,
-        Err(e) => {
-            return SeedOutcome {
-                draw: s.draw,
-                transcript: String::new(),
-                failures: vec![format!("{path}: {e}")],
-                statements: s.statements,
+    let (transcript, failures) = match options.world {
+        WorldKind::L0 => {
+            let config = WorldConfig {
+                seed,
+                topology: sc.topology.clone(),
+                record,
+                merge_queue_rows: sc.merge_queue_rows,
+            };
+            match World::new(config) {
+                Ok(mut w) => run_and_check(&sc, seed, &mut w, &s),
+                Err(e) => return fail(s.draw, e),
             }
         }
+        WorldKind::L1 => match L1World::new(seed, &sc.topology, record, sc.merge_queue_rows) {
+            Ok(mut w) => run_and_check(&sc, seed, &mut w, &s),
+            Err(e) => return fail(s.draw, e),
+        },
     };
-    let out = runner::run(&sc, seed, &mut world);
-    let mut failures = out.failures;
-    if failures.is_empty() {
-        failures.extend(check_shards(&s.draw, &mut world, &s.final_tables));
-    }
     SeedOutcome {
         draw: s.draw,
-        transcript: out.transcript,
+        transcript,
         failures,
         statements: s.statements,
     }
 }
 
+fn run_and_check<H: Harness>(
+    sc: &Scenario,
+    seed: u64,
+    h: &mut H,
+    s: &SeedScenario,
+) -> (String, Vec<String>) {
+    let out = runner::run(sc, seed, h);
+    let mut failures = out.failures;
+    if failures.is_empty() {
+        failures.extend(check_shards(&s.draw, h, &s.final_tables));
+    }
+    (out.transcript, failures)
+}
+
 /// The final contents of every table, read directly from the shards' engines: their union
 /// equals the reference's table and each row sits on the shard its vindex names.
-fn check_shards(
+fn check_shards<H: Harness>(
     draw: &Draw,
-    world: &mut World,
+    world: &mut H,
     expected: &BTreeMap<String, Vec<Vec<Value>>>,
 ) -> Vec<String> {
     let mut failures = Vec::new();
