@@ -87,7 +87,7 @@ log "haproxy pid $HPID on 127.0.0.1:$HPORT"
 # shardgate in front of the same MariaDB.
 GPORT="$(free_port 17310)"
 SHARDGATE_LOG="${SHARDGATE_LOG:-warn}" "$BIN" --listen "127.0.0.1:$GPORT" \
-    --backend "mysql://root@127.0.0.1:$MPORT/sbtest" </dev/null >"$OUT/shardgate.log" 2>&1 &
+    --backend "mysql://root@127.0.0.1:$MPORT/sbtest" ${SG_ARGS:-} </dev/null >"$OUT/shardgate.log" 2>&1 &
 GPID=$!
 PIDS+=("$GPID")
 if wait_port "$GPORT" "$GPID" 60; then
