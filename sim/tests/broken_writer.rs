@@ -43,3 +43,28 @@ fn mid_stream_error_scenarios_fail_against_the_broken_writer() {
         "these scenarios did not notice the broken writer: {passed_anyway:?}"
     );
 }
+
+/// Randomised seeds notice it too: among seeds whose fault mix injects shard errors into
+/// result sets, the broken writer makes runs fail.
+#[test]
+fn sweeps_with_mid_stream_errors_fail_against_the_broken_writer() {
+    use shardgate_sim::sweep::{self, Draw, SweepOptions};
+    let options = SweepOptions::default();
+    let seeds: Vec<u64> = (1..)
+        .filter(|s| Draw::new(*s, options).faults.read_error >= 15)
+        .take(10)
+        .collect();
+    let failed: Vec<u64> = seeds
+        .iter()
+        .copied()
+        .filter(|s| !sweep::run_seed(*s, options, false).passed())
+        .collect();
+    eprintln!(
+        "seeds {seeds:?}: {} failed against the broken writer",
+        failed.len()
+    );
+    assert!(
+        !failed.is_empty(),
+        "no seed among {seeds:?} noticed the broken writer"
+    );
+}
