@@ -4,41 +4,17 @@
 //! `cargo bench -p shardgate-core --bench plan`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use shardgate_core::gateway::{Gateway, Keyspace, Shard, ShardAddress, Topology};
+use shardgate_core::gateway::{Gateway, Topology};
 use shardgate_core::plan::{plan_sql, Target};
 use shardgate_core::server::ServerConfig;
 use shardgate_core::sql::normalize;
 use shardgate_core::vschema::default_vschema;
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
 
 /// The embedded default: `commerce` sharded `-80`,`80-`, `lookup` unsharded.
 fn default_gateway() -> Arc<Gateway> {
-    let mk = |ks: &str, names: &[&str], sharded: bool| Keyspace {
-        name: ks.to_string(),
-        sharded,
-        shards: names
-            .iter()
-            .map(|n| Shard {
-                name: n.to_string(),
-                address: ShardAddress::Embedded {
-                    name: format!("{ks}/{n}"),
-                    database: ks.to_string(),
-                },
-            })
-            .collect(),
-    };
-    let mut keyspaces = BTreeMap::new();
-    keyspaces.insert(
-        "commerce".to_string(),
-        mk("commerce", &["-80", "80-"], true),
-    );
-    keyspaces.insert("lookup".to_string(), mk("lookup", &["0"], false));
-    let topology = Topology {
-        keyspaces,
-        default_keyspace: "commerce".into(),
-    };
+    let topology = Topology::embedded(shardgate_core::vschema::DEFAULT_SHARDS, "commerce");
     Gateway::with_vschema(ServerConfig::default(), topology, default_vschema())
         .expect("default vschema")
 }

@@ -105,6 +105,34 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// Keyspaces whose shards are all in-process engines (`(keyspace, shard)` pairs), as in
+    /// the embedded default, tests and benchmarks. Whether a keyspace is sharded comes from
+    /// the vschema given to [`Gateway::with_vschema`].
+    pub fn embedded(shards: &[(&str, &str)], default_keyspace: &str) -> Topology {
+        let mut keyspaces: BTreeMap<String, Keyspace> = BTreeMap::new();
+        for (ks, shard) in shards {
+            keyspaces
+                .entry(ks.to_string())
+                .or_insert_with(|| Keyspace {
+                    name: ks.to_string(),
+                    sharded: false,
+                    shards: Vec::new(),
+                })
+                .shards
+                .push(Shard {
+                    name: shard.to_string(),
+                    address: ShardAddress::Embedded {
+                        name: format!("{ks}/{shard}"),
+                        database: ks.to_string(),
+                    },
+                });
+        }
+        Topology {
+            keyspaces,
+            default_keyspace: default_keyspace.to_string(),
+        }
+    }
+
     /// One unsharded keyspace on one shard (the `--backend` mode).
     pub fn single(keyspace: &str, address: ShardAddress) -> Topology {
         let mut keyspaces = BTreeMap::new();

@@ -323,21 +323,19 @@ impl ServerConn {
     /// Sends one row. `false`: the row could not be written, an ERR went out instead and the
     /// request is over: stop producing rows.
     pub fn send_row(&mut self, values: &[Value]) -> bool {
-        match self.writer.row(&mut self.out, values) {
-            Ok(()) => {
-                self.request_rows += 1;
-                true
-            }
-            Err(e) => {
-                self.send_error(&e.to_sql_error());
-                false
-            }
-        }
+        let res = self.writer.row(&mut self.out, values);
+        self.row_sent(res)
     }
 
     /// Sends one row given as a text-protocol payload (see [`ResponseWriter::row_text`]).
     pub fn send_row_text(&mut self, payload: &[u8]) -> bool {
-        match self.writer.row_text(&mut self.out, payload) {
+        let res = self.writer.row_text(&mut self.out, payload);
+        self.row_sent(res)
+    }
+
+    /// Counts a written row, or answers the row's failure with its ERR.
+    fn row_sent(&mut self, res: Result<(), crate::response::RowError>) -> bool {
+        match res {
             Ok(()) => {
                 self.request_rows += 1;
                 true

@@ -1021,12 +1021,7 @@ impl Session {
             TxnOp::Begin => {
                 // An open transaction is committed first, as MySQL does.
                 if self.in_txn {
-                    for id in self.participants() {
-                        self.send(id, "COMMIT".into(), Owner::Internal);
-                        if let Some(s) = self.backends.get_mut(&id) {
-                            s.in_txn = false;
-                        }
-                    }
+                    self.end_participants("COMMIT");
                 }
                 self.in_txn = true;
                 self.sync_status();
@@ -1046,15 +1041,21 @@ impl Session {
                 self.advance_commit();
             }
             TxnOp::Rollback => {
-                for id in self.participants() {
-                    self.send(id, "ROLLBACK".into(), Owner::Internal);
-                    if let Some(s) = self.backends.get_mut(&id) {
-                        s.in_txn = false;
-                    }
-                }
+                self.end_participants("ROLLBACK");
                 self.in_txn = false;
                 self.sync_status();
                 self.conn.send_ok(&OkInfo::default());
+            }
+        }
+    }
+
+    /// Sends `sql` (COMMIT or ROLLBACK) to every participant as session bookkeeping, without
+    /// waiting for the answers (later statements queue behind it on each backend).
+    fn end_participants(&mut self, sql: &str) {
+        for id in self.participants() {
+            self.send(id, sql.to_string(), Owner::Internal);
+            if let Some(s) = self.backends.get_mut(&id) {
+                s.in_txn = false;
             }
         }
     }

@@ -8,11 +8,10 @@
 //! statement parses back, no keyspace qualifier reaches a shard, and a cache hit plans exactly
 //! like a miss.
 
-use shardgate_core::gateway::{Gateway, Keyspace, Shard, ShardAddress, Topology};
+use shardgate_core::gateway::{Gateway, Topology};
 use shardgate_core::plan::{explain, plan_sql, Bindings, Plan, Target};
 use shardgate_core::server::ServerConfig;
 use shardgate_core::vschema::parse_vschema;
-use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,27 +35,7 @@ fn gateway(vschema: &str) -> Arc<Gateway> {
     let json = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let vs = parse_vschema(&json).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
-    let mk = |ks: &str, names: &[&str]| Keyspace {
-        name: ks.to_string(),
-        sharded: names.len() > 1,
-        shards: names
-            .iter()
-            .map(|n| Shard {
-                name: n.to_string(),
-                address: ShardAddress::Embedded {
-                    name: format!("{ks}/{n}"),
-                    database: ks.to_string(),
-                },
-            })
-            .collect(),
-    };
-    let mut keyspaces = BTreeMap::new();
-    keyspaces.insert("commerce".to_string(), mk("commerce", &["-80", "80-"]));
-    keyspaces.insert("lookup".to_string(), mk("lookup", &["0"]));
-    let topology = Topology {
-        keyspaces,
-        default_keyspace: "commerce".into(),
-    };
+    let topology = Topology::embedded(shardgate_core::vschema::DEFAULT_SHARDS, "commerce");
     Gateway::with_vschema(ServerConfig::default(), topology, vs).expect("valid topology")
 }
 

@@ -45,7 +45,10 @@ pub fn compare_text(a: &[u8], b: &[u8]) -> Ordering {
     if a.is_ascii() && b.is_ascii() {
         let trim = |s: &[u8]| s.iter().rposition(|c| *c != b' ').map_or(0, |p| p + 1);
         let (a, b) = (&a[..trim(a)], &b[..trim(b)]);
-        return a.iter().map(u8::to_ascii_lowercase).cmp(b.iter().map(u8::to_ascii_lowercase));
+        return a
+            .iter()
+            .map(u8::to_ascii_lowercase)
+            .cmp(b.iter().map(u8::to_ascii_lowercase));
     }
     fold_text(a).cmp(&fold_text(b))
 }

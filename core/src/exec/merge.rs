@@ -340,7 +340,11 @@ impl Merger {
         for k in &self.spec.order_by {
             let x = cell_at(a, k.col);
             let y = cell_at(b, k.col);
-            let o = compare_cells(x, y, self.orders.get(k.col).copied().unwrap_or(CellOrder::Binary));
+            let o = compare_cells(
+                x,
+                y,
+                self.orders.get(k.col).copied().unwrap_or(CellOrder::Binary),
+            );
             let o = if k.desc { o.reverse() } else { o };
             if o != Ordering::Equal {
                 return o;

@@ -2,35 +2,11 @@
 //! `scenarios/plans/` with snapshots.
 
 use super::*;
-use crate::gateway::{Gateway, Keyspace, Shard, ShardAddress, Topology};
+use crate::gateway::{Gateway, Topology};
 use crate::server::ServerConfig;
-use std::collections::BTreeMap;
 
 pub(crate) fn default_gateway() -> Arc<Gateway> {
-    let mut keyspaces = BTreeMap::new();
-    let mk = |ks: &str, names: &[&str], sharded: bool| Keyspace {
-        name: ks.to_string(),
-        sharded,
-        shards: names
-            .iter()
-            .map(|n| Shard {
-                name: n.to_string(),
-                address: ShardAddress::Embedded {
-                    name: format!("{ks}/{n}"),
-                    database: ks.to_string(),
-                },
-            })
-            .collect(),
-    };
-    keyspaces.insert(
-        "commerce".to_string(),
-        mk("commerce", &["-80", "80-"], true),
-    );
-    keyspaces.insert("lookup".to_string(), mk("lookup", &["0"], false));
-    let topology = Topology {
-        keyspaces,
-        default_keyspace: "commerce".into(),
-    };
+    let topology = Topology::embedded(crate::vschema::DEFAULT_SHARDS, "commerce");
     Gateway::with_vschema(
         ServerConfig::default(),
         topology,
