@@ -4,15 +4,18 @@
 //!
 //! What it draws: point selects, IN lists, scatter selects (ORDER BY on a total order, with
 //! LIMIT/OFFSET; or unordered), aggregates with and without GROUP BY/HAVING, DISTINCT, inserts,
-//! updates, deletes, transactions (BEGIN … COMMIT/ROLLBACK, autocommit off), multi-statement
-//! batches, prepared statements, a few statements that must fail (1054, 1062, 1064), and the
-//! gateway's own `set workload`. Results are compared as ordered lists only when the ORDER BY
+//! updates, deletes, joins on routing keys, upserts (ON DUPLICATE KEY UPDATE, REPLACE),
+//! single-shard UPDATE/DELETE with ORDER BY/LIMIT, transactions
+//! (BEGIN … COMMIT/ROLLBACK, autocommit off), multi-statement batches, prepared statements, a
+//! few statements that must fail (1054, 1062, 1064), and the gateway's own `set workload`. Results are compared as ordered lists only when the ORDER BY
 //! fixes the order (the primary key breaks ties); everything else is compared as a multiset.
 //!
 //! What it stays away from, because the gateway legitimately differs from one server: writes
 //! that rely on cross-shard uniqueness (`id` of tables sharded by `cid` is always fresh),
 //! updates of a vindex column, LIMIT without a total ORDER BY, multi-shard DML with LIMIT,
-//! cross-shard joins and other 1235 shapes, sequences and LAST_INSERT_ID(), mixed-case text
+//! cross-shard joins, subqueries (uncorrelated ones are refused with 1235 even when they carry
+//! the outer query's routing key; correlated ones fail in the engine) and other 1235 shapes,
+//! sequences and LAST_INSERT_ID(), mixed-case text
 //! (case-insensitive collations make MIN/MAX/GROUP BY pick either spelling).
 
 use super::reference::{RefResult, Reference};
@@ -568,13 +571,115 @@ impl Gen<'_> {
 
     /// A workload statement (no transaction control).
     fn statement(&mut self) -> Stmt {
-        match self.rng.random_range(0..20u32) {
+        match self.rng.random_range(0..24u32) {
             0..=8 => self.select(),
             9..=12 => self.insert(),
             13..=15 => self.update(),
             16 | 17 => self.delete(),
             18 => self.failing(),
+            19 => self.join(),
+            20 => self.upsert(),
+            21 => self.single_shard_limited_write(),
             _ => self.select(),
+        }
+    }
+
+    /// Two tables joined on their routing keys: rows with equal keys share a shard, so the
+    /// join runs on each shard (or on one, with a key).
+    fn join(&mut self) -> Stmt {
+        let x = self.table();
+        let y = self.table();
+        let (xv, yv) = (x.vindex_column(), y.vindex_column());
+        let filter = if self.rng.random_bool(0.4) {
+            format!(" where x.{xv} = {}", self.key(&x))
+        } else if self.rng.random_bool(0.3) {
+            format!(" where y.k > {}", self.rng.random_range(-2..=8i64))
+        } else {
+            String::new()
+        };
+        let (join, cols) = if self.rng.random_bool(0.3) {
+            ("left join", "x.id, y.id, y.k")
+        } else {
+            ("join", "x.id, y.id, x.k, y.s")
+        };
+        if self.rng.random_bool(0.6) {
+            Stmt::read(
+                format!(
+                    "select {cols} from {} x {join} {} y on x.{xv} = y.{yv}{filter} order by x.id, y.id",
+                    x.name, y.name
+                ),
+                Order::Fixed,
+            )
+        } else {
+            Stmt::read(
+                format!(
+                    "select count(*) from {} x {join} {} y on x.{xv} = y.{yv}{filter}",
+                    x.name, y.name
+                ),
+                Order::Fixed,
+            )
+        }
+    }
+
+    /// INSERT … ON DUPLICATE KEY UPDATE and REPLACE on a table sharded by its primary key
+    /// (elsewhere the key is unique per shard only).
+    fn upsert(&mut self) -> Stmt {
+        let Some(t) = self
+            .draw
+            .tables
+            .iter()
+            .find(|t| t.kind == TableKind::ById)
+            .cloned()
+        else {
+            return self.insert();
+        };
+        let n = self.rng.random_range(1..=3usize);
+        let mut ids = BTreeSet::new();
+        while ids.len() < n {
+            ids.insert(self.rng.random_range(1..=ID_KEYS));
+        }
+        let rows: Vec<String> = ids
+            .iter()
+            .map(|id| {
+                let (k, s, d) = (self.k_value(), self.s_value(), self.d_value());
+                format!("({id}, {k}, {s}, {d})")
+            })
+            .collect();
+        for id in &ids {
+            self.reserved.insert((t.name.clone(), *id));
+        }
+        if self.rng.random_bool(0.5) {
+            let set = self.pick(&["k = k + 1", "s = values(s)", "d = d + 1, k = 0"]);
+            Stmt::write(format!(
+                "insert into {} (id, k, s, d) values {} on duplicate key update {set}",
+                t.name,
+                rows.join(", ")
+            ))
+        } else {
+            Stmt::write(format!(
+                "replace into {} (id, k, s, d) values {}",
+                t.name,
+                rows.join(", ")
+            ))
+        }
+    }
+
+    /// UPDATE/DELETE … ORDER BY … LIMIT on one shard (the routing key given).
+    fn single_shard_limited_write(&mut self) -> Stmt {
+        let t = self.table();
+        let vc = t.vindex_column();
+        let k = self.key(&t);
+        let limit = self.rng.random_range(1..=2u32);
+        if self.rng.random_bool(0.6) {
+            Stmt::write(format!(
+                "update {} set k = k + 10 where {vc} = {k} order by id limit {limit}",
+                t.name
+            ))
+        } else {
+            Stmt::write(format!(
+                "delete from {} where {vc} = {k} order by id desc limit {limit}",
+                t.name
+            ))
         }
     }
 
