@@ -1,0 +1,796 @@
+"""Production serving, end to end: shardgate over 2 real MariaDB shards (ks/-80, ks/80-) plus the
+unsharded keyspace seq/0, with real clients (PyMySQL, mysql-connector-python).
+
+  transactions   BEGIN/COMMIT/ROLLBACK across both shards, autocommit off, transaction_mode single
+  KILL           KILL QUERY from a second client (1317 / 70100, shard queries cancelled),
+                 unknown id (1094), KILL CONNECTION (the victim's connection is gone)
+  OLAP           a scatter select of SG_SERVING_ROWS rows (default 1,000,000) streamed with an
+                 unbuffered cursor while the gateway's RSS is sampled (growth <= 64 MiB); the same
+                 select under OLTP ends with the row-cap error and the connection stays usable
+  observability  /healthz, /metrics (Prometheus), /debug/vars (JSON), the query log
+  limits         --max-connections (1040), --query-timeout-ms and max_execution_time (3024)
+  shutdown       SIGTERM while a statement runs
+
+The shards are databases serve_ks_x80, serve_ks_80x and serve_seq of the throwaway MariaDB
+(SG_MARIADB_PORT); `big` is loaded straight into the shard databases with MariaDB's sequence
+engine, each row on the shard its `reverse_bits` vindex names (even ids on -80, odd ids on 80-).
+Bad credentials (1045) are covered by e2e/test_auth.py. Not covered because not implemented by
+the gateway: TLS, backend connection pools (each client session owns its backend connections,
+so there are no pool wait-time metrics to scrape).
+
+Gateways log to .e2e/run/serving-*.log. One group alone: scripts/e2e.sh -k 'serving and kill'.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import threading
+import time
+
+import mysql.connector
+import pymysql
+import pymysql.cursors
+import pytest
+
+from gateway import RUN_DIR, Gateway, GatewayError, binary_path
+
+ROWS = int(os.environ.get("SG_SERVING_ROWS", "1000000"))
+RSS_GROWTH_LIMIT_KIB = 64 * 1024
+SHARD_DBS = {"-80": "serve_ks_x80", "80-": "serve_ks_80x"}
+SEQ_DB = "serve_seq"
+
+VSCHEMA = {
+    "keyspaces": {
+        "ks": {
+            "sharded": True,
+            "vindexes": {"hash": {"type": "hash"}, "rb": {"type": "reverse_bits"}},
+            "tables": {
+                "acct": {
+                    "column_vindexes": [{"column": "id", "name": "hash"}],
+                    "auto_increment": {"column": "id", "sequence": "seq.acct_seq"},
+                },
+                # reverse_bits: the lowest bit of the id picks the half (even -80, odd 80-)
+                "kv": {"column_vindexes": [{"column": "id", "name": "rb"}]},
+                "big": {"column_vindexes": [{"column": "id", "name": "rb"}]},
+            },
+        },
+        "seq": {"sharded": False, "tables": {"acct_seq": {"type": "sequence"}}},
+    }
+}
+
+SHARD_SCHEMA = [
+    "create table acct (id bigint not null, name varchar(32), bal int not null default 0, primary key (id))",
+    "create table kv (id bigint not null, v varchar(32), primary key (id))",
+    "create table big (id bigint not null, k int not null, pad varchar(64), primary key (id))",
+]
+
+
+def _gateway_binary():
+    targets = os.environ.get("SG_TARGETS")
+    if targets is not None and not ({"backend", "embedded"} & set(targets.split(","))):
+        pytest.skip(f"SG_TARGETS={targets}: no gateway")
+    path = binary_path()
+    if not os.access(path, os.X_OK):
+        required = os.environ.get("SG_REQUIRE_TARGETS", "")
+        if "backend" in required or "embedded" in required:
+            pytest.fail(f"no shardgate binary at {path}")
+        pytest.skip(f"no shardgate binary at {path} (build it or set SG_BIN)")
+    return path
+
+
+class Cluster:
+    """The MariaDB shards and the gateways started over them."""
+
+    def __init__(self, mariadb):
+        self.mariadb = mariadb
+        base = f"mysql://root@127.0.0.1:{mariadb.port}/"
+        self.shards = [(f"ks/{s}", base + db) for s, db in SHARD_DBS.items()]
+        self.shards.append(("seq/0", base + SEQ_DB))
+        self.vschema_path = os.path.join(RUN_DIR, "serving-vschema.json")
+        self.gateways = []
+
+    def gateway(self, name, args=(), http=False):
+        gw = Gateway(f"serving-{name}", self.shards, vschema=self.vschema_path, args=args, http=http)
+        try:
+            gw.start()
+        except GatewayError as e:
+            pytest.fail(str(e))
+        self.gateways.append(gw)
+        return gw
+
+    def shard(self, shard):
+        """A direct connection to a shard's database on MariaDB."""
+        return self.mariadb.pymysql(database=SHARD_DBS[shard])
+
+    def shard_ids(self, table, lo=None, hi=None):
+        """{shard: sorted ids} of `table` read from MariaDB directly."""
+        out = {}
+        for shard in SHARD_DBS:
+            cnx = self.shard(shard)
+            try:
+                with cnx.cursor() as cur:
+                    where = "" if lo is None else f" where id between {lo} and {hi}"
+                    cur.execute(f"select id from {table}{where} order by id")
+                    out[shard] = [r[0] for r in cur.fetchall()]
+            finally:
+                cnx.close()
+        return out
+
+
+def connect(gw, **kw):
+    args = dict(
+        host="127.0.0.1",
+        port=gw.port,
+        user="root",
+        password="",
+        database="ks",
+        connect_timeout=10,
+        read_timeout=60,
+        write_timeout=60,
+        autocommit=True,
+    )
+    args.update(kw)
+    return pymysql.connect(**args)
+
+
+def query(cnx, sql):
+    with cnx.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def connection_id(cnx):
+    return query(cnx, "select connection_id()")[0][0]
+
+
+def mysql_error(fn):
+    """Runs fn, returns the pymysql error it raised (fails when it raised none)."""
+    try:
+        fn()
+    except pymysql.err.MySQLError as e:
+        return e
+    pytest.fail("no error")
+
+
+@pytest.fixture(scope="module")
+def cluster(mariadb):
+    _gateway_binary()
+    os.makedirs(RUN_DIR, exist_ok=True)
+    with open(os.path.join(RUN_DIR, "serving-vschema.json"), "w") as f:
+        json.dump(VSCHEMA, f, indent=2)
+    admin = mariadb.pymysql()
+    try:
+        with admin.cursor() as cur:
+            for db in list(SHARD_DBS.values()) + [SEQ_DB]:
+                cur.execute(f"drop database if exists `{db}`")
+                cur.execute(f"create database `{db}`")
+            for shard, db in SHARD_DBS.items():
+                for ddl in SHARD_SCHEMA:
+                    cur.execute(f"use `{db}`")
+                    cur.execute(ddl)
+            cur.execute(f"use `{SEQ_DB}`")
+            cur.execute(
+                "create table acct_seq (id int not null, next_id bigint, cache bigint, "
+                "primary key (id)) comment 'vitess_sequence'"
+            )
+            cur.execute("insert into acct_seq (id, next_id, cache) values (0, 1000, 10)")
+            # big: ROWS rows, ids 0..ROWS-1, each on its reverse_bits shard (even -80, odd 80-)
+            half = (ROWS + 1) // 2
+            for shard, parity in (("-80", 0), ("80-", 1)):
+                n = half if parity == 0 else ROWS - half
+                if n <= 0:
+                    continue
+                cur.execute(f"use `{SHARD_DBS[shard]}`")
+                cur.execute(
+                    f"insert into big (id, k, pad) select seq * 2 + {parity}, seq % 1000, "
+                    f"repeat('p', 40) from seq_0_to_{n - 1}"
+                )
+    finally:
+        admin.close()
+    c = Cluster(mariadb)
+    try:
+        yield c
+    finally:
+        for gw in c.gateways:
+            gw.stop()
+        admin = mariadb.pymysql()
+        try:
+            with admin.cursor() as cur:
+                for db in list(SHARD_DBS.values()) + [SEQ_DB]:
+                    cur.execute(f"drop database if exists `{db}`")
+        finally:
+            admin.close()
+
+
+@pytest.fixture(scope="module")
+def gw(cluster):
+    """The main gateway: HTTP endpoints and a query log."""
+    log = os.path.join(RUN_DIR, "serving-query.log")
+    if os.path.exists(log):
+        os.remove(log)
+    g = cluster.gateway("main", args=["--query-log", log], http=True)
+    g.query_log = log
+    yield g
+    assert g.alive(), f"the main gateway died; log {g.log_path}:\n{g.log_tail()}"
+
+
+@pytest.fixture
+def clean(gw):
+    """Empties acct and kv before a test (through the gateway)."""
+    cnx = connect(gw)
+    try:
+        query(cnx, "delete from acct")
+        query(cnx, "delete from kv")
+    finally:
+        cnx.close()
+
+
+# ---- cross-shard transactions ----
+
+ROWS_1_TO_8 = ", ".join(f"({i}, 'n{i}', {i * 10})" for i in range(1, 9))
+
+
+def test_cross_shard_commit(cluster, gw, clean):
+    a, b = connect(gw), connect(gw)
+    try:
+        query(a, "begin")
+        query(a, f"insert into acct (id, name, bal) values {ROWS_1_TO_8}")
+        # one more row whose id comes from the sequence in the unsharded keyspace
+        query(a, "insert into acct (name, bal) values ('from_seq', 1)")
+        # another session sees nothing before COMMIT
+        assert query(b, "select count(*) from acct") == ((0,),)
+        query(a, "commit")
+        on_shards = cluster.shard_ids("acct", 1, 8)
+        assert on_shards["-80"] and on_shards["80-"], f"rows 1-8 not spread over both shards: {on_shards}"
+        assert sorted(on_shards["-80"] + on_shards["80-"]) == list(range(1, 9))
+        assert query(b, "select id from acct where id <= 8 order by id") == tuple((i,) for i in range(1, 9))
+        seq_id = query(b, "select id from acct where name = 'from_seq'")
+        assert len(seq_id) == 1 and seq_id[0][0] >= 1000, seq_id
+    finally:
+        a.close()
+        b.close()
+
+
+def test_cross_shard_rollback(cluster, gw, clean):
+    a = connect(gw)
+    try:
+        query(a, "insert into acct (id, name, bal) values (1, 'keep', 100), (4, 'keep', 100)")
+        query(a, "start transaction")
+        query(a, f"insert into acct (id, name, bal) values {', '.join(f'({i}, null, 0)' for i in range(11, 19))}")
+        query(a, "update acct set bal = bal - 30 where id = 1")
+        query(a, "update acct set bal = bal + 30 where id = 4")
+        assert query(a, "select count(*) from acct") == ((10,),)  # the transaction sees its rows
+        query(a, "rollback")
+        assert query(a, "select id, bal from acct order by id") == ((1, 100), (4, 100))
+        assert cluster.shard_ids("acct", 11, 18) == {"-80": [], "80-": []}
+        # 1 and 4 live on different shards: the rolled-back updates touched both
+        on_shards = cluster.shard_ids("acct")
+        assert sorted(map(len, on_shards.values())) == [1, 1], on_shards
+    finally:
+        a.close()
+
+
+def test_autocommit_off(cluster, gw, clean):
+    """SET autocommit=0 (PyMySQL autocommit=False): rollback then commit, both shards."""
+    a = connect(gw, autocommit=False)
+    b = connect(gw)
+    try:
+        assert query(a, "select @@autocommit") == ((0,),)
+        query(a, f"insert into acct (id, name, bal) values {ROWS_1_TO_8}")
+        assert query(b, "select count(*) from acct") == ((0,),)
+        a.rollback()
+        assert query(a, "select count(*) from acct") == ((0,),)
+        assert cluster.shard_ids("acct") == {"-80": [], "80-": []}
+        query(a, f"insert into acct (id, name, bal) values {ROWS_1_TO_8}")
+        query(a, "update acct set bal = bal + 1")
+        a.commit()
+        assert query(b, "select count(*), sum(bal) from acct") == ((8, 368),)
+        on_shards = cluster.shard_ids("acct")
+        assert on_shards["-80"] and on_shards["80-"], on_shards
+        # the next statement starts a new transaction: rolled back, it leaves nothing
+        query(a, "delete from acct where id in (1, 4)")
+        a.rollback()
+        assert query(b, "select count(*) from acct") == ((8,),)
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gateway bug: transaction_mode='single' is accepted but never enforced; the second "
+    "shard joins the transaction (also an xfail scenario: scenarios/sharded/transaction_mode_single.scn)",
+)
+def test_transaction_mode_single(cluster, gw, clean):
+    a = connect(gw)
+    try:
+        query(a, "set transaction_mode='single'")
+        query(a, "begin")
+        query(a, "insert into kv (id, v) values (2, 'on -80')")
+        e = mysql_error(lambda: query(a, "insert into kv (id, v) values (3, 'on 80-')"))
+        assert e.args[0] == 1105, e
+        msg = e.args[1]
+        assert "-80" in msg and "80-" in msg, f"the error does not name the shards: {msg}"
+        query(a, "rollback")
+        assert query(a, "select count(*) from kv") == ((0,),)
+        assert query(a, "select 1") == ((1,),)
+    finally:
+        a.close()
+
+
+def test_transaction_mode_single_one_shard_ok(cluster, gw, clean):
+    """SINGLE still allows any number of statements on one shard."""
+    a = connect(gw)
+    try:
+        query(a, "set transaction_mode='single'")
+        query(a, "begin")
+        query(a, "insert into kv (id, v) values (2, 'x'), (4, 'y')")
+        query(a, "update kv set v = 'z' where id = 6")
+        query(a, "commit")
+        assert cluster.shard_ids("kv") == {"-80": [2, 4], "80-": []}
+        query(a, "set transaction_mode='multi'")
+    finally:
+        a.close()
+
+
+# ---- KILL ----
+
+
+def _backend_statements(cluster, needle):
+    """Statements containing `needle` that MariaDB is still running."""
+    admin = cluster.mariadb.pymysql()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                "select id, info from information_schema.processlist "
+                "where command = 'Query' and info like %s and info not like '%%processlist%%'",
+                (f"%{needle}%",),
+            )
+            return cur.fetchall()
+    finally:
+        admin.close()
+
+
+def _wait_backend_idle(cluster, needle, timeout_s=5):
+    deadline = time.monotonic() + timeout_s
+    left = _backend_statements(cluster, needle)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = _backend_statements(cluster, needle)
+    return left
+
+
+def _run_in_thread(fn):
+    out = {}
+
+    def run():
+        t0 = time.monotonic()
+        try:
+            out["result"] = fn()
+        except Exception as e:  # noqa: BLE001 - handed to the test
+            out["error"] = e
+        out["elapsed"] = time.monotonic() - t0
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th, out
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select sleep(5) /* kill-sleep */",
+        "select count(*) from big where sleep(0.0002) = 0 /* kill-scatter */",
+    ],
+    ids=["sleep", "scatter"],
+)
+def test_kill_query(cluster, gw, sql):
+    """KILL QUERY from a second real client: 1317 / 70100, the shard queries are cancelled, the
+    killed connection then runs `select 1`."""
+    a = mysql.connector.connect(
+        host="127.0.0.1", port=gw.port, user="root", password="", database="ks",
+        use_pure=True, autocommit=True, connection_timeout=30,
+    )
+    b = connect(gw)
+    try:
+        cur = a.cursor()
+        cur.execute("select connection_id()")
+        aid = cur.fetchall()[0][0]
+        th, out = _run_in_thread(lambda: (cur.execute(sql), cur.fetchall()))
+        needle = sql.split("/*")[1].split("*/")[0].strip()
+        # wait until the statement runs on the shards
+        deadline = time.monotonic() + 5
+        while not _backend_statements(cluster, needle) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert th.is_alive(), f"the statement ended before KILL: {out}"
+        query(b, f"kill query {aid}")
+        th.join(10)
+        assert not th.is_alive(), "the killed statement did not end"
+        err = out.get("error")
+        assert isinstance(err, mysql.connector.Error), out
+        assert err.errno == 1317 and err.sqlstate == "70100", err
+        assert out["elapsed"] < 4, out
+        cur.execute("select 1")
+        assert cur.fetchall() == [(1,)]
+        left = _wait_backend_idle(cluster, needle)
+        assert not left, f"shard queries still running after KILL QUERY: {left}"
+        # the killer's connection is fine too
+        assert query(b, "select 2") == ((2,),)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_kill_unknown_id(gw):
+    b = connect(gw)
+    try:
+        for sql in ("kill query 987654", "kill 987654", "kill connection 987654"):
+            e = mysql_error(lambda: query(b, sql))
+            assert e.args[0] == 1094, (sql, e)
+        assert query(b, "select 1") == ((1,),)
+    finally:
+        b.close()
+
+
+def test_kill_connection(gw):
+    a, b = connect(gw), connect(gw)
+    try:
+        aid = connection_id(a)
+        query(b, f"kill {aid}")
+        time.sleep(0.2)
+        with pytest.raises((pymysql.err.OperationalError, pymysql.err.InterfaceError)) as e:
+            query(a, "select 1")
+        if isinstance(e.value, pymysql.err.OperationalError):
+            assert e.value.args[0] in (2006, 2013), e.value
+        assert query(b, "select 1") == ((1,),)
+        # the id is gone now
+        e2 = mysql_error(lambda: query(b, f"kill query {aid}"))
+        assert e2.args[0] == 1094, e2
+    finally:
+        a.close()
+        b.close()
+
+
+def test_kill_idle_connection_query(gw):
+    """KILL QUERY of an idle connection: nothing to interrupt, the connection carries on."""
+    a, b = connect(gw), connect(gw)
+    try:
+        aid = connection_id(a)
+        query(b, f"kill query {aid}")
+        assert query(a, "select 1") == ((1,),)
+    finally:
+        a.close()
+        b.close()
+
+
+# ---- OLAP streaming, OLTP row cap ----
+
+
+class RssSampler:
+    def __init__(self, pid, every_s=0.02):
+        self.pid, self.every_s = pid, every_s
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._th = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        from gateway import rss_kib
+
+        while not self._stop.is_set():
+            v = rss_kib(self.pid)
+            if v:
+                self.peak = max(self.peak, v)
+                self.samples += 1
+            self._stop.wait(self.every_s)
+
+    def __enter__(self):
+        self._th.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._th.join()
+
+
+def test_olap_stream_bounded_memory(gw, request):
+    a = connect(gw)
+    try:
+        query(a, "set workload='olap'")
+        query(a, "select count(*) from big")  # warm up (plans, backend connections)
+        base = gw.rss_kib()
+        n = idsum = 0
+        t0 = time.monotonic()
+        with RssSampler(gw.pid) as s:
+            cur = a.cursor(pymysql.cursors.SSCursor)
+            cur.execute("select id, k, pad from big")
+            for row in cur:
+                n += 1
+                idsum += row[0]
+            cur.close()
+        secs = time.monotonic() - t0
+        growth = s.peak - base
+        line = (
+            f"serving: OLAP stream of {n} rows over 2 MariaDB shards in {secs:.1f}s "
+            f"({n / secs:,.0f} rows/s); gateway RSS {base} KiB before, peak {s.peak} KiB "
+            f"(+{growth} KiB, {s.samples} samples)"
+        )
+        lines = getattr(request.config, "_sg_summary_lines", None)
+        if lines is not None:
+            lines.append(line)
+        print(line)
+        assert n == ROWS
+        assert idsum == ROWS * (ROWS - 1) // 2  # every id 0..ROWS-1 exactly once
+        assert growth <= RSS_GROWTH_LIMIT_KIB, line
+        assert query(a, "select 1") == ((1,),)
+    finally:
+        a.close()
+
+
+def test_oltp_row_cap(gw):
+    a = connect(gw)
+    try:
+        e = mysql_error(lambda: query(a, "select id from big"))
+        assert e.args[0] == 1105, e
+        assert "workload" in e.args[1], e
+        assert query(a, "select 1") == ((1,),)
+        assert query(a, "select count(*) from big") == ((ROWS,),)
+    finally:
+        a.close()
+
+
+# ---- observability ----
+
+
+def _metric(text, name, **labels):
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pat = "^" + re.escape(name) + (r"\{" + re.escape(want) + r"\}" if want else "") + r" (\S+)$"
+    m = re.search(pat, text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_http_endpoints(gw):
+    assert gw.http_get("/healthz") == (200, "ok\n")
+    _, before = gw.http_get("/metrics")
+    scatter0 = _metric(before, "shardgate_queries_total", plan="Scatter", keyspace="ks") or 0
+    e1064_0 = _metric(before, "shardgate_errors_total", code="1064") or 0
+    a = connect(gw)
+    try:
+        query(a, "select count(*) from acct")
+        query(a, "select count(*) from acct")
+        query(a, "select * from kv where id = 2")
+        e = mysql_error(lambda: query(a, "selec 1"))
+        assert e.args[0] == 1064
+    finally:
+        a.close()
+    status, text = gw.http_get("/metrics")
+    assert status == 200
+    assert _metric(text, "shardgate_queries_total", plan="Scatter", keyspace="ks") >= scatter0 + 2, text
+    assert re.search(r'^shardgate_queries_total\{plan="[A-Za-z]+",keyspace="ks"\} \d+$', text, re.M)
+    assert _metric(text, "shardgate_errors_total", code="1064") >= e1064_0 + 1, text
+    # the latency histogram: cumulative buckets up to +Inf = _count, and a _sum
+    assert "# TYPE shardgate_query_duration_seconds histogram" in text
+    buckets = [
+        (le, float(v))
+        for le, v in re.findall(r'^shardgate_query_duration_seconds_bucket\{le="([^"]+)"\} (\S+)$', text, re.M)
+    ]
+    assert len(buckets) >= 3 and buckets[-1][0] == "+Inf", buckets
+    assert all(x[1] <= y[1] for x, y in zip(buckets, buckets[1:])), buckets
+    count = _metric(text, "shardgate_query_duration_seconds_count")
+    assert count == buckets[-1][1] and count > 0
+    assert _metric(text, "shardgate_query_duration_seconds_sum") > 0
+    assert _metric(text, "shardgate_connections_total") >= 1
+
+    status, body = gw.http_get("/debug/vars")
+    assert status == 200
+    v = json.loads(body)
+    qp = v["QueriesProcessedByPlanKeyspace"]
+    assert qp.get("Scatter.ks", 0) >= 2, qp
+    assert v["ErrorsByCode"].get("1064", 0) >= 1, v["ErrorsByCode"]
+    assert v["QueryLatency"]["Count"] > 0
+    assert sorted(v["Shards"]) == ["ks/-80", "ks/80-", "seq/0"]
+
+
+def _query_log_lines(path, conn_id, want, timeout_s=5):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [l.rstrip("\n") for l in f if l.startswith(f"conn={conn_id}\t")]
+        if len(lines) >= want or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_query_log(gw):
+    a = connect(gw)
+    try:
+        cid = connection_id(a)
+        query(a, "select count(*) from kv /* qlog-scatter */")
+        query(a, "select * from kv where id = 3 /* qlog-point */")
+        query(a, "insert into kv (id, v) values (1001, 'q') /* qlog-insert */")
+        mysql_error(lambda: query(a, "selec 1 /* qlog-error */"))
+        query(a, "delete from kv where id = 1001")
+    finally:
+        a.close()
+    lines = _query_log_lines(gw.query_log, cid, 6)
+    assert len(lines) >= 6, lines
+    fields = ["conn", "keyspace", "shards", "plan", "rows", "duration_us", "error"]
+    parsed = {}
+    for line in lines:
+        kv = dict(p.split("=", 1) for p in line.split("\t") if "=" in p)
+        for f in fields:
+            assert f in kv, f"query log line without {f}=: {line}"
+        assert kv["conn"] == str(cid)
+        assert kv["duration_us"].isdigit() and kv["rows"].isdigit(), line
+        m = re.search(r"/\* (qlog-\w+) \*/", line)
+        if m:
+            parsed[m.group(1)] = kv
+    assert set(parsed) == {"qlog-scatter", "qlog-point", "qlog-insert", "qlog-error"}, lines
+    s = parsed["qlog-scatter"]
+    assert (s["keyspace"], s["shards"], s["plan"], s["rows"], s["error"]) == (
+        "ks", "ks/-80,ks/80-", "Scatter", "1", "-",
+    ), s
+    p = parsed["qlog-point"]
+    assert (p["shards"], p["error"]) == ("ks/80-", "-"), p  # id 3 is odd: 80-
+    i = parsed["qlog-insert"]
+    assert (i["keyspace"], i["plan"], i["error"]) == ("ks", "Insert", "-"), i
+    assert parsed["qlog-error"]["error"] == "1064", parsed["qlog-error"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gateway bug: the query log (and the statement record behind it) has shards=- for "
+    "INSERT plans; Session::execute notes an empty shard list for every non-Route plan",
+)
+def test_query_log_insert_shards(gw):
+    a = connect(gw)
+    try:
+        cid = connection_id(a)
+        query(a, "insert into kv (id, v) values (1003, 'q') /* qlog-insert1 */")
+        query(a, "insert into kv (id, v) values (1004, 'q'), (1005, 'q') /* qlog-insert2 */")
+        query(a, "delete from kv where id in (1003, 1004, 1005)")
+    finally:
+        a.close()
+    lines = _query_log_lines(gw.query_log, cid, 5)
+    one = [l for l in lines if "qlog-insert1" in l]
+    two = [l for l in lines if "qlog-insert2" in l]
+    assert one and "\tshards=ks/80-\t" in one[0], one
+    assert two and "\tshards=ks/-80,ks/80-\t" in two[0], two
+
+
+# ---- limits ----
+
+
+def test_max_connections(cluster):
+    g = cluster.gateway("maxconn", args=["--max-connections", "3"])
+    held = []
+    try:
+        held = [connect(g) for _ in range(3)]
+        with pytest.raises(pymysql.err.OperationalError) as e:
+            connect(g)
+        assert e.value.args[0] == 1040, e.value
+        for c in held:
+            assert query(c, "select 1") == ((1,),)
+        held.pop().close()
+        # a slot frees up once the gateway has seen the close
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                c = connect(g)
+                break
+            except pymysql.err.OperationalError as e:
+                if e.args[0] != 1040 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        held.append(c)
+        assert query(c, "select 1") == ((1,),)
+    finally:
+        for c in held:
+            c.close()
+        g.stop()
+
+
+@pytest.fixture
+def timeout_gw(cluster):
+    g = cluster.gateway("timeout", args=["--query-timeout-ms", "500"])
+    yield g
+    g.stop()
+
+
+@pytest.mark.parametrize(
+    "sql", ["select sleep(2)", "select count(*) from big where sleep(0.0002) = 0"], ids=["sleep", "scatter"]
+)
+def test_query_timeout(cluster, timeout_gw, sql):
+    a = connect(timeout_gw)
+    try:
+        t0 = time.monotonic()
+        e = mysql_error(lambda: query(a, sql))
+        elapsed = time.monotonic() - t0
+        assert e.args[0] == 3024, e
+        assert 0.4 <= elapsed < 1.8, elapsed
+        assert query(a, "select 1") == ((1,),)
+        assert query(a, "select sleep(0.1)") == ((0,),)
+    finally:
+        a.close()
+
+
+def _set_max_execution_time(cnx, ms):
+    """SET max_execution_time. Over MariaDB shards the SET fails with 1193 (see
+    test_set_max_execution_time_accepted); the gateway applies it anyway."""
+    try:
+        query(cnx, f"set max_execution_time={ms}")
+    except pymysql.err.OperationalError as e:
+        if e.args[0] != 1193:
+            raise
+
+
+def test_session_max_execution_time_overrides(cluster, timeout_gw):
+    a = connect(timeout_gw)
+    try:
+        _set_max_execution_time(a, 300)
+        t0 = time.monotonic()
+        e = mysql_error(lambda: query(a, "select sleep(2)"))
+        elapsed = time.monotonic() - t0
+        assert e.args[0] == 3024 and 0.25 <= elapsed < 0.45, (e, elapsed)
+        # a longer session limit lets a statement run past the server default (500 ms)
+        _set_max_execution_time(a, 1500)
+        assert query(a, "select sleep(0.8)") == ((0,),)
+        assert query(a, "select 1") == ((1,),)
+    finally:
+        a.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gateway bug: `set max_execution_time=N` is forwarded to the MariaDB shards, which "
+    "answer 1193 (MariaDB has max_statement_time), yet the gateway applies N as the session's "
+    "statement timeout; the answer also depends on whether the session holds a backend "
+    "connection (OK right after a statement timed out)",
+)
+def test_set_max_execution_time_accepted(cluster, timeout_gw):
+    a = connect(timeout_gw)
+    try:
+        query(a, "set max_execution_time=300")
+        query(a, "select count(*) from kv")
+        query(a, "set max_execution_time=1500")
+    finally:
+        a.close()
+
+
+# ---- graceful shutdown ----
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gateway bug: SIGTERM ends the process at once (no signal handler: Driver::begin_shutdown "
+    "is never called, --shutdown-grace-ms is unused); the statement in flight gets 2013",
+)
+def test_graceful_shutdown(cluster):
+    g = cluster.gateway("shutdown", args=["--shutdown-grace-ms", "5000"])
+    a = connect(g)
+    try:
+        th, out = _run_in_thread(lambda: query(a, "select sleep(1)"))
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        g.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        refused = False
+        try:
+            connect(g, connect_timeout=2).close()
+        except pymysql.err.OperationalError:
+            refused = True
+        th.join(10)
+        try:
+            rc = g.proc.wait(8)
+        except Exception:
+            rc = None
+        exited_after = time.monotonic() - t0
+        assert refused, "a new connection was accepted after SIGTERM"
+        assert out.get("result") == ((0,),), f"the statement in flight did not complete: {out}"
+        assert rc is not None and exited_after < 5.5, (rc, exited_after)
+    finally:
+        a.close()
+        g.stop()
