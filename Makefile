@@ -71,11 +71,11 @@ sim: rust
 ifneq ($(SCN),)
 	$(SIM) run $(SCN) $(if $(SEED),--seed $(SEED))
 else
-	$(SIM) seed $(SEED)
+	$(SIM) seed $(SEED) $(if $(SAVE),--save $(SAVE))
 endif
 
 sweep: rust
-	$(SIM) sweep $(N)
+	$(SIM) sweep $(N) $(if $(SEED),--seed $(SEED))
 
 snap: rust
 	@command -v cargo-insta >/dev/null || $(CARGO) install cargo-insta --locked

@@ -175,6 +175,9 @@ pub struct Session {
     current: Option<CurrentStatement>,
     /// The session's `max_execution_time` (ms), overriding the gateway default.
     max_execution_time_ms: Option<u64>,
+    /// Shards whose connection died while they held part of the open transaction: COMMIT
+    /// must fail (their writes are gone), never answer OK.
+    lost_in_txn: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -240,6 +243,7 @@ impl Session {
             last_activity_us: 0,
             current: None,
             max_execution_time_ms: None,
+            lost_in_txn: Vec::new(),
         }
     }
 
@@ -792,6 +796,28 @@ impl Session {
         merger: Option<Merger>,
         first_id: Option<u64>,
     ) {
+        if self.in_txn && self.transaction_mode == TransactionMode::Single {
+            let mut shards: Vec<(String, usize)> = self
+                .backends
+                .values()
+                .filter(|s| s.in_txn)
+                .map(|s| s.key.clone())
+                .collect();
+            shards.extend(queries.iter().map(|(sh, _)| (ks.to_string(), *sh)));
+            shards.sort();
+            shards.dedup();
+            if shards.len() > 1 {
+                let names: Vec<String> = shards.iter().map(|k| self.shard_label(k)).collect();
+                return self.fail(&SqlError::new(
+                    1105,
+                    "HY000",
+                    format!(
+                        "multi-shard transaction not allowed in SINGLE transaction_mode: [{}]",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
         let gen = self.next_gen();
         let mut parts = Vec::with_capacity(queries.len());
         for (shard, sql) in queries {
@@ -858,6 +884,11 @@ impl Session {
         };
         let merger = (queries.len() > 1).then(|| Merger::new(Default::default(), queries.len()));
         let ks = ins.keyspace.clone();
+        let labels = queries
+            .iter()
+            .map(|q| self.shard_label(&(ks.clone(), q.shard)))
+            .collect();
+        self.note_plan("Insert", &ks, labels);
         self.start_route_to(
             &ks,
             queries.into_iter().map(|q| (q.shard, q.sql)).collect(),
@@ -1023,9 +1054,21 @@ impl Session {
                 if self.in_txn {
                     self.end_participants("COMMIT");
                 }
+                self.lost_in_txn.clear();
                 self.in_txn = true;
                 self.sync_status();
                 self.conn.send_ok(&OkInfo::default());
+            }
+            TxnOp::Commit if !self.lost_in_txn.is_empty() => {
+                let lost = std::mem::take(&mut self.lost_in_txn).join(", ");
+                self.end_participants("ROLLBACK");
+                self.in_txn = false;
+                self.sync_status();
+                self.fail(&SqlError::new(
+                    crate::error::codes::CR_SERVER_LOST,
+                    "HY000",
+                    format!("transaction rolled back: the connection to shard(s) [{lost}] was lost during the transaction"),
+                ));
             }
             TxnOp::Commit => {
                 let pending: VecDeque<BackendId> = self.participants().into();
@@ -1041,6 +1084,7 @@ impl Session {
                 self.advance_commit();
             }
             TxnOp::Rollback => {
+                self.lost_in_txn.clear();
                 self.end_participants("ROLLBACK");
                 self.in_txn = false;
                 self.sync_status();
@@ -1238,6 +1282,28 @@ impl Session {
         let name = name
             .trim_start_matches("@@session.")
             .trim_start_matches("@@");
+        if name == "max_execution_time" {
+            // Kept at the gateway (MariaDB shards do not know this variable): the gateway
+            // interrupts statements itself with ERR 3024.
+            let ms = match values.first() {
+                Some(Expr::Value(v)) => match &v.value {
+                    V::Number(n, _) => n.parse::<u64>().ok(),
+                    _ => None,
+                },
+                _ => None,
+            };
+            return Some(match ms {
+                Some(v) => {
+                    self.max_execution_time_ms = (v > 0).then_some(v);
+                    Ok(())
+                }
+                None => Err(SqlError::new(
+                    1231,
+                    "42000",
+                    "Variable 'max_execution_time' needs a number of milliseconds",
+                )),
+            });
+        }
         if name != "workload" && name != "transaction_mode" {
             return None;
         }
@@ -1266,7 +1332,10 @@ impl Session {
     }
 
     fn join_transaction(&mut self, id: BackendId) {
-        if !self.in_txn {
+        // Pass-through mode forwards the client's own BEGIN; its in-transaction flag mirrors
+        // the server's and must never make the gateway inject one (that would commit an
+        // implicit autocommit=0 transaction).
+        if !self.in_txn || self.gw.passthrough {
             return;
         }
         let Some(s) = self.backends.get_mut(&id) else {
@@ -1746,6 +1815,12 @@ impl Session {
     }
 
     fn drop_backend(&mut self, id: BackendId) {
+        if let Some(slot) = self.backends.get(&id) {
+            if slot.in_txn && (self.in_txn || !self.autocommit) && !self.gw.passthrough {
+                let label = self.shard_label(&slot.key);
+                self.lost_in_txn.push(label);
+            }
+        }
         if self.backends.remove(&id).is_some() {
             self.by_shard.retain(|_, v| *v != id);
             self.events.push_back(SessionEvent::CloseBackend { id });

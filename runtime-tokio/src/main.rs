@@ -248,10 +248,45 @@ async fn serve(cli: &Cli) -> Result<(), String> {
         None => tracing::info!(%addr, shards = %shards.join(","), "shardgate listening"),
     }
     let seed = std::process::id() as u64;
-    Driver::new(net, gateway, embedded, seed)
-        .serve(listener)
-        .await
-        .map_err(|e| e.to_string())
+    let driver = Driver::new(net, gateway, embedded, seed);
+    let accepting = tokio::spawn(driver.clone().serve(listener));
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new clients; waiting for statements in progress");
+    driver.begin_shutdown();
+    let _ = accepting.await;
+    let grace = std::time::Duration::from_millis(cli.limits.shutdown_grace_ms);
+    let deadline = tokio::time::Instant::now() + grace;
+    while driver.live_sessions() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let left = driver.live_sessions();
+    if left > 0 {
+        tracing::warn!(
+            sessions = left,
+            "grace period over: closing remaining sessions"
+        );
+    }
+    tracing::info!("shardgate stopped");
+    Ok(())
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 async fn apply_schema(args: &GatewayArgs, keyspace: &str, sql: &str) -> Result<(), String> {
