@@ -552,7 +552,7 @@ impl Session {
         };
         let (ks, shard) = slot.key.clone();
         let thread = slot.conn.connection_id();
-        let keep = slot.in_txn || !self.autocommit;
+        let keep = slot.in_txn || self.in_txn || !self.autocommit;
         let side_key = (ks.clone(), KILLER_BASE + self.next_backend);
         if let Some(side) = self.open_side_backend(&ks, shard, side_key) {
             if let Some(s) = self.backends.get_mut(&side) {
@@ -1816,7 +1816,9 @@ impl Session {
 
     fn drop_backend(&mut self, id: BackendId) {
         if let Some(slot) = self.backends.get(&id) {
-            if slot.in_txn && (self.in_txn || !self.autocommit) && !self.gw.passthrough {
+            // Pass-through mode tracks the server's own transaction state instead of joins.
+            let participant = slot.in_txn || (self.gw.passthrough && self.in_txn);
+            if participant && (self.in_txn || !self.autocommit) {
                 let label = self.shard_label(&slot.key);
                 self.lost_in_txn.push(label);
             }
