@@ -298,11 +298,6 @@ def test_autocommit_off(cluster, gw, clean):
         b.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: transaction_mode='single' is accepted but never enforced; the second "
-    "shard joins the transaction (also an xfail scenario: scenarios/sharded/transaction_mode_single.scn)",
-)
 def test_transaction_mode_single(cluster, gw, clean):
     a = connect(gw)
     try:
@@ -640,11 +635,6 @@ def test_query_log(gw):
     assert parsed["qlog-error"]["error"] == "1064", parsed["qlog-error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: the query log (and the statement record behind it) has shards=- for "
-    "INSERT plans; Session::execute notes an empty shard list for every non-Route plan",
-)
 def test_query_log_insert_shards(gw):
     a = connect(gw)
     try:
@@ -743,13 +733,6 @@ def test_session_max_execution_time_overrides(cluster, timeout_gw):
         a.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: `set max_execution_time=N` is forwarded to the MariaDB shards, which "
-    "answer 1193 (MariaDB has max_statement_time), yet the gateway applies N as the session's "
-    "statement timeout; the answer also depends on whether the session holds a backend "
-    "connection (OK right after a statement timed out)",
-)
 def test_set_max_execution_time_accepted(cluster, timeout_gw):
     a = connect(timeout_gw)
     try:
@@ -763,11 +746,6 @@ def test_set_max_execution_time_accepted(cluster, timeout_gw):
 # ---- graceful shutdown ----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: SIGTERM ends the process at once (no signal handler: Driver::begin_shutdown "
-    "is never called, --shutdown-grace-ms is unused); the statement in flight gets 2013",
-)
 def test_graceful_shutdown(cluster):
     g = cluster.gateway("shutdown", args=["--shutdown-grace-ms", "5000"])
     a = connect(g)
