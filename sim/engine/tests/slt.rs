@@ -132,7 +132,8 @@ fn parse(path: &Path) -> Vec<Record> {
             assert!(rec.is_query, "{}: ---- after a statement", at(header));
             i += 1;
             while i < lines.len() && !lines[i].trim().is_empty() {
-                rec.rows.push(lines[i].split_whitespace().collect::<Vec<_>>().join(" "));
+                rec.rows
+                    .push(lines[i].split_whitespace().collect::<Vec<_>>().join(" "));
                 i += 1;
             }
         } else {
@@ -171,7 +172,8 @@ fn is_num(s: &str) -> bool {
     let a = parts.next().unwrap_or("");
     let b = parts.next();
     let digits = |x: &str| x.bytes().all(|c| c.is_ascii_digit());
-    let mant_ok = digits(a) && b.is_none_or(digits) && !(a.is_empty() && b.is_none_or(|x| x.is_empty()));
+    let mant_ok =
+        digits(a) && b.is_none_or(digits) && !(a.is_empty() && b.is_none_or(|x| x.is_empty()));
     let exp_ok = exp.is_none_or(|e| {
         let e = e.strip_prefix(['+', '-']).unwrap_or(e);
         !e.is_empty() && digits(e)
@@ -180,7 +182,11 @@ fn is_num(s: &str) -> bool {
 }
 
 /// Ok(answer) when the record passes, Err((why, answer)) when it fails.
-fn run_record(e: &mut Engine, s: &mut EngineSession, rec: &Record) -> Result<String, (String, String)> {
+fn run_record(
+    e: &mut Engine,
+    s: &mut EngineSession,
+    rec: &Record,
+) -> Result<String, (String, String)> {
     match e.execute(s, &rec.sql, NOW) {
         Err(err) => {
             let got = format!("ERROR {}: {}", err.code, err.message);
@@ -194,7 +200,12 @@ fn run_record(e: &mut Engine, s: &mut EngineSession, rec: &Record) -> Result<Str
             Outcome::Rows { columns, rows } => {
                 let mut got: Vec<String> = rows
                     .iter()
-                    .map(|r| r.iter().map(|v| render(v.to_text())).collect::<Vec<_>>().join(" "))
+                    .map(|r| {
+                        r.iter()
+                            .map(|v| render(v.to_text()))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
                     .collect();
                 if rec.rowsort {
                     got.sort();
@@ -205,7 +216,11 @@ fn run_record(e: &mut Engine, s: &mut EngineSession, rec: &Record) -> Result<Str
                 }
                 if columns.len() != rec.types.len() {
                     return Err((
-                        format!("{} column(s), the record says {}", columns.len(), rec.types.len()),
+                        format!(
+                            "{} column(s), the record says {}",
+                            columns.len(),
+                            rec.types.len()
+                        ),
                         shown,
                     ));
                 }
@@ -259,7 +274,8 @@ fn differential_suite_on_one_unsharded_engine() {
         let mut e = Engine::new("8.0.40-shardgate-engine");
         let mut s = EngineSession::new(1, None);
         for setup in ["create database ks", "create database seq", "use ks"] {
-            e.execute(&mut s, setup, NOW).unwrap_or_else(|err| panic!("{setup}: {err}"));
+            e.execute(&mut s, setup, NOW)
+                .unwrap_or_else(|err| panic!("{setup}: {err}"));
         }
         let (mut run, mut passed, mut xfailed, mut failed, mut skipped) = (0, 0, 0, 0, 0);
         for rec in &records {
@@ -301,5 +317,10 @@ fn differential_suite_on_one_unsharded_engine() {
             records.len()
         );
     }
-    assert!(failures.is_empty(), "{} record(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} record(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
