@@ -91,3 +91,16 @@ clean-e2e:
 	-scripts/mariadb.sh stop
 	-scripts/mariadb.sh stop .e2e/bench/mariadb
 	rm -rf .e2e
+
+# Serving benchmarks (not part of `make test`; loopback only, bounded in time):
+#   make bench-load     1,000 sysbench connections, mixed workload over 4 shards (embedded, then
+#                       4 MariaDB databases) for BENCH_LOAD_TIME=60 s: QPS, p50/p99, errors, RSS
+#   make bench-memory   10,000 idle connections (RSS per connection), 1M-row OLAP stream over
+#                       4 MariaDB shards (RSS growth)
+.PHONY: bench-load bench-memory
+
+bench-load:
+	scripts/bench-load.sh
+
+bench-memory:
+	scripts/bench-memory.sh
