@@ -5,11 +5,14 @@ unsharded keyspace seq/0, with real clients (PyMySQL, mysql-connector-python).
   KILL           KILL QUERY from a second client (1317 / 70100, shard queries cancelled),
                  unknown id (1094), KILL CONNECTION (the victim's connection is gone)
   OLAP           a scatter select of SG_SERVING_ROWS rows (default 1,000,000) streamed with an
-                 unbuffered cursor while the gateway's RSS is sampled (growth <= 64 MiB); the same
-                 select under OLTP ends with the row-cap error and the connection stays usable
+                 unbuffered cursor while the gateway's RSS is sampled (growth <= 64 MiB), also
+                 with a reader that pauses; the same select under OLTP ends with the row-cap
+                 error and the connection stays usable
   observability  /healthz, /metrics (Prometheus), /debug/vars (JSON), the query log
   limits         --max-connections (1040), --query-timeout-ms and max_execution_time (3024)
   shutdown       SIGTERM while a statement runs
+  clients        the mariadb CLI (libmariadb) running an UPDATE, over MariaDB and embedded shards
+  failures       a shard that accepts TCP and never sends its handshake
 
 The shards are databases serve_ks_x80, serve_ks_80x and serve_seq of the throwaway MariaDB
 (SG_MARIADB_PORT); `big` is loaded straight into the shard databases with MariaDB's sequence
@@ -24,8 +27,10 @@ Gateways log to .e2e/run/serving-*.log. One group alone: scripts/e2e.sh -k 'serv
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -525,6 +530,37 @@ def test_olap_stream_bounded_memory(gw, request):
         a.close()
 
 
+def test_olap_stream_slow_reader(gw, request):
+    """A client that stops reading: the gateway stops reading the shards (bounded buffers), so
+    its RSS stays flat while the shards have the rest of the result to send."""
+    a = connect(gw)
+    try:
+        query(a, "set workload='olap'")
+        base = gw.rss_kib()
+        n = 0
+        with RssSampler(gw.pid) as s:
+            cur = a.cursor(pymysql.cursors.SSCursor)
+            cur.execute("select id, k, pad from big")
+            for _ in cur:
+                n += 1
+                if n == 1000:
+                    time.sleep(2)
+                    paused_peak = s.peak
+            cur.close()
+        line = (
+            f"serving: OLAP stream with a 2 s pause after 1000 rows: gateway RSS {base} KiB before, "
+            f"peak {paused_peak} KiB during the pause, {s.peak} KiB overall"
+        )
+        lines = getattr(request.config, "_sg_summary_lines", None)
+        if lines is not None:
+            lines.append(line)
+        assert n == ROWS
+        assert s.peak - base <= RSS_GROWTH_LIMIT_KIB, line
+        assert query(a, "select 1") == ((1,),)
+    finally:
+        a.close()
+
+
 def test_oltp_row_cap(gw):
     a = connect(gw)
     try:
@@ -708,13 +744,7 @@ def test_query_timeout(cluster, timeout_gw, sql):
 
 
 def _set_max_execution_time(cnx, ms):
-    """SET max_execution_time. Over MariaDB shards the SET fails with 1193 (see
-    test_set_max_execution_time_accepted); the gateway applies it anyway."""
-    try:
-        query(cnx, f"set max_execution_time={ms}")
-    except pymysql.err.OperationalError as e:
-        if e.args[0] != 1193:
-            raise
+    query(cnx, f"set max_execution_time={ms}")
 
 
 def test_session_max_execution_time_overrides(cluster, timeout_gw):
@@ -772,3 +802,111 @@ def test_graceful_shutdown(cluster):
     finally:
         a.close()
         g.stop()
+
+
+# ---- clients built on libmariadb / libmysqlclient ----
+
+
+def _mariadb_cli():
+    for name in ("mariadb", "mysql"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("no mariadb/mysql command-line client")
+
+
+@pytest.mark.parametrize(
+    "shards",
+    [
+        "mariadb",
+        pytest.param(
+            "embedded",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="gateway bug: over embedded shards the OK packet of an UPDATE carries its "
+                "info ('Rows matched: 1  Changed: 1  Warnings: 0') as a bare string "
+                "(core/src/wire/generic.rs put_ok); libmariadb/libmysqlclient read the info as a "
+                "length-encoded string, as MySQL and MariaDB send it, and fail with 2027 "
+                "'Received malformed packet' (the update is applied); over MariaDB shards the "
+                "backend's own bytes pass through",
+            ),
+        ),
+    ],
+)
+def test_update_answer_libmariadb(cluster, shards):
+    """The mariadb CLI (libmariadb) runs an UPDATE through the gateway."""
+    cli = _mariadb_cli()
+    if shards == "mariadb":
+        g = cluster.gateway("cli-mariadb")
+    else:
+        g = Gateway(
+            "serving-cli-embedded",
+            [("ks/-80", "embedded"), ("ks/80-", "embedded"), ("seq/0", "embedded")],
+            vschema=cluster.vschema_path,
+        )
+        try:
+            g.start()
+        except GatewayError as e:
+            pytest.fail(str(e))
+        cluster.gateways.append(g)
+        c = connect(g)
+        try:
+            for ddl in SHARD_SCHEMA[:2]:
+                query(c, ddl)
+        finally:
+            c.close()
+    try:
+        c = connect(g)
+        try:
+            query(c, "delete from kv")
+            query(c, "insert into kv (id, v) values (5, 'a')")
+        finally:
+            c.close()
+        out = subprocess.run(
+            [cli, "--no-defaults", "-h127.0.0.1", f"-P{g.port}", "-uroot", "-N", "ks", "-e",
+             "update kv set v = 'b' where id = 5; select v from kv where id = 5"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert out.returncode == 0 and out.stdout.strip() == "b", (out.returncode, out.stdout, out.stderr)
+    finally:
+        g.stop()
+
+
+# ---- a shard that never answers ----
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gateway bug: no connect/handshake timeout toward shards: a shard that accepts TCP "
+    "but never sends its greeting (seen under load: MariaDB's accept queue overflowed by a burst "
+    "of backend connects) hangs the statement forever unless --query-timeout-ms is set",
+)
+def test_unresponsive_shard_clear_error(cluster):
+    """A shard that accepts connections and never sends its handshake: a statement routed to it
+    ends with an ERR (default settings), the connection stays usable for the other shard."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    url = f"mysql://root@127.0.0.1:{hole.getsockname()[1]}/nowhere"
+    shards = [(k, url if k == "ks/80-" else v) for k, v in cluster.shards]
+    g = Gateway("serving-blackhole", shards, vschema=cluster.vschema_path)
+    try:
+        g.start()
+    except GatewayError as e:
+        hole.close()
+        pytest.fail(str(e))
+    a = connect(g, read_timeout=20)
+    try:
+        assert query(a, "select v from kv where id = 2") is not None  # -80: answers
+        t0 = time.monotonic()
+        try:
+            query(a, "select v from kv where id = 3")  # 80-: the black hole
+            pytest.fail("a statement on a shard that never answers succeeded")
+        except pymysql.err.MySQLError as e:
+            assert e.args[0] not in (2006, 2013), f"no answer within 20 s: {e}"
+        assert time.monotonic() - t0 < 20
+        assert query(a, "select 1") == ((1,),)
+    finally:
+        a.close()
+        g.stop()
+        hole.close()
