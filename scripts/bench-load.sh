@@ -316,7 +316,9 @@ for line in re.findall(r"^BL_HIST (.*)$", text, re.M):
     for part in filter(None, line.split(",")):
         b, n = part.split(":")
         hist[int(b)] = hist.get(int(b), 0) + int(n)
-firsts = sorted(set(re.findall(r"^BL_FIRST_ERROR (.*)$", text, re.M)))
+firsts = {}
+for key, rest in re.findall(r"^BL_FIRST_ERROR (\S+) (.*)$", text, re.M):
+    firsts.setdefault(key, rest)  # the first of each code and phase
 total = sum(hist.values())
 def pct(p):
     acc = 0
@@ -343,8 +345,8 @@ print(f"bench-load {name} [{mix}]: {conns} connections (peak {sessions} gateway 
       f"shardgate_errors_total {gw_err}); gateway RSS {int(rss0) / 1024:.1f} MiB before, peak "
       f"{rss_peak / 1024:.1f} MiB, end {int(rss1) / 1024:.1f} MiB; gateway CPU {cpu * 100:.0f}% "
       f"of one core ({cpu / qps * 1e6 if qps else float('nan'):.0f} us/statement)")
-for f in firsts[:5]:
-    print(f"  first error: {f}")
+for key, rest in sorted(firsts.items()):
+    print(f"  first error {key}: {rest}")
 sys.exit(1 if n_err or not total else 0)
 PY
     tee -a "$OUT/results.txt" <"$OUT/summary-$name.txt"
