@@ -719,15 +719,20 @@ def test_max_connections(cluster):
         g.stop()
 
 
+QUERY_TIMEOUT_MS = 1000
+
+
 @pytest.fixture
 def timeout_gw(cluster):
-    g = cluster.gateway("timeout", args=["--query-timeout-ms", "500"])
+    g = cluster.gateway("timeout", args=["--query-timeout-ms", str(QUERY_TIMEOUT_MS)])
     yield g
     g.stop()
 
 
 @pytest.mark.parametrize(
-    "sql", ["select sleep(2)", "select count(*) from big where sleep(0.0002) = 0"], ids=["sleep", "scatter"]
+    "sql",
+    ["select sleep(3) /* timeout-sleep */", "select count(*) from big where sleep(0.0002) = 0 /* timeout-scatter */"],
+    ids=["sleep", "scatter"],
 )
 def test_query_timeout(cluster, timeout_gw, sql):
     a = connect(timeout_gw)
@@ -736,9 +741,13 @@ def test_query_timeout(cluster, timeout_gw, sql):
         e = mysql_error(lambda: query(a, sql))
         elapsed = time.monotonic() - t0
         assert e.args[0] == 3024, e
-        assert 0.4 <= elapsed < 1.8, elapsed
+        assert 0.9 <= elapsed < 2.5, elapsed
         assert query(a, "select 1") == ((1,),)
         assert query(a, "select sleep(0.1)") == ((0,),)
+        # the shard queries were cancelled too
+        needle = sql.split("/*")[1].split("*/")[0].strip()
+        left = _wait_backend_idle(cluster, needle)
+        assert not left, f"shard queries still running after the timeout: {left}"
     finally:
         a.close()
 
@@ -750,14 +759,19 @@ def _set_max_execution_time(cnx, ms):
 def test_session_max_execution_time_overrides(cluster, timeout_gw):
     a = connect(timeout_gw)
     try:
-        _set_max_execution_time(a, 300)
+        # shorter than the server default
+        _set_max_execution_time(a, 200)
         t0 = time.monotonic()
-        e = mysql_error(lambda: query(a, "select sleep(2)"))
+        e = mysql_error(lambda: query(a, "select sleep(3)"))
         elapsed = time.monotonic() - t0
-        assert e.args[0] == 3024 and 0.25 <= elapsed < 0.45, (e, elapsed)
-        # a longer session limit lets a statement run past the server default (500 ms)
-        _set_max_execution_time(a, 1500)
-        assert query(a, "select sleep(0.8)") == ((0,),)
+        assert e.args[0] == 3024 and 0.15 <= elapsed < 0.8, (e, elapsed)
+        # longer: a statement runs past the server default
+        _set_max_execution_time(a, 2 * QUERY_TIMEOUT_MS)
+        assert query(a, "select sleep(1.4)") == ((0,),)
+        # 0: back to the server default
+        _set_max_execution_time(a, 0)
+        e = mysql_error(lambda: query(a, "select sleep(3)"))
+        assert e.args[0] == 3024, e
         assert query(a, "select 1") == ((1,),)
     finally:
         a.close()
