@@ -205,6 +205,13 @@ impl BackendConn {
         }
     }
 
+    /// The driver gave up on this connection (a deadline passed): it is closed with `err`.
+    pub fn abort(&mut self, err: SqlError) {
+        if self.phase != Phase::Closed {
+            self.fail(err);
+        }
+    }
+
     /// The socket closed (or the connect failed).
     pub fn handle_close(&mut self) {
         if self.phase != Phase::Closed {

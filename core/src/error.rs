@@ -56,6 +56,10 @@ pub mod codes {
     pub const ER_KEY_COLUMN_DOES_NOT_EXITS: u16 = 1072;
     pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
     pub const ER_QUERY_TIMEOUT: u16 = 3024;
+    /// A shard could not be reached in time (connect, handshake).
+    pub const ER_CONNECT_TO_FOREIGN_DATA_SOURCE: u16 = 1429;
+    /// No backend connection became free within the pool's acquire timeout.
+    pub const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
     /// Vitess: a write the vschema cannot route.
     pub const ER_CANT_ROUTE: u16 = 1173;
     /// Client-side codes (CR_*) used when a backend is lost.

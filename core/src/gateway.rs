@@ -5,6 +5,7 @@
 //! held across calls, so a panic in one session cannot poison another.
 
 use crate::plan::PlanCache;
+use crate::pool::{PoolConfig, PoolStats};
 use crate::server::ServerConfig;
 use crate::vschema::{KeyspaceSchema, SequenceCache, ShardMap, VSchema};
 use std::collections::BTreeMap;
@@ -208,6 +209,11 @@ pub struct Limits {
     pub query_timeout_ms: u64,
     /// Client connections beyond this get ERR 1040.
     pub max_connections: usize,
+    /// Connecting to a shard (TCP connect, handshake, authentication) must finish within
+    /// this time, else the statement that needed it ends with an ERR.
+    pub shard_connect_timeout_ms: u64,
+    /// Backend connection pools, per tablet.
+    pub pool: PoolConfig,
 }
 
 impl Default for Limits {
@@ -219,6 +225,8 @@ impl Default for Limits {
             idle_timeout_ms: 28_800_000,
             query_timeout_ms: 0,
             max_connections: 10_000,
+            shard_connect_timeout_ms: 5_000,
+            pool: PoolConfig::default(),
         }
     }
 }
@@ -229,22 +237,34 @@ pub const LATENCY_BUCKETS_US: &[u64] = &[
 ];
 
 /// A fixed-bucket histogram with counts and total time per bucket (Vitess's timings shape).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Histogram {
+    /// Upper bounds (µs) of the buckets; one more bucket holds everything above.
+    pub bounds: &'static [u64],
     pub counts: Vec<u64>,
     pub totals_us: Vec<u64>,
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::with_buckets(LATENCY_BUCKETS_US)
+    }
+}
+
 impl Histogram {
-    pub fn record(&mut self, us: u64) {
-        if self.counts.is_empty() {
-            self.counts = vec![0; LATENCY_BUCKETS_US.len() + 1];
-            self.totals_us = vec![0; LATENCY_BUCKETS_US.len() + 1];
+    pub fn with_buckets(bounds: &'static [u64]) -> Self {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len() + 1],
+            totals_us: vec![0; bounds.len() + 1],
         }
-        let i = LATENCY_BUCKETS_US
+    }
+    pub fn record(&mut self, us: u64) {
+        let i = self
+            .bounds
             .iter()
             .position(|b| us <= *b)
-            .unwrap_or(LATENCY_BUCKETS_US.len());
+            .unwrap_or(self.bounds.len());
         self.counts[i] += 1;
         self.totals_us[i] += us;
     }
@@ -253,6 +273,13 @@ impl Histogram {
     }
     pub fn total_us(&self) -> u64 {
         self.totals_us.iter().sum()
+    }
+    /// Bucket names: each upper bound in µs, then `inf`.
+    pub fn bucket_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.bounds
+            .iter()
+            .map(|b| b.to_string())
+            .chain(std::iter::once("inf".to_string()))
     }
 }
 
@@ -338,6 +365,8 @@ pub struct Gateway {
     pub sequences: Mutex<BTreeMap<(String, String), SequenceCache>>,
     pub counters: Counters,
     pub failpoints: Failpoints,
+    /// Backend pool statistics per tablet (the driver owns the pools themselves).
+    pub pools: BTreeMap<ShardAddress, PoolStats>,
     /// Authenticated sessions by connection id.
     sessions: Mutex<BTreeMap<u32, SessionInfo>>,
     next_connection_id: AtomicU32,
@@ -433,6 +462,7 @@ impl Gateway {
     pub fn with_limits(self: Arc<Self>, limits: Limits) -> Arc<Gateway> {
         match Arc::try_unwrap(self) {
             Ok(mut g) => {
+                g.pools = pool_stats(&g.topology, limits.pool.max_size);
                 g.limits = limits;
                 Arc::new(g)
             }
@@ -457,14 +487,16 @@ impl Gateway {
                 ShardMap::from_names(&names).ok().map(|m| (name.clone(), m))
             })
             .collect();
+        let limits = Limits::default();
         Arc::new(Gateway {
             server: Arc::new(server),
+            pools: pool_stats(&topology, limits.pool.max_size),
             topology,
             vschema,
             shard_maps,
             passthrough,
             plans: PlanCache::new(PLAN_CACHE_ENTRIES),
-            limits: Limits::default(),
+            limits,
             stats: Stats::default(),
             query_log: std::sync::OnceLock::new(),
             sequences: Mutex::new(BTreeMap::new()),
@@ -473,6 +505,11 @@ impl Gateway {
             sessions: Mutex::new(BTreeMap::new()),
             next_connection_id: AtomicU32::new(1),
         })
+    }
+
+    /// The pool statistics of the tablet at `address`.
+    pub fn pool_stats(&self, address: &ShardAddress) -> Option<&PoolStats> {
+        self.pools.get(address)
     }
 
     /// Records an authenticated session.
@@ -537,4 +574,18 @@ mod tests {
             "commerce"
         );
     }
+}
+
+/// One statistics entry per tablet (`keyspace/shard`); a server shared by several shards
+/// keeps the first name.
+fn pool_stats(topology: &Topology, capacity: usize) -> BTreeMap<ShardAddress, PoolStats> {
+    let mut pools = BTreeMap::new();
+    for ks in topology.keyspaces.values() {
+        for s in &ks.shards {
+            pools
+                .entry(s.address.clone())
+                .or_insert_with(|| PoolStats::new(format!("{}/{}", ks.name, s.name), capacity));
+        }
+    }
+    pools
 }

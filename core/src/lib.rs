@@ -10,6 +10,7 @@ pub mod error;
 pub mod exec;
 pub mod gateway;
 pub mod plan;
+pub mod pool;
 pub mod response;
 pub mod server;
 pub mod session;

@@ -37,11 +37,18 @@ pub type BackendId = usize;
 /// Something the driver must do for the session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionEvent {
-    /// Connect backend `id` to `address`, then feed bytes both ways.
+    /// Connect backend `id` to `address`, then feed bytes both ways. `pooled`: take the
+    /// connection from the tablet's pool (an idle one is handed over with
+    /// [`Session::adopt_backend`]); side connections (KILL QUERY) bypass the pool so they are
+    /// never stuck behind the very query they must stop.
     OpenBackend {
         id: BackendId,
         address: ShardAddress,
+        pooled: bool,
     },
+    /// Backend `id` is idle and clean: give it back to its pool ([`Session::take_released`]
+    /// hands over its protocol state).
+    ReleaseBackend { id: BackendId },
     /// Close backend `id` once its pending bytes are flushed.
     CloseBackend { id: BackendId },
     /// Deliver a KILL to session `target` ([`Session::handle_kill`]).
@@ -77,6 +84,19 @@ struct BackendSlot {
     in_txn: bool,
     /// A side connection (e.g. carrying KILL QUERY): closed once its queue is done.
     close_when_idle: bool,
+    /// Connecting (TCP, handshake, authentication) must finish by then (µs).
+    connect_deadline_us: Option<u64>,
+    /// Being reset (COM_RESET_CONNECTION) before going back to the pool, because the
+    /// session's settings were applied to it; `Some(true)` once the reset succeeded.
+    reset: Option<bool>,
+}
+
+impl BackendSlot {
+    /// Shard connections and the sequence connection come from pools; side connections
+    /// don't.
+    fn pooled(&self) -> bool {
+        self.key.1 < KILLER_BASE || self.key.1 == SEQUENCE_CONN
+    }
 }
 
 /// A shard's part of the statement in progress.
@@ -178,6 +198,11 @@ pub struct Session {
     /// Shards whose connection died while they held part of the open transaction: COMMIT
     /// must fail (their writes are gone), never answer OK.
     lost_in_txn: Vec<String>,
+    /// Backends handed back to their pool, until the driver takes them.
+    released: BTreeMap<BackendId, BackendConn>,
+    /// The session created state that lives in its backend connections (temporary tables,
+    /// user variables, locks, SQL-level prepared statements): it keeps its connections.
+    reserved: bool,
 }
 
 #[derive(Debug)]
@@ -244,6 +269,8 @@ impl Session {
             current: None,
             max_execution_time_ms: None,
             lost_in_txn: Vec::new(),
+            released: BTreeMap::new(),
+            reserved: false,
         }
     }
 
@@ -258,6 +285,19 @@ impl Session {
 
     /// The next deadline (µs) at which [`Session::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<u64> {
+        let connect = self
+            .backends
+            .values()
+            .filter_map(|s| s.connect_deadline_us)
+            .min();
+        match (self.session_deadline(), connect) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The client-facing deadline: handshake, statement, or idle timeout.
+    fn session_deadline(&self) -> Option<u64> {
         let l = &self.gw.limits;
         let ms = |v: u64| v.saturating_mul(1000);
         if self.conn.is_closed() {
@@ -277,10 +317,13 @@ impl Session {
     /// The clock reached a deadline from [`Session::poll_timeout`].
     pub fn handle_timeout(&mut self, now_us: u64) {
         self.set_now(now_us);
-        let Some(due) = self.poll_timeout() else {
+        self.expire_backend_connects(now_us);
+        let Some(due) = self.session_deadline() else {
+            self.pump();
             return;
         };
         if now_us < due {
+            self.pump();
             return;
         }
         if !self.conn.is_authenticated() {
@@ -300,6 +343,33 @@ impl Session {
                 .close_with_reason("idle timeout: no command within the idle limit".into());
         }
         self.pump();
+    }
+
+    /// Shards that did not finish connecting by their deadline: their connection is given up
+    /// with a clear error, which ends the statement waiting for it.
+    fn expire_backend_connects(&mut self, now_us: u64) {
+        let ms = self.gw.limits.shard_connect_timeout_ms;
+        let late: Vec<BackendId> = self
+            .backends
+            .iter()
+            .filter(|(_, s)| s.connect_deadline_us.is_some_and(|d| d <= now_us))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            let label = match self.backends.get(&id) {
+                Some(s) => self.shard_label(&s.key),
+                None => continue,
+            };
+            tracing::warn!(conn = self.connection_id(), backend = id, shard = %label, "shard did not complete its handshake in time");
+            if let Some(s) = self.backends.get_mut(&id) {
+                s.connect_deadline_us = None;
+                s.conn.abort(SqlError::new(
+                    crate::error::codes::ER_CONNECT_TO_FOREIGN_DATA_SOURCE,
+                    "HY000",
+                    format!("Unable to connect to shard {label}: no handshake within {ms} ms"),
+                ));
+            }
+        }
     }
 
     /// May the driver read more from backend `id`? No while a streaming merge already holds
@@ -380,6 +450,36 @@ impl Session {
         self.pump();
     }
 
+    /// The driver lends backend `id` an idle connection from the tablet's pool (authenticated
+    /// and clean) instead of opening a new one.
+    pub fn adopt_backend(&mut self, id: BackendId, conn: BackendConn) {
+        let Some(slot) = self.backends.get_mut(&id) else {
+            return;
+        };
+        let connected = BackendEvent::Connected {
+            server_version: conn.server_version().to_string(),
+            connection_id: conn.connection_id(),
+        };
+        slot.conn = conn;
+        slot.connect_deadline_us = None;
+        self.guarded(|s| s.on_backend_event(id, connected));
+        self.pump();
+    }
+
+    /// The protocol state of a backend announced with [`SessionEvent::ReleaseBackend`].
+    pub fn take_released(&mut self, id: BackendId) -> Option<BackendConn> {
+        self.released.remove(&id)
+    }
+
+    /// The driver could not get backend `id` a connection (pool wait timed out, connect
+    /// failed): the statement needing it ends with `err`.
+    pub fn handle_backend_error(&mut self, id: BackendId, err: SqlError) {
+        if let Some(slot) = self.backends.get_mut(&id) {
+            slot.conn.abort(err);
+        }
+        self.pump();
+    }
+
     /// The backend's socket closed, or connecting to it failed.
     pub fn handle_backend_close(&mut self, id: BackendId) {
         if let Some(slot) = self.backends.get_mut(&id) {
@@ -431,10 +531,11 @@ impl Session {
                 });
                 progressed |= got;
             }
+            self.finish_statement_if_answered();
+            self.release_idle_backends();
             if self.conn.is_closed() && !self.backends.is_empty() {
                 self.close_all_backends();
             }
-            self.finish_statement_if_answered();
             if !progressed {
                 return;
             }
@@ -520,6 +621,58 @@ impl Session {
         self.gw.stats.record(&record);
         if let Some(sink) = self.gw.query_log.get() {
             (sink.0)(&record);
+        }
+    }
+
+    /// Outside a transaction, and unless the session holds state in its connections, every
+    /// backend whose work is done goes back to its pool: a session holds shard connections
+    /// only while a statement (or transaction) needs them. A connection that carries the
+    /// session's `SET`s is reset first (the next session replays its own); it leaves the
+    /// session's shard map at once, so the next statement never lands on it mid-reset.
+    /// Pass-through sessions keep theirs (the client's own session state lives there).
+    fn release_idle_backends(&mut self) {
+        if self.gw.passthrough
+            || self.in_txn
+            || !self.autocommit
+            || self.reserved
+            || !matches!(self.exec, Exec::Idle)
+        {
+            return;
+        }
+        let idle: Vec<BackendId> = self
+            .backends
+            .iter()
+            .filter(|(_, s)| {
+                s.pooled()
+                    && s.conn.is_idle()
+                    && s.owner == Owner::None
+                    && s.queue.is_empty()
+                    && !s.in_txn
+                    && !s.close_when_idle
+                    && s.reset != Some(false)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            let needs_reset = !self.sets.is_empty();
+            let Some(slot) = self.backends.get_mut(&id) else {
+                continue;
+            };
+            if needs_reset && slot.reset.is_none() {
+                if slot.conn.reset_connection().is_ok() {
+                    slot.reset = Some(false);
+                    slot.owner = Owner::Internal;
+                    self.by_shard.retain(|_, v| *v != id);
+                } else {
+                    self.drop_backend(id);
+                }
+                continue;
+            }
+            if let Some(slot) = self.backends.remove(&id) {
+                self.by_shard.retain(|_, v| *v != id);
+                self.released.insert(id, slot.conn);
+                self.events.push_back(SessionEvent::ReleaseBackend { id });
+            }
         }
     }
 
@@ -625,7 +778,9 @@ impl Session {
                 self.sets.clear();
                 self.in_txn = false;
                 self.autocommit = true;
+                // Connections holding session state are closed, never pooled.
                 self.close_all_backends();
+                self.reserved = false;
                 self.sync_status();
                 self.conn.send_ok(&OkInfo::default());
             }
@@ -722,6 +877,9 @@ impl Session {
         if self.gw.passthrough {
             let ks = self.gw.topology.default_keyspace.clone();
             return self.start_route_to(&ks, vec![(0, sql)], None, None);
+        }
+        if !self.reserved && crate::sql::needs_reserved_connection(&sql) {
+            self.reserved = true;
         }
         let planned = match plan_sql(&sql, &self.gw, &self.target) {
             Ok(p) => p,
@@ -1162,7 +1320,15 @@ impl Session {
                 Err(e) => self.fail(&e),
             };
         }
-        self.track_session_variables(original);
+        let autocommit_before = self.autocommit;
+        let only_autocommit = self.track_session_variables(original);
+        if only_autocommit && self.sets.is_empty() && self.autocommit && autocommit_before {
+            // `SET autocommit = 1` on an autocommit session (many drivers send it on
+            // connect) changes nothing on any shard: answered here, so it neither costs a
+            // shard round trip nor marks the session's connections as carrying settings.
+            self.sync_status();
+            return self.conn.send_ok(&OkInfo::default());
+        }
         const MAX_SETS: usize = 64;
         if self.sets.len() < MAX_SETS {
             self.sets.push(set_sql.clone());
@@ -1219,11 +1385,12 @@ impl Session {
 
     /// Variables the gateway must know about even though shards apply them too:
     /// `autocommit` (transaction bookkeeping, status flags) and `max_execution_time` (the
-    /// gateway's own statement timeout).
-    fn track_session_variables(&mut self, sql: &str) {
+    /// gateway's own statement timeout). Returns whether the statement sets `autocommit`
+    /// and nothing else.
+    fn track_session_variables(&mut self, sql: &str) -> bool {
         use sqlparser::ast::{Expr, Set, Statement, Value as V};
         let Ok(Statement::Set(set)) = crate::sql::parse_one(sql) else {
-            return;
+            return false;
         };
         let pairs: Vec<(String, Expr)> = match set {
             Set::SingleAssignment {
@@ -1239,6 +1406,7 @@ impl Session {
                 .collect(),
             _ => Vec::new(),
         };
+        let mut only_autocommit = !pairs.is_empty();
         for (name, value) in pairs {
             let name = name.to_ascii_lowercase();
             let name = name
@@ -1258,14 +1426,16 @@ impl Session {
                 "autocommit" => match text.as_str() {
                     "0" | "off" | "false" => self.autocommit = false,
                     "1" | "on" | "true" => self.autocommit = true,
-                    _ => {}
+                    _ => only_autocommit = false,
                 },
                 "max_execution_time" => {
+                    only_autocommit = false;
                     self.max_execution_time_ms = text.parse::<u64>().ok().filter(|v| *v > 0)
                 }
-                _ => {}
+                _ => only_autocommit = false,
             }
         }
+        only_autocommit
     }
 
     /// `SET workload = …` / `SET transaction_mode = …`: the gateway's own variables, never
@@ -1357,6 +1527,23 @@ impl Session {
                 return Some(*id);
             }
         }
+        // A connection of ours still being reset for the pool serves again: waiting for the
+        // pool instead could wait on ourselves. The reset cleared our settings: replay them.
+        let resetting = self
+            .backends
+            .iter()
+            .find(|(_, s)| s.key == key && s.reset.is_some())
+            .map(|(id, _)| *id);
+        if let Some(id) = resetting {
+            let sets = self.sets.clone();
+            if let Some(s) = self.backends.get_mut(&id) {
+                s.reset = None;
+                s.queue
+                    .extend(sets.into_iter().map(|set| (set, Owner::Internal)));
+            }
+            self.by_shard.insert(key, id);
+            return Some(id);
+        }
         let idx = if shard == SEQUENCE_CONN { 0 } else { shard };
         self.open_side_backend(ks, idx, key)
     }
@@ -1404,7 +1591,12 @@ impl Session {
             owner: Owner::None,
             in_txn: false,
             close_when_idle: false,
+            reset: None,
+            connect_deadline_us: (self.gw.limits.shard_connect_timeout_ms > 0).then(|| {
+                self.now_us + self.gw.limits.shard_connect_timeout_ms.saturating_mul(1000)
+            }),
         };
+        let pooled = slot.pooled();
         if shard < KILLER_BASE {
             for set in &self.sets {
                 slot.queue.push_back((set.clone(), Owner::Internal));
@@ -1415,6 +1607,7 @@ impl Session {
         self.events.push_back(SessionEvent::OpenBackend {
             id,
             address: s.address.clone(),
+            pooled,
         });
         Some(id)
     }
@@ -1465,6 +1658,9 @@ impl Session {
         );
         let owner = match &ev {
             BackendEvent::Connected { .. } => {
+                if let Some(s) = self.backends.get_mut(&id) {
+                    s.connect_deadline_us = None;
+                }
                 if let Exec::Connecting { backend } = self.exec {
                     if backend == id {
                         self.exec = Exec::Idle;
@@ -1489,8 +1685,22 @@ impl Session {
         match owner {
             Owner::Exec(g) if g == self.gen => self.on_exec_event(id, ev),
             Owner::Internal => {
-                if let BackendEvent::Error(e) = &ev {
-                    tracing::warn!(conn = self.connection_id(), backend = id, error = %e, "session statement failed on a backend");
+                let resetting = self.backends.get(&id).is_some_and(|s| s.reset.is_some());
+                match &ev {
+                    BackendEvent::Error(e) if resetting => {
+                        // Its settings could not be cleared: never lend it to another session.
+                        tracing::warn!(conn = self.connection_id(), backend = id, error = %e, "backend reset failed; closing it");
+                        self.drop_backend(id);
+                    }
+                    BackendEvent::Ok { .. } if resetting => {
+                        if let Some(s) = self.backends.get_mut(&id) {
+                            s.reset = Some(true);
+                        }
+                    }
+                    BackendEvent::Error(e) => {
+                        tracing::warn!(conn = self.connection_id(), backend = id, error = %e, "session statement failed on a backend");
+                    }
+                    _ => {}
                 }
             }
             Owner::Tail => {

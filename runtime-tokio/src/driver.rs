@@ -10,6 +10,7 @@
 use crate::clock::Clock;
 use crate::embedded::EmbeddedShards;
 use crate::net::Net;
+use crate::pool::{Acquired, Idle, Lease, Pools};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardgate_core::gateway::{Gateway, ShardAddress};
@@ -40,6 +41,14 @@ pub struct Driver<N: Net> {
     controls: Mutex<BTreeMap<u32, UnboundedSender<Control>>>,
     /// Set on SIGTERM/SIGINT: stop accepting; sessions close once their statement is done.
     draining: tokio::sync::watch::Sender<bool>,
+    /// Backend connection pools, one per tablet.
+    pools: Pools<BackendStream<N::Stream>>,
+}
+
+/// A session's backend socket, and the pool capacity it holds (none for side connections).
+struct Backend<S: Send + 'static> {
+    stream: BackendStream<S>,
+    lease: Option<Lease<BackendStream<S>>>,
 }
 
 impl<N: Net> Driver<N> {
@@ -52,12 +61,13 @@ impl<N: Net> Driver<N> {
     ) -> Arc<Self> {
         Arc::new(Driver {
             net,
-            gateway,
             embedded,
             clock: Clock::new(),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
             controls: Mutex::new(BTreeMap::new()),
             draining: tokio::sync::watch::channel(false).0,
+            pools: Pools::new(&gateway),
+            gateway,
         })
     }
 
@@ -85,6 +95,7 @@ impl<N: Net> Driver<N> {
 
     /// Accepts clients forever, one task each.
     pub async fn serve(self: Arc<Self>, mut listener: N::Listener) -> io::Result<()> {
+        tokio::spawn(expire_idle_backends(Arc::downgrade(&self)));
         let mut drain = self.draining.subscribe();
         loop {
             let accepted = tokio::select! {
@@ -126,7 +137,7 @@ impl<N: Net> Driver<N> {
     pub async fn run_client(self: Arc<Self>, mut client: N::Stream, id: u32) {
         let mut session = Session::new(self.gateway.clone(), id, self.scramble());
         session.set_now(self.clock.now_us());
-        let mut backends: BTreeMap<BackendId, BackendStream<N::Stream>> = BTreeMap::new();
+        let mut backends: BTreeMap<BackendId, Backend<N::Stream>> = BTreeMap::new();
         let mut buf = vec![0u8; 64 * 1024];
         let (tx, mut rx) = unbounded_channel();
         if let Ok(mut c) = self.controls.lock() {
@@ -198,25 +209,36 @@ impl<N: Net> Driver<N> {
         &self,
         session: &mut Session,
         client: &mut N::Stream,
-        backends: &mut BTreeMap<BackendId, BackendStream<N::Stream>>,
+        backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
     ) -> io::Result<()> {
         loop {
             let mut moved = false;
             while let Some(ev) = session.poll_event() {
                 moved = true;
                 match ev {
-                    SessionEvent::OpenBackend { id, address } => match self.open(&address).await {
-                        Ok(s) => {
-                            backends.insert(id, s);
+                    SessionEvent::OpenBackend {
+                        id,
+                        address,
+                        pooled,
+                    } => {
+                        self.open_backend(session, backends, id, &address, pooled)
+                            .await
+                    }
+                    SessionEvent::ReleaseBackend { id } => {
+                        let backend = backends.remove(&id);
+                        if let (Some(b), Some(conn)) = (backend, session.take_released(id)) {
+                            if let Some(lease) = b.lease {
+                                let idle = Idle {
+                                    stream: b.stream,
+                                    conn,
+                                };
+                                lease.release(idle, self.clock.now_us());
+                            }
                         }
-                        Err(e) => {
-                            tracing::warn!(conn = session.connection_id(), backend = id, error = %e, "cannot connect to shard");
-                            session.handle_backend_close(id);
-                        }
-                    },
+                    }
                     SessionEvent::CloseBackend { id } => {
-                        if let Some(mut s) = backends.remove(&id) {
-                            let _ = s.shutdown().await;
+                        if let Some(mut b) = backends.remove(&id) {
+                            let _ = b.stream.shutdown().await;
                         }
                     }
                     SessionEvent::Kill { target, query_only } => {
@@ -234,7 +256,7 @@ impl<N: Net> Driver<N> {
             while let Some((id, bytes)) = session.poll_backend_transmit() {
                 moved = true;
                 let failed = match backends.get_mut(&id) {
-                    Some(s) => s.write_all(&bytes).await.is_err(),
+                    Some(b) => b.stream.write_all(&bytes).await.is_err(),
                     None => false,
                 };
                 if failed {
@@ -252,11 +274,88 @@ impl<N: Net> Driver<N> {
         }
     }
 
+    /// Gets backend `id` a connection: from the tablet's pool when `pooled` (an idle one is
+    /// adopted by the session, else a new one is opened within the pool's capacity), else a
+    /// new one outside any pool.
+    async fn open_backend(
+        &self,
+        session: &mut Session,
+        backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
+        id: BackendId,
+        address: &ShardAddress,
+        pooled: bool,
+    ) {
+        let pool = if pooled {
+            self.pools.get(address)
+        } else {
+            None
+        };
+        let lease = match pool {
+            None => None,
+            Some(pool) => loop {
+                match pool.acquire(self.clock).await {
+                    Err(e) => {
+                        tracing::warn!(conn = session.connection_id(), backend = id, error = %e, "no pooled connection");
+                        session.handle_backend_error(id, e);
+                        return;
+                    }
+                    Ok(Acquired::Reuse(mut idle, lease)) => {
+                        if !is_alive(&mut idle.stream) {
+                            // Closed by the server while idle (wait_timeout, restart): drop it
+                            // (its capacity goes back) and try again.
+                            continue;
+                        }
+                        backends.insert(
+                            id,
+                            Backend {
+                                stream: idle.stream,
+                                lease: Some(lease),
+                            },
+                        );
+                        session.adopt_backend(id, idle.conn);
+                        return;
+                    }
+                    Ok(Acquired::Open(lease)) => break Some(lease),
+                }
+            },
+        };
+        match self.open(address).await {
+            Ok(stream) => {
+                backends.insert(id, Backend { stream, lease });
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                tracing::warn!(conn = session.connection_id(), backend = id, error = %e, "cannot connect to shard");
+                session.handle_backend_error(
+                    id,
+                    shardgate_core::SqlError::new(
+                        shardgate_core::error::codes::ER_CONNECT_TO_FOREIGN_DATA_SOURCE,
+                        "HY000",
+                        format!("Unable to connect to shard: {e}"),
+                    ),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(conn = session.connection_id(), backend = id, error = %e, "cannot connect to shard");
+                session.handle_backend_close(id);
+            }
+        }
+    }
+
     async fn open(&self, address: &ShardAddress) -> io::Result<BackendStream<N::Stream>> {
         match address {
-            ShardAddress::Mysql { host, port, .. } => Ok(BackendStream::Net(
-                self.net.connect(&format!("{host}:{port}")).await?,
-            )),
+            ShardAddress::Mysql { host, port, .. } => {
+                let addr = format!("{host}:{port}");
+                let ms = self.gateway.limits.shard_connect_timeout_ms;
+                let due = self.clock.now_us() + ms.saturating_mul(1000);
+                let clock = self.clock;
+                tokio::select! {
+                    s = self.net.connect(&addr) => Ok(BackendStream::Net(s?)),
+                    _ = clock.sleep_until_us(due), if ms > 0 => Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no TCP connection to {addr} within {ms} ms"),
+                    )),
+                }
+            }
             ShardAddress::Embedded { name, .. } => Ok(BackendStream::Embedded(
                 self.embedded.connect(name, self.clock)?,
             )),
@@ -272,9 +371,9 @@ enum Input {
 
 /// Waits until a control message, the client, or any backend has something (in that order,
 /// so a KILL is never starved by a busy stream).
-async fn read_any<S: AsyncRead + Unpin>(
+async fn read_any<S: AsyncRead + Unpin + Send + 'static>(
     client: &mut S,
-    backends: &mut BTreeMap<BackendId, BackendStream<S>>,
+    backends: &mut BTreeMap<BackendId, Backend<S>>,
     paused: &[BackendId],
     control: &mut UnboundedReceiver<Control>,
     buf: &mut [u8],
@@ -290,15 +389,50 @@ where
         if let Poll::Ready(r) = Pin::new(&mut *client).poll_read(cx, &mut rb) {
             return Poll::Ready(Input::Client(r.map(|_| rb.filled().len())));
         }
-        for (id, s) in backends.iter_mut().filter(|(id, _)| !paused.contains(id)) {
+        for (id, b) in backends.iter_mut().filter(|(id, _)| !paused.contains(id)) {
             let mut rb = ReadBuf::new(buf);
-            if let Poll::Ready(r) = Pin::new(s).poll_read(cx, &mut rb) {
+            if let Poll::Ready(r) = Pin::new(&mut b.stream).poll_read(cx, &mut rb) {
                 return Poll::Ready(Input::Backend(*id, r.map(|_| rb.filled().len())));
             }
         }
         Poll::Pending
     })
     .await
+}
+
+/// An idle pooled socket is alive when reading would block: end-of-stream, an error or
+/// unexpected bytes mean the server closed it (or it is out of step) while it sat idle.
+fn is_alive<S: AsyncRead + Unpin>(stream: &mut S) -> bool {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut byte = [0u8; 1];
+    let mut rb = ReadBuf::new(&mut byte);
+    matches!(Pin::new(stream).poll_read(&mut cx, &mut rb), Poll::Pending)
+}
+
+/// Closes pooled connections idle past the idle timeout, until the driver is gone.
+async fn expire_idle_backends<N: Net>(driver: std::sync::Weak<Driver<N>>) {
+    loop {
+        let (clock, every_ms) = match driver.upgrade() {
+            Some(d) => {
+                let ms = d.gateway.limits.pool.idle_timeout_ms;
+                if ms == 0 {
+                    return;
+                }
+                (d.clock, (ms / 4).clamp(100, 10_000))
+            }
+            None => return,
+        };
+        clock.sleep_until_ms(clock.now_ms() + every_ms).await;
+        match driver.upgrade() {
+            Some(d) => {
+                let n = d.pools.expire_idle(d.clock.now_us());
+                if n > 0 {
+                    tracing::debug!(closed = n, "closed idle backend connections");
+                }
+            }
+            None => return,
+        }
+    }
 }
 
 /// A backend socket: over the network, or a pipe to an in-process engine.

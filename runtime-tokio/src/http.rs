@@ -6,7 +6,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Map, Value};
-use shardgate_core::gateway::{Gateway, LATENCY_BUCKETS_US};
+use shardgate_core::gateway::{Gateway, Histogram};
+use shardgate_core::pool::PoolStats;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -58,12 +59,23 @@ pub fn debug_vars(gw: &Gateway) -> Value {
     for (code, n) in &stats.errors {
         errors.insert(code.to_string(), json!(n));
     }
-    let mut buckets = Map::new();
-    for (i, n) in stats.latency.counts.iter().enumerate() {
-        let name = LATENCY_BUCKETS_US
-            .get(i)
-            .map_or_else(|| "inf".to_string(), |b| b.to_string());
-        buckets.insert(name, json!(n));
+    let mut pools = Map::new();
+    for p in gw.pools.values() {
+        pools.insert(
+            p.tablet.clone(),
+            json!({
+                "Capacity": p.capacity,
+                "Open": p.open.load(Ordering::Relaxed),
+                "InUse": p.in_use.load(Ordering::Relaxed),
+                "Idle": p.idle.load(Ordering::Relaxed),
+                "Waiting": p.waiting.load(Ordering::Relaxed),
+                "Opened": p.opened.load(Ordering::Relaxed),
+                "Reused": p.reused.load(Ordering::Relaxed),
+                "Closed": p.closed.load(Ordering::Relaxed),
+                "WaitTimeouts": p.timeouts.load(Ordering::Relaxed),
+                "WaitTime": histogram_json(&p.wait_snapshot()),
+            }),
+        );
     }
     let mut shards = Vec::new();
     for k in gw.topology.keyspaces.values() {
@@ -81,11 +93,8 @@ pub fn debug_vars(gw: &Gateway) -> Value {
         "QueriesProcessedByPlanKeyspace": queries,
         "ErrorsByCode": errors,
         "RowsReturned": stats.rows_returned,
-        "QueryLatency": {
-            "BucketsUpperBoundMicros": buckets,
-            "Count": stats.latency.count(),
-            "TotalMicros": stats.latency.total_us(),
-        },
+        "QueryLatency": histogram_json(&stats.latency),
+        "Pools": pools,
         "PlanCache": { "Hits": cache.hits, "Misses": cache.misses, "Entries": cache.entries },
         "Shards": shards,
     })
@@ -149,32 +158,119 @@ pub fn prometheus(gw: &Gateway) -> String {
         let _ = writeln!(o, "shardgate_errors_total{{code=\"{code}\"}} {n}");
     }
     let _ = writeln!(o, "# HELP shardgate_query_duration_seconds Statement latency at the gateway.\n# TYPE shardgate_query_duration_seconds histogram");
+    prometheus_histogram(
+        &mut o,
+        "shardgate_query_duration_seconds",
+        "",
+        &stats.latency,
+    );
+    let gauges: [(&str, &str, fn(&PoolStats) -> u64); 5] = [
+        ("capacity", "Most connections the pool opens.", |p| {
+            p.capacity as u64
+        }),
+        ("open", "Open connections (idle included).", |p| {
+            p.open.load(Ordering::Relaxed)
+        }),
+        ("in_use", "Connections lent to sessions.", |p| {
+            p.in_use.load(Ordering::Relaxed)
+        }),
+        ("idle", "Idle connections.", |p| {
+            p.idle.load(Ordering::Relaxed)
+        }),
+        ("waiting", "Sessions waiting for a connection.", |p| {
+            p.waiting.load(Ordering::Relaxed)
+        }),
+    ];
+    for (name, help, get) in gauges {
+        let _ = writeln!(
+            o,
+            "# HELP shardgate_pool_{name} {help}\n# TYPE shardgate_pool_{name} gauge"
+        );
+        for p in gw.pools.values() {
+            let _ = writeln!(
+                o,
+                "shardgate_pool_{name}{{tablet=\"{}\"}} {}",
+                p.tablet,
+                get(p)
+            );
+        }
+    }
+    let counters: [(&str, &str, fn(&PoolStats) -> u64); 4] = [
+        ("opened", "Connections opened.", |p| {
+            p.opened.load(Ordering::Relaxed)
+        }),
+        ("reused", "Idle connections handed out again.", |p| {
+            p.reused.load(Ordering::Relaxed)
+        }),
+        ("closed", "Connections closed by the pool.", |p| {
+            p.closed.load(Ordering::Relaxed)
+        }),
+        (
+            "wait_timeouts",
+            "Acquires that gave up waiting (answered with an error).",
+            |p| p.timeouts.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, get) in counters {
+        let _ = writeln!(
+            o,
+            "# HELP shardgate_pool_{name}_total {help}\n# TYPE shardgate_pool_{name}_total counter"
+        );
+        for p in gw.pools.values() {
+            let _ = writeln!(
+                o,
+                "shardgate_pool_{name}_total{{tablet=\"{}\"}} {}",
+                p.tablet,
+                get(p)
+            );
+        }
+    }
+    let _ = writeln!(o, "# HELP shardgate_pool_wait_seconds Time sessions waited for a backend connection.\n# TYPE shardgate_pool_wait_seconds histogram");
+    for p in gw.pools.values() {
+        let labels = format!("tablet=\"{}\",", p.tablet);
+        prometheus_histogram(
+            &mut o,
+            "shardgate_pool_wait_seconds",
+            &labels,
+            &p.wait_snapshot(),
+        );
+    }
+    o
+}
+
+/// Vitess timings shape: counts and total time per bucket, and the totals.
+fn histogram_json(h: &Histogram) -> Value {
+    let mut counts = Map::new();
+    let mut totals = Map::new();
+    for ((name, n), t) in h.bucket_names().zip(&h.counts).zip(&h.totals_us) {
+        counts.insert(name.clone(), json!(n));
+        totals.insert(name, json!(t));
+    }
+    json!({
+        "BucketsUpperBoundMicros": counts,
+        "TotalMicrosByBucket": totals,
+        "Count": h.count(),
+        "TotalMicros": h.total_us(),
+    })
+}
+
+/// One Prometheus histogram (cumulative buckets in seconds, sum, count); `labels` is empty
+/// or ends with a comma.
+fn prometheus_histogram(o: &mut String, name: &str, labels: &str, h: &Histogram) {
     let mut cumulative = 0u64;
-    for (i, n) in stats.latency.counts.iter().enumerate() {
+    for (i, n) in h.counts.iter().enumerate() {
         cumulative += n;
-        let le = LATENCY_BUCKETS_US
+        let le = h
+            .bounds
             .get(i)
             .map_or_else(|| "+Inf".to_string(), |b| format!("{}", *b as f64 / 1e6));
-        let _ = writeln!(
-            o,
-            "shardgate_query_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-        );
+        let _ = writeln!(o, "{name}_bucket{{{labels}le=\"{le}\"}} {cumulative}");
     }
-    if stats.latency.counts.is_empty() {
-        let _ = writeln!(
-            o,
-            "shardgate_query_duration_seconds_bucket{{le=\"+Inf\"}} 0"
-        );
-    }
-    let _ = writeln!(
-        o,
-        "shardgate_query_duration_seconds_sum {}",
-        stats.latency.total_us() as f64 / 1e6
-    );
-    let _ = writeln!(
-        o,
-        "shardgate_query_duration_seconds_count {}",
-        stats.latency.count()
-    );
-    o
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", labels.trim_end_matches(','))
+    };
+    let _ = writeln!(o, "{name}_sum{braces} {}", h.total_us() as f64 / 1e6);
+    let _ = writeln!(o, "{name}_count{braces} {}", h.count());
 }

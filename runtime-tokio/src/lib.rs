@@ -9,4 +9,5 @@ pub mod embedded;
 pub mod http;
 pub mod net;
 pub mod oneshot;
+pub mod pool;
 pub mod querylog;

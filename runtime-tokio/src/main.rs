@@ -55,6 +55,18 @@ struct LimitArgs {
     /// How long in-flight statements may run after SIGTERM/SIGINT before the process exits.
     #[arg(long, default_value_t = 10_000)]
     shutdown_grace_ms: u64,
+    /// Connecting to a shard (TCP, handshake, authentication) must finish within this time.
+    #[arg(long, default_value_t = 5_000)]
+    shard_connect_timeout_ms: u64,
+    /// Backend connections per tablet at most, idle ones included (0: unbounded).
+    #[arg(long, default_value_t = 128)]
+    pool_size: usize,
+    /// Pooled backend connections idle this long are closed.
+    #[arg(long, default_value_t = 60_000)]
+    pool_idle_timeout_ms: u64,
+    /// A statement waits at most this long for a pooled connection, then gets ERR 1203.
+    #[arg(long, default_value_t = 5_000)]
+    pool_acquire_timeout_ms: u64,
 }
 
 /// Where the shards are.
@@ -203,6 +215,12 @@ async fn serve(cli: &Cli) -> Result<(), String> {
         idle_timeout_ms: l.idle_timeout_ms,
         handshake_timeout_ms: l.handshake_timeout_ms,
         oltp_max_rows: l.oltp_max_rows,
+        shard_connect_timeout_ms: l.shard_connect_timeout_ms,
+        pool: shardgate_core::pool::PoolConfig {
+            max_size: l.pool_size,
+            idle_timeout_ms: l.pool_idle_timeout_ms,
+            acquire_timeout_ms: l.pool_acquire_timeout_ms,
+        },
         ..Default::default()
     });
     if let Some(target) = &cli.query_log {

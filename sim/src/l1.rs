@@ -1305,10 +1305,29 @@ impl Harness for L1World {
                 "{sessions} gateway session(s) still registered after every client left"
             ));
         }
-        for who in self.open_backends() {
-            failures.push(format!(
-                "backend connection {who} leaked: still open after every client left"
-            ));
+        // Idle pooled connections stay open by design; anything beyond them leaked.
+        let pooled_idle: u64 = self
+            .gw
+            .pools
+            .values()
+            .map(|p| p.idle.load(Ordering::Relaxed))
+            .sum();
+        let open = self.open_backends();
+        if open.len() as u64 > pooled_idle {
+            for who in open {
+                failures.push(format!(
+                    "backend connection {who} leaked: still open after every client left ({pooled_idle} idle in pools)"
+                ));
+            }
+        }
+        for p in self.gw.pools.values() {
+            let in_use = p.in_use.load(Ordering::Relaxed);
+            if in_use != 0 {
+                failures.push(format!(
+                    "pool {}: {in_use} connection(s) still lent out after every client left",
+                    p.tablet
+                ));
+            }
         }
         let violations: Vec<String> = self.shared.borrow().violations.clone();
         failures.extend(

@@ -32,6 +32,7 @@ use crate::trace::{Decoded, Kind, Tracker};
 use bytes::Bytes;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use shardgate_core::backend::BackendConn;
 use shardgate_core::gateway::{Gateway, Keyspace, Shard, ShardAddress, Topology};
 use shardgate_core::server::ServerConfig;
 use shardgate_core::session::{BackendId, Session, SessionEvent};
@@ -91,6 +92,9 @@ struct BackendPipe {
     from_shard: String,
     who: String,
     gateway_closed: bool,
+    /// Given back to the gateway's pool: the idle connection's protocol state, until a
+    /// session adopts it.
+    parked: Option<BackendConn>,
 }
 
 struct ShardHost {
@@ -262,9 +266,10 @@ impl World {
 
     /// Backend connections still open on the shard side.
     pub fn open_backends(&self) -> Vec<String> {
+        // Parked connections are idle in the gateway's pool, not leaked.
         self.backends
             .values()
-            .filter(|p| p.engine.is_some())
+            .filter(|p| p.engine.is_some() && p.parked.is_none())
             .map(|p| p.who.clone())
             .collect()
     }
@@ -359,7 +364,21 @@ impl World {
         while let Some(ev) = self.clients[ci].session.poll_event() {
             moved = true;
             match ev {
-                SessionEvent::OpenBackend { id, address } => self.open_backend(ci, id, address),
+                SessionEvent::OpenBackend {
+                    id,
+                    address,
+                    pooled,
+                } => {
+                    if !(pooled && self.adopt_parked(ci, id, &address)) {
+                        self.open_backend(ci, id, address)
+                    }
+                }
+                SessionEvent::ReleaseBackend { id } => {
+                    let conn = self.clients[ci].session.take_released(id);
+                    if let (Some(p), Some(conn)) = (self.backends.get_mut(&(ci, id)), conn) {
+                        p.parked = Some(conn);
+                    }
+                }
                 SessionEvent::CloseBackend { id } => {
                     if let Some(p) = self.backends.get_mut(&(ci, id)) {
                         p.gateway_closed = true;
@@ -417,6 +436,63 @@ impl World {
         moved
     }
 
+    /// The gateway's pool in L0: a session needing a connection to a shard adopts an idle
+    /// (parked) one — its own most recent first, then the oldest of another client's — under
+    /// its new backend id. A parked connection whose shard went away is dropped instead.
+    fn adopt_parked(&mut self, ci: usize, id: BackendId, address: &ShardAddress) -> bool {
+        let ShardAddress::Embedded { name, .. } = address else {
+            return false;
+        };
+        let Some(hi) = self.hosts.iter().position(|h| &h.name == name) else {
+            return false;
+        };
+        // A partition does not stop an idle connection from being lent out: like a real
+        // socket, its segments are held until the heal (only new connects are refused).
+        if self.hosts[hi].crashed {
+            return false;
+        }
+        let usable = |p: &BackendPipe| {
+            p.host == hi
+                && p.parked.is_some()
+                && p.engine.is_some()
+                && !p.gateway_closed
+                && !p.up.is_done()
+                && !p.down.is_done()
+        };
+        let own = self
+            .backends
+            .iter()
+            .rev()
+            .find(|(k, p)| k.0 == ci && usable(p))
+            .map(|(k, _)| *k);
+        let key = own.or_else(|| {
+            self.backends
+                .iter()
+                .find(|(_, p)| usable(p))
+                .map(|(k, _)| *k)
+        });
+        let Some(key) = key else {
+            return false;
+        };
+        let Some(mut pipe) = self.backends.remove(&key) else {
+            return false;
+        };
+        let Some(conn) = pipe.parked.take() else {
+            return false;
+        };
+        if key.0 != ci {
+            let label = format!("{}.{}", self.clients[ci].name, id);
+            let display = self.hosts[hi].display.clone();
+            pipe.to_shard = format!("gateway {label} -> shard {display}");
+            pipe.from_shard = format!("shard {display} -> gateway {label}");
+            pipe.who = format!("shard {display} ({label})");
+        }
+        self.backends.insert((ci, id), pipe);
+        self.clients[ci].session.adopt_backend(id, conn);
+        self.drain_logs();
+        true
+    }
+
     fn open_backend(&mut self, ci: usize, id: BackendId, address: ShardAddress) {
         let label = format!("{}.{}", self.clients[ci].name, id);
         let host = match &address {
@@ -469,6 +545,7 @@ impl World {
             from_shard: format!("shard {display} -> gateway {label}"),
             who: format!("shard {display} ({label})"),
             gateway_closed: false,
+            parked: None,
         };
         let text = format!("{}  connect", pipe.to_shard);
         self.line("", &text);

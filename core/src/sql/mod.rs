@@ -2,9 +2,11 @@
 //! batches and mapping parser errors to MySQL's 1064.
 
 mod normalize;
+mod reserve;
 mod split;
 
 pub use normalize::{normalize, render_with_params, Literal, LiteralKind, Normalized};
+pub use reserve::needs_reserved_connection;
 pub use split::split_statements;
 
 use crate::error::SqlError;

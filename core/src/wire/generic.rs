@@ -1,6 +1,6 @@
 //! The generic response packets: OK, ERR and EOF, both directions.
 
-use super::codec::{put_lenenc_int, DecodeError, DecodeResult, Reader};
+use super::codec::{put_lenenc_int, put_lenenc_str, DecodeError, DecodeResult, Reader};
 use super::consts::cap;
 use crate::error::SqlError;
 use bytes::BufMut;
@@ -37,8 +37,10 @@ pub fn put_ok(out: &mut impl BufMut, ok: &OkInfo, header: u8, caps: u32) {
         out.put_u16_le(ok.status);
     }
     if !ok.info.is_empty() {
-        // Without SESSION_TRACK the info is the rest of the packet (EOF-string).
-        out.put_slice(ok.info.as_bytes());
+        // Length-encoded, as MariaDB servers always send it: libmariadb reads it so whatever
+        // the capabilities (a bare string fails there with 2027), and MySQL's client without
+        // SESSION_TRACK takes the rest of the packet, length byte included.
+        put_lenenc_str(out, ok.info.as_bytes());
     }
 }
 
@@ -58,10 +60,17 @@ pub fn decode_ok(payload: &[u8], caps: u32) -> DecodeResult<OkInfo> {
     } else if caps & cap::TRANSACTIONS != 0 {
         status = r.u16()?;
     }
-    let info = if caps & cap::SESSION_TRACK != 0 && !r.is_empty() {
-        String::from_utf8_lossy(r.lenenc_str()?).into_owned()
+    let rest = r.rest();
+    let info = if !rest.is_empty() {
+        // Length-encoded (MariaDB, and MySQL with SESSION_TRACK); a bare string (MySQL
+        // without SESSION_TRACK) is taken as is when it doesn't parse as one.
+        let mut lr = Reader::new(rest);
+        match lr.lenenc_str() {
+            Ok(s) => String::from_utf8_lossy(s).into_owned(),
+            Err(_) => String::from_utf8_lossy(rest).into_owned(),
+        }
     } else {
-        String::from_utf8_lossy(r.rest()).into_owned()
+        String::new()
     };
     Ok(OkInfo {
         affected_rows,

@@ -104,8 +104,11 @@ impl EngineConn {
                 return 0;
             }
             Request::ResetConnection => {
+                // As in MySQL: everything of the session goes (transaction, variables,
+                // temporary state) except the connection and its current database.
+                let database = self.session.database.clone();
                 engine.end_session(&mut self.session);
-                self.session = EngineSession::new(self.conn.connection_id(), None);
+                self.session = EngineSession::new(self.conn.connection_id(), database.as_deref());
                 self.answer_ok(Ok(()));
                 return 0;
             }

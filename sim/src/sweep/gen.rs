@@ -1197,7 +1197,7 @@ impl Gen<'_> {
     /// shard holds its answers (`stall`); after the heal/resume it completes normally.
     fn fault_hold(&mut self, partition: bool) {
         let x = self.shard();
-        // Client a's connections to every shard are open and idle: nothing new to connect.
+        // The probe leaves an idle pooled connection to every shard: nothing new to connect.
         let t = self.table();
         let probe = Stmt::read(format!("select count(*) from {}", t.name), Order::Fixed);
         self.run("a", &probe);
