@@ -22,6 +22,7 @@ fn explain_sql(sql: &str) -> String {
             let b = Bindings {
                 original: sql,
                 literals: &p.literals,
+                join_values: &[],
             };
             explain(&p.plan, &b, &gw.topology, &|ks| {
                 gw.shard_maps.get(ks).cloned()
