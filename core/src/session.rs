@@ -334,6 +334,12 @@ impl Session {
     /// May the driver read more from backend `id`? No while a streaming merge already holds
     /// many rows of that shard (it waits for the others): memory stays bounded.
     pub fn wants_backend_input(&self, id: BackendId) -> bool {
+        if let Exec::Join(j) = &self.exec {
+            return match j.parts.iter().position(|p| p.backend == id) {
+                Some(i) => j.merger.queued(i) < self.gw.limits.merge_queue_rows,
+                None => true,
+            };
+        }
         let Exec::Route(r) = &self.exec else {
             return true;
         };
@@ -833,27 +839,9 @@ impl Session {
         merger: Option<Merger>,
         first_id: Option<u64>,
     ) {
-        if self.in_txn && self.transaction_mode == TransactionMode::Single {
-            let mut shards: Vec<(String, usize)> = self
-                .backends
-                .values()
-                .filter(|s| s.in_txn)
-                .map(|s| s.key.clone())
-                .collect();
-            shards.extend(queries.iter().map(|(sh, _)| (ks.to_string(), *sh)));
-            shards.sort();
-            shards.dedup();
-            if shards.len() > 1 {
-                let names: Vec<String> = shards.iter().map(|k| self.shard_label(k)).collect();
-                return self.fail(&SqlError::new(
-                    1105,
-                    "HY000",
-                    format!(
-                        "multi-shard transaction not allowed in SINGLE transaction_mode: [{}]",
-                        names.join(", ")
-                    ),
-                ));
-            }
+        let shards: Vec<usize> = queries.iter().map(|(sh, _)| *sh).collect();
+        if let Some(e) = self.single_mode_violation(ks, &shards) {
+            return self.fail(&e);
         }
         let gen = self.next_gen();
         let mut parts = Vec::with_capacity(queries.len());
@@ -882,6 +870,35 @@ impl Session {
             ok: OkInfo::default(),
             first_id,
         });
+    }
+
+    /// In a SINGLE-mode transaction, a statement reaching shards `shards` of `ks` must stay on
+    /// the one shard the transaction already uses.
+    fn single_mode_violation(&self, ks: &str, shards: &[usize]) -> Option<SqlError> {
+        if !self.in_txn || self.transaction_mode != TransactionMode::Single {
+            return None;
+        }
+        let mut all: Vec<(String, usize)> = self
+            .backends
+            .values()
+            .filter(|s| s.in_txn)
+            .map(|s| s.key.clone())
+            .collect();
+        all.extend(shards.iter().map(|sh| (ks.to_string(), *sh)));
+        all.sort();
+        all.dedup();
+        if all.len() <= 1 {
+            return None;
+        }
+        let names: Vec<String> = all.iter().map(|k| self.shard_label(k)).collect();
+        Some(SqlError::new(
+            1105,
+            "HY000",
+            format!(
+                "multi-shard transaction not allowed in SINGLE transaction_mode: [{}]",
+                names.join(", ")
+            ),
+        ))
     }
 
     fn start_insert(&mut self, planned: Planned, sql: String, ins: &InsertPlan) {
@@ -1703,6 +1720,7 @@ impl Session {
             columns: j.columns.clone(),
             visible: j.visible,
             order_by: j.order_by.clone(),
+            filters: j.filters.clone(),
             limit: limit.map(|l| l.0),
             offset: limit.map_or(0, |l| l.1),
             max_buffered_rows: self.gw.limits.oltp_max_rows,
@@ -1737,6 +1755,11 @@ impl Session {
         queries: impl Iterator<Item = (usize, String)>,
         gen: u64,
     ) -> Result<Vec<Part>, SqlError> {
+        let queries: Vec<(usize, String)> = queries.collect();
+        let shards: Vec<usize> = queries.iter().map(|(sh, _)| *sh).collect();
+        if let Some(e) = self.single_mode_violation(ks, &shards) {
+            return Err(e);
+        }
         let mut parts = Vec::new();
         for (shard, sql) in queries {
             let id = self.backend_for(ks, shard).ok_or_else(|| {

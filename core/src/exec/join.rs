@@ -59,6 +59,8 @@ pub struct JoinShape {
     pub visible: usize,
     /// (index into `columns`, descending).
     pub order_by: Vec<(usize, bool)>,
+    /// `right.col IS [NOT] NULL` after a LEFT JOIN: (index into `columns`, true: IS NULL).
+    pub filters: Vec<(usize, bool)>,
     pub limit: Option<u64>,
     pub offset: u64,
     /// Most rows held at once: the left side, and the joined rows before an ORDER BY.
@@ -366,6 +368,12 @@ impl Joiner {
     }
 
     fn emit(&mut self, row: Cells) -> Result<(), SqlError> {
+        for &(c, is_null) in &self.shape.filters {
+            let cell = row.get(self.cell_index(c)).cloned().flatten();
+            if cell.is_none() != is_null {
+                return Ok(());
+            }
+        }
         if self.shape.order_by.is_empty() {
             self.release(row);
             return Ok(());
@@ -408,6 +416,7 @@ mod tests {
             columns: vec![(Side::Left, 0), (Side::Right, 0)],
             visible: 2,
             order_by: vec![],
+            filters: vec![],
             limit: None,
             offset: 0,
             max_buffered_rows: 10,
@@ -532,6 +541,28 @@ mod tests {
         j.probe_done().unwrap();
         assert!(j.limit_reached());
         assert!(j.next_probe().is_none());
+    }
+
+    #[test]
+    fn is_null_filters_keep_only_unmatched_left_rows() {
+        let mut s = shape(JoinKind::Left);
+        // WHERE r.total IS NULL: the right column as a hidden output column.
+        s.columns.push((Side::Right, 0));
+        s.filters = vec![(2, true)];
+        let mut j = Joiner::new(s);
+        j.left_columns(&left_defs()).unwrap();
+        j.left_row(&row(&[Some("a"), Some("1")])).unwrap();
+        j.left_row(&row(&[Some("b"), Some("2")])).unwrap();
+        j.next_probe().unwrap();
+        j.right_columns(&[ColumnDef::new("total", ColumnType::Long)])
+            .unwrap();
+        j.right_row(&row(&[Some("10")])).unwrap();
+        j.probe_done().unwrap();
+        j.next_probe().unwrap();
+        j.probe_done().unwrap();
+        j.finish();
+        assert_eq!(j.output_columns().unwrap().len(), 2);
+        assert_eq!(drain(&mut j), vec![vec![Some("b".into()), None]]);
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub struct JoinPlan {
     pub visible: usize,
     /// ORDER BY keys as (index into `columns`, descending).
     pub order_by: Vec<(usize, bool)>,
+    /// LEFT JOIN `WHERE right.col IS [NOT] NULL`, checked on the joined rows: (index into
+    /// `columns`, true for IS NULL).
+    pub filters: Vec<(usize, bool)>,
     /// LIMIT count and offset, bound at execution.
     pub limit: Option<(ValueRef, ValueRef)>,
     /// The variable names of `vars`, for EXPLAIN (`o.status`).
@@ -98,8 +101,28 @@ pub(super) fn plan_join(
     if items.len() < 2 {
         return Ok(None);
     }
+    // `a RIGHT JOIN b` is `b LEFT JOIN a` with `*` still listing a's columns first.
+    if let [a, b] = items.as_slice() {
+        if let Some(JoinOperator::Right(c) | JoinOperator::RightOuter(c)) = &b.op {
+            let swapped = [
+                Item {
+                    relation: b.relation.clone(),
+                    qualifier: b.qualifier.clone(),
+                    op: None,
+                },
+                Item {
+                    relation: a.relation.clone(),
+                    qualifier: a.qualifier.clone(),
+                    op: Some(JoinOperator::LeftOuter(c.clone())),
+                },
+            ];
+            return Ok(
+                try_split(q, select, &swapped, 1, true, ctx)?.map(|p| Plan::Join(Box::new(p)))
+            );
+        }
+    }
     for k in (1..items.len()).rev() {
-        if let Some(p) = try_split(q, select, &items, k, ctx)? {
+        if let Some(p) = try_split(q, select, &items, k, false, ctx)? {
             return Ok(Some(Plan::Join(Box::new(p))));
         }
     }
@@ -205,6 +228,7 @@ fn try_split(
     select: &Select,
     items: &[Item],
     k: usize,
+    swapped: bool,
     ctx: &PlanContext<'_>,
 ) -> Result<Option<JoinPlan>, SqlError> {
     let left_q: Vec<String> = items[..k].iter().map(|i| i.qualifier.clone()).collect();
@@ -221,7 +245,7 @@ fn try_split(
         Some(JoinOperator::Left(c) | JoinOperator::LeftOuter(c)) => (JoinKind::Left, Some(c)),
         Some(JoinOperator::Right(_) | JoinOperator::RightOuter(_)) => {
             return Err(unsupported(
-                "RIGHT JOIN across shards (write it as a LEFT JOIN)",
+                "RIGHT JOIN across shards after other joins (write it as a LEFT JOIN)",
             ))
         }
         Some(_) => return Ok(None),
@@ -285,10 +309,25 @@ fn try_split(
     }
     let mut left_preds = Vec::new();
     let mut right_preds = Vec::new();
+    // LEFT JOIN: `right.col IS [NOT] NULL` in WHERE is checked at the gateway after the join
+    // (it sees the NULL-extended rows); (column expression, wants NULL).
+    let mut null_checks: Vec<(Expr, bool)> = Vec::new();
     for c in &where_conds {
         let (l, r) = sides_of(c, &left_q, &right_q)?;
+        let null_check = match c {
+            Expr::IsNull(e) => Some((e, true)),
+            Expr::IsNotNull(e) => Some((e, false)),
+            _ => None,
+        };
         if !r {
             left_preds.push(c.clone());
+        } else if let (JoinKind::Left, Some((e, is_null)), false) = (kind, null_check, l) {
+            if !matches!(e.as_ref(), Expr::CompoundIdentifier(_)) {
+                return Err(unsupported(format!(
+                    "WHERE condition on the NULL-extended side of a cross-shard LEFT JOIN: {c}"
+                )));
+            }
+            null_checks.push((e.as_ref().clone(), is_null));
         } else if kind == JoinKind::Left {
             return Err(unsupported(format!(
                 "WHERE condition on the NULL-extended side of a cross-shard LEFT JOIN: {c}"
@@ -345,18 +384,14 @@ fn try_split(
                 if uses_using {
                     return Err(unsupported("* over a cross-shard join with USING"));
                 }
-                columns.push(push(
-                    Side::Left,
-                    item.clone(),
-                    &mut left_items,
-                    &mut right_items,
-                ));
-                columns.push(push(
-                    Side::Right,
-                    item.clone(),
-                    &mut left_items,
-                    &mut right_items,
-                ));
+                let order = if swapped {
+                    [Side::Right, Side::Left]
+                } else {
+                    [Side::Left, Side::Right]
+                };
+                for side in order {
+                    columns.push(push(side, item.clone(), &mut left_items, &mut right_items));
+                }
             }
             SelectItem::QualifiedWildcard(kind, _) => {
                 let name = kind.to_string().to_ascii_lowercase();
@@ -423,6 +458,16 @@ fn try_split(
             };
             order_by.push((col, desc));
         }
+    }
+    let mut filters = Vec::new();
+    for (e, is_null) in null_checks {
+        columns.push(push(
+            Side::Right,
+            SelectItem::UnnamedExpr(e),
+            &mut left_items,
+            &mut right_items,
+        ));
+        filters.push((columns.len() - 1, is_null));
     }
     let limit = match &q.limit_clause {
         None => None,
@@ -548,6 +593,7 @@ fn try_split(
         columns,
         visible,
         order_by,
+        filters,
         limit,
         var_names,
     }))

@@ -197,6 +197,13 @@ fn explain_join(
     let cols: Vec<String> = j.columns[..j.visible].iter().map(col).collect();
     let _ = writeln!(out, "  columns: {}", cols.join(", "));
     let mut post = Vec::new();
+    for (c, is_null) in &j.filters {
+        let name = j.columns.get(*c).map(col).unwrap_or_default();
+        post.push(format!(
+            "where {name} is {}null",
+            if *is_null { "" } else { "not " }
+        ));
+    }
     if !j.order_by.is_empty() {
         let keys: Vec<String> = j
             .order_by
