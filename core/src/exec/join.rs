@@ -253,12 +253,11 @@ impl Joiner {
     /// One right row for the current left row.
     pub fn right_row(&mut self, row: &[u8]) -> Result<(), SqlError> {
         let right = decode(row)?;
-        let Some((left, matched)) = self.current.take() else {
+        let Some((left, _)) = self.current.take() else {
             return Err(SqlError::internal("a right row without a left row"));
         };
         let out = self.compose(&left, Some(&right));
         self.current = Some((left, true));
-        let _ = matched;
         self.emit(out)
     }
 

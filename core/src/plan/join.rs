@@ -21,7 +21,7 @@
 
 use super::builder::{plan_query, unsupported, PlanContext};
 use super::scope::{conjuncts, resolve_table, table_factor_name, value_of};
-use super::{Plan, Route, ShardSql, ValueRef, JOIN_VAR_BASE};
+use super::{Plan, Route, ShardSql, ValueRef};
 use crate::error::codes;
 use crate::wire::Value;
 use crate::SqlError;
@@ -333,7 +333,6 @@ fn try_split(
                 "WHERE condition on the NULL-extended side of a cross-shard LEFT JOIN: {c}"
             )));
         } else {
-            let _ = l;
             right_preds.push(c.clone());
         }
     }
@@ -370,8 +369,7 @@ fn try_split(
     for item in &select.projection {
         match item {
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                let (_, r) = sides_of(e, &left_q, &right_q)?;
-                let (l, _) = sides_of(e, &left_q, &right_q)?;
+                let (l, r) = sides_of(e, &left_q, &right_q)?;
                 if l && r {
                     return Err(unsupported(format!(
                         "an expression over both sides of a cross-shard join: {e}"
@@ -435,7 +433,7 @@ fn try_split(
         };
         for it in exprs {
             let desc = matches!(it.options.sort, Some(sqlparser::ast::OrderBySort::Desc));
-            let col = order_column(&it.expr, &select.projection, &columns, visible)?;
+            let col = order_column(&it.expr, &select.projection)?;
             let col = match col {
                 Some(c) => c,
                 None => {
@@ -581,7 +579,6 @@ fn try_split(
     else {
         return Ok(None);
     };
-    let _ = JOIN_VAR_BASE;
     Ok(Some(JoinPlan {
         kind,
         left,
@@ -628,12 +625,7 @@ fn qualified(table: &str, column: &str) -> Expr {
 
 /// The output column an ORDER BY expression names: a position, an alias, or an identical
 /// select-list expression. `None`: not in the select list.
-fn order_column(
-    e: &Expr,
-    projection: &[SelectItem],
-    columns: &[(Side, usize)],
-    visible: usize,
-) -> Result<Option<usize>, SqlError> {
+fn order_column(e: &Expr, projection: &[SelectItem]) -> Result<Option<usize>, SqlError> {
     // Output column of projection item i (a `*` spans two entries of `columns`).
     let mut first_col = Vec::new();
     let mut at = 0;
@@ -692,7 +684,6 @@ fn order_column(
             _ => false,
         };
         if found {
-            let _ = (columns, visible);
             return Ok(Some(first_col[i]));
         }
     }
