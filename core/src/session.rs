@@ -121,6 +121,9 @@ struct JoinRun {
     merger: Merger,
     columns_sent: bool,
     rows_sent: u64,
+    /// Aggregates, GROUP BY, DISTINCT over the join: the joined rows merged as one shard.
+    post: Option<Merger>,
+    post_done: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1706,9 +1709,13 @@ impl Session {
                     format!("Unknown keyspace '{}'", j.left.keyspace),
                 )
             })?;
-            Ok((limit, j.left.resolve(&b, map)?))
+            let post = match &j.post {
+                Some(p) => Some(Merger::new(p.merge_spec(&b)?, 1)),
+                None => None,
+            };
+            Ok((limit, j.left.resolve(&b, map)?, post))
         })();
-        let (limit, queries) = match bound {
+        let (limit, queries, post) = match bound {
             Ok(x) => x,
             Err(e) => return self.fail(&e),
         };
@@ -1718,7 +1725,12 @@ impl Session {
             right_items: j.right_items.clone(),
             vars: j.vars.clone(),
             columns: j.columns.clone(),
-            visible: j.visible,
+            // With a merge after the join, it gets every column (it drops the hidden ones).
+            visible: if post.is_some() {
+                j.columns.len()
+            } else {
+                j.visible
+            },
             order_by: j.order_by.clone(),
             filters: j.filters.clone(),
             limit: limit.map(|l| l.0),
@@ -1745,6 +1757,8 @@ impl Session {
             phase: JoinPhase::Left,
             columns_sent: false,
             rows_sent: 0,
+            post,
+            post_done: false,
         }));
     }
 
@@ -1891,6 +1905,54 @@ impl Session {
 
     /// Sends what the join can send now; ends the result when the join is over.
     fn flush_join(&mut self) {
+        let Exec::Join(run) = &mut self.exec else {
+            return;
+        };
+        if let Some(m) = &mut run.post {
+            if !run.columns_sent {
+                let Some(cols) = run.joiner.output_columns() else {
+                    return;
+                };
+                if let Some(out) = m.columns(0, &cols) {
+                    run.columns_sent = true;
+                    self.conn.send_columns(&out);
+                }
+            }
+            let Exec::Join(run) = &mut self.exec else {
+                return;
+            };
+            let Some(m) = &mut run.post else { return };
+            while let Some(row) = run.joiner.next_row() {
+                m.row(0, row);
+            }
+            if run.parts.is_empty() && !run.post_done {
+                run.post_done = true;
+                m.done(0);
+            }
+            loop {
+                let Exec::Join(run) = &mut self.exec else {
+                    return;
+                };
+                let Some(m) = &mut run.post else { return };
+                match m.next_row() {
+                    Some(row) => {
+                        run.rows_sent += 1;
+                        let n = run.rows_sent;
+                        if self.over_row_cap(n) || !self.conn.send_row_text(&row) {
+                            self.exec = Exec::Idle;
+                            return;
+                        }
+                    }
+                    None => {
+                        if m.is_finished() {
+                            self.conn.send_finish(0);
+                            self.exec = Exec::Idle;
+                        }
+                        return;
+                    }
+                }
+            }
+        }
         let Exec::Join(run) = &mut self.exec else {
             return;
         };

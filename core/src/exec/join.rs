@@ -28,7 +28,8 @@
 //! Joined rows stream out in left-row order, and for one left row in the right side's shard
 //! order — deterministic. With ORDER BY every joined row is buffered (same cap), sorted
 //! (stable) when the last probe is done, then OFFSET and LIMIT apply; without ORDER BY, LIMIT
-//! stops the probing as soon as it is satisfied.
+//! stops the probing as soon as it is satisfied. Aggregates, GROUP BY and DISTINCT over a join
+//! feed these rows (all columns) to the ordinary [`super::Merger`] as one shard.
 
 use super::compare::{compare_cells, CellOrder};
 use crate::error::codes;

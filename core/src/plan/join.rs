@@ -13,11 +13,15 @@
 //! left columns bound. A LEFT JOIN's ON conjuncts all go to the right query (they decide which
 //! right rows match, never which left rows appear). The select list is split per side and the
 //! gateway puts the columns back in select-list order; ORDER BY, LIMIT and OFFSET apply at the
-//! gateway after the join.
+//! gateway after the join. A LEFT JOIN's `WHERE right.col IS [NOT] NULL` is checked on the
+//! joined rows; `a RIGHT JOIN b` (two tables) runs as `b LEFT JOIN a`. Aggregates (COUNT, SUM,
+//! MIN, MAX, AVG), GROUP BY, HAVING and DISTINCT run in the gateway's merge over the joined
+//! rows ([`plan_grouped`]).
 //!
-//! Refused with 1235 (a precise message each): aggregates, GROUP BY, HAVING, DISTINCT,
-//! subqueries, expressions over both sides, unqualified columns, WHERE conditions on the
-//! NULL-extended side of a LEFT JOIN, RIGHT/NATURAL joins at the split, several `*` per side.
+//! Refused with 1235 (a precise message each): other aggregates (GROUP_CONCAT, COUNT(DISTINCT)),
+//! subqueries, expressions over both sides, unqualified columns, other WHERE conditions on the
+//! NULL-extended side of a LEFT JOIN, RIGHT JOIN after other joins, NATURAL joins at the split,
+//! several `*` per side, `*` with aggregates.
 
 use super::builder::{plan_query, unsupported, PlanContext};
 use super::scope::{conjuncts, resolve_table, table_factor_name, value_of};
@@ -78,6 +82,10 @@ pub struct JoinPlan {
     pub filters: Vec<(usize, bool)>,
     /// LIMIT count and offset, bound at execution.
     pub limit: Option<(ValueRef, ValueRef)>,
+    /// Aggregates, GROUP BY, HAVING, DISTINCT (and then ORDER BY and LIMIT): every output
+    /// column goes to this merge (the multi-shard one, fed by the joined rows as one shard);
+    /// only its merge, HAVING, LIMIT and hidden-column fields are used.
+    pub post: Option<Box<Route>>,
     /// The variable names of `vars`, for EXPLAIN (`o.status`).
     pub var_names: Vec<String>,
 }
@@ -264,21 +272,14 @@ fn try_split(
     if !inner_only || (kind == JoinKind::Left && k + 1 != items.len()) {
         return Ok(None);
     }
-    // What the statement asks that a nested loop at the gateway does not do (yet).
-    if !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty()) {
-        return Err(unsupported("GROUP BY over a cross-shard join"));
-    }
-    if select.having.is_some() {
-        return Err(unsupported("HAVING over a cross-shard join"));
-    }
-    if select.distinct.is_some() {
-        return Err(unsupported("DISTINCT over a cross-shard join"));
-    }
-    if select.projection.iter().any(|i| match i {
+    // Aggregates, GROUP BY, HAVING, DISTINCT: the join's rows go through a gateway merge.
+    let has_aggregates = select.projection.iter().any(|i| match i {
         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => has_aggregate(e),
         _ => false,
-    }) {
-        return Err(unsupported("aggregates over a cross-shard join"));
+    });
+    let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    if has_aggregates || grouped || select.having.is_some() || select.distinct.is_some() {
+        return plan_grouped(q, select, items, k, swapped, ctx);
     }
     if q.with.is_some() || q.fetch.is_some() {
         return Err(unsupported("WITH or FETCH in a cross-shard join"));
@@ -592,8 +593,112 @@ fn try_split(
         order_by,
         filters,
         limit,
+        post: None,
         var_names,
     }))
+}
+
+/// A grouped query over a join: the merge planner (the one multi-shard routes use) works out
+/// the gateway's grouping over the joined rows; the join itself selects, per joined row, what
+/// each aggregate needs: `1` for `COUNT(*)`, `x IS NOT NULL` for `COUNT(x)` (the merge sums
+/// partial counts), `x` for SUM, MIN and MAX (AVG is SUM plus a hidden COUNT).
+fn plan_grouped(
+    q: &Query,
+    select: &Select,
+    items: &[Item],
+    k: usize,
+    swapped: bool,
+    ctx: &PlanContext<'_>,
+) -> Result<Option<JoinPlan>, SqlError> {
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                if has_aggregate(e) && super::merge::aggregate_of(e).is_none() {
+                    return Err(unsupported(format!(
+                        "{e} over a cross-shard join (only COUNT, SUM, MIN, MAX and AVG of a column)"
+                    )));
+                }
+            }
+            _ => return Err(unsupported("* with aggregates over a cross-shard join")),
+        }
+    }
+    let mut post = Route {
+        opcode: super::Opcode::Scatter,
+        keyspace: String::new(),
+        tables: Vec::new(),
+        sql: ShardSql::Template(Statement::Query(Box::new(q.clone()))),
+        vindex: None,
+        values: Vec::new(),
+        in_column: None,
+        destination: Vec::new(),
+        merge: crate::exec::MergeSpec::default(),
+        limit: None,
+        having: Vec::new(),
+        hidden_columns: 0,
+        is_write: false,
+    };
+    super::merge::plan_merge(&mut post, q, select)?;
+    let rewritten = match post.template_query() {
+        Some(tq) => match *tq.body {
+            SetExpr::Select(s) => s.projection,
+            _ => select.projection.clone(),
+        },
+        None => select.projection.clone(),
+    };
+    // Each column of the merge, as the joined row provides it.
+    let mut projection = Vec::new();
+    for (i, item) in rewritten.iter().enumerate() {
+        let (expr, alias) = match item {
+            SelectItem::UnnamedExpr(e) => (e, None),
+            SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+            _ => return Err(unsupported("* with aggregates over a cross-shard join")),
+        };
+        let per_row = match super::merge::aggregate_of(expr) {
+            Some((func, _, arg)) => {
+                if i < select.projection.len() && !post.merge.names.iter().any(|(c, _)| *c == i) {
+                    let name = alias
+                        .as_ref()
+                        .map(|a| a.value.clone())
+                        .unwrap_or_else(|| expr.to_string());
+                    post.merge.names.push((i, name));
+                }
+                match (func.as_str(), arg) {
+                    ("count", None) => Expr::value(AstValue::Number("1".into(), false)),
+                    ("count", Some(x)) => Expr::IsNotNull(Box::new(x)),
+                    (_, Some(x)) => x,
+                    (f, None) => return Err(unsupported(format!("{f}(*)"))),
+                }
+            }
+            None => expr.clone(),
+        };
+        projection.push(match alias {
+            Some(alias) => SelectItem::ExprWithAlias {
+                expr: per_row,
+                alias,
+            },
+            None => SelectItem::UnnamedExpr(per_row),
+        });
+    }
+    let mut flat = select.clone();
+    flat.projection = projection;
+    flat.group_by = GroupByExpr::Expressions(vec![], vec![]);
+    flat.having = None;
+    flat.distinct = None;
+    let mut fq = q.clone();
+    fq.order_by = None;
+    fq.limit_clause = None;
+    fq.body = Box::new(SetExpr::Select(Box::new(flat.clone())));
+    let Some(mut j) = try_split(&fq, &flat, items, k, swapped, ctx)? else {
+        return Ok(None);
+    };
+    if j.columns.len() < rewritten.len() || j.visible != rewritten.len() {
+        return Err(unsupported(
+            "this select list with aggregates over a cross-shard join",
+        ));
+    }
+    post.sql = ShardSql::Fixed(String::new());
+    j.post = Some(Box::new(post));
+    Ok(Some(j))
 }
 
 /// One side planned as one route (its SQL always rendered from its own statement).

@@ -196,6 +196,11 @@ fn explain_join(
     };
     let cols: Vec<String> = j.columns[..j.visible].iter().map(col).collect();
     let _ = writeln!(out, "  columns: {}", cols.join(", "));
+    if let Some(post) = &j.post {
+        if let Ok(m) = post.merge_spec(b) {
+            merge_lines(&m, post.hidden_columns, out);
+        }
+    }
     let mut post = Vec::new();
     for (c, is_null) in &j.filters {
         let name = j.columns.get(*c).map(col).unwrap_or_default();
