@@ -1851,10 +1851,11 @@ impl Session {
         let Exec::Join(run) = &mut self.exec else {
             return Ok(());
         };
-        let Plan::Join(j) = run.planned.plan.as_ref() else {
+        // The plan is shared (an `Arc`): no per-probe copy of the join's routes.
+        let plan = run.planned.plan.clone();
+        let Plan::Join(j) = plan.as_ref() else {
             return Err(SqlError::internal("join run without a join plan"));
         };
-        let j = j.clone();
         let map = self
             .gw
             .shard_maps

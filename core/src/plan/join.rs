@@ -560,7 +560,7 @@ fn try_split(
         let mut sq = q.clone();
         sq.order_by = None;
         sq.limit_clause = None;
-        sq.body = Box::new(SetExpr::Select(Box::new(s)));
+        *sq.body = SetExpr::Select(Box::new(s));
         Statement::Query(Box::new(sq))
     };
     let left_items_flags: Vec<bool> = left_items.iter().map(is_wildcard).collect();
@@ -687,7 +687,7 @@ fn plan_grouped(
     let mut fq = q.clone();
     fq.order_by = None;
     fq.limit_clause = None;
-    fq.body = Box::new(SetExpr::Select(Box::new(flat.clone())));
+    *fq.body = SetExpr::Select(Box::new(flat.clone()));
     let Some(mut j) = try_split(&fq, &flat, items, k, swapped, ctx)? else {
         return Ok(None);
     };
