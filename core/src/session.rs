@@ -19,9 +19,13 @@
 
 use crate::backend::{BackendConfig, BackendConn, BackendEvent};
 use crate::error::SqlError;
+use crate::exec::join::{JoinShape, Joiner};
 use crate::exec::Merger;
 use crate::gateway::{Gateway, ShardAddress};
-use crate::plan::{plan_sql, Bindings, InsertPlan, Local, LocalExpr, Plan, Planned, Target, TxnOp};
+use crate::plan::{
+    plan_sql, Bindings, InsertPlan, JoinPlan, JoinValue, Local, LocalExpr, Plan, Planned, Target,
+    TxnOp,
+};
 use crate::server::{Request, ServerConn};
 use crate::wire::consts::{status, ColumnType};
 use crate::wire::{ColumnDef, OkInfo, Value};
@@ -120,6 +124,34 @@ enum Exec {
     Commit(CommitExec),
     /// An INSERT waiting for a block of sequence values.
     Sequence(SeqExec),
+    /// A nested-loop join at the gateway (`exec::join`).
+    Join(Box<JoinRun>),
+}
+
+/// A cross-shard join in progress: the left side, then one right query per left row.
+#[derive(Debug)]
+struct JoinRun {
+    planned: Planned,
+    sql: String,
+    joiner: Joiner,
+    phase: JoinPhase,
+    /// The shards of the current query (left side, one probe, or the fields query).
+    parts: Vec<Part>,
+    /// Concatenates the current query's shards in key-range order.
+    merger: Merger,
+    columns_sent: bool,
+    rows_sent: u64,
+    /// Aggregates, GROUP BY, DISTINCT over the join: the joined rows merged as one shard.
+    post: Option<Merger>,
+    post_done: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinPhase {
+    Left,
+    Probe,
+    /// The right side's columns when no probe ran (an empty left side).
+    Fields,
 }
 
 #[derive(Debug)]
@@ -375,6 +407,12 @@ impl Session {
     /// May the driver read more from backend `id`? No while a streaming merge already holds
     /// many rows of that shard (it waits for the others): memory stays bounded.
     pub fn wants_backend_input(&self, id: BackendId) -> bool {
+        if let Exec::Join(j) = &self.exec {
+            return match j.parts.iter().position(|p| p.backend == id) {
+                Some(i) => j.merger.queued(i) < self.gw.limits.merge_queue_rows,
+                None => true,
+            };
+        }
         let Exec::Route(r) = &self.exec else {
             return true;
         };
@@ -688,6 +726,12 @@ impl Session {
                 .collect(),
             Exec::Commit(c) => c.current.iter().map(|(b, _)| *b).collect(),
             Exec::Sequence(s) => vec![s.backend],
+            Exec::Join(j) => j
+                .parts
+                .iter()
+                .filter(|p| !p.done)
+                .map(|p| p.backend)
+                .collect(),
         }
     }
 
@@ -902,6 +946,7 @@ impl Session {
                 let b = Bindings {
                     original: &sql,
                     literals: &planned.literals,
+                    join_values: &[],
                 };
                 let Some(map) = self.gw.shard_maps.get(&route.keyspace) else {
                     return self.fail(&SqlError::new(
@@ -936,6 +981,7 @@ impl Session {
                 );
             }
             Plan::Insert(ins) => self.start_insert(planned.clone(), sql, ins),
+            Plan::Join(j) => self.start_join(planned.clone(), sql, j),
             Plan::Local(l) => self.answer_local(l),
             Plan::Use(t) => {
                 self.target = t.clone();
@@ -954,27 +1000,9 @@ impl Session {
         merger: Option<Merger>,
         first_id: Option<u64>,
     ) {
-        if self.in_txn && self.transaction_mode == TransactionMode::Single {
-            let mut shards: Vec<(String, usize)> = self
-                .backends
-                .values()
-                .filter(|s| s.in_txn)
-                .map(|s| s.key.clone())
-                .collect();
-            shards.extend(queries.iter().map(|(sh, _)| (ks.to_string(), *sh)));
-            shards.sort();
-            shards.dedup();
-            if shards.len() > 1 {
-                let names: Vec<String> = shards.iter().map(|k| self.shard_label(k)).collect();
-                return self.fail(&SqlError::new(
-                    1105,
-                    "HY000",
-                    format!(
-                        "multi-shard transaction not allowed in SINGLE transaction_mode: [{}]",
-                        names.join(", ")
-                    ),
-                ));
-            }
+        let shards: Vec<usize> = queries.iter().map(|(sh, _)| *sh).collect();
+        if let Some(e) = self.single_mode_violation(ks, &shards) {
+            return self.fail(&e);
         }
         let gen = self.next_gen();
         let mut parts = Vec::with_capacity(queries.len());
@@ -1005,10 +1033,40 @@ impl Session {
         });
     }
 
+    /// In a SINGLE-mode transaction, a statement reaching shards `shards` of `ks` must stay on
+    /// the one shard the transaction already uses.
+    fn single_mode_violation(&self, ks: &str, shards: &[usize]) -> Option<SqlError> {
+        if !self.in_txn || self.transaction_mode != TransactionMode::Single {
+            return None;
+        }
+        let mut all: Vec<(String, usize)> = self
+            .backends
+            .values()
+            .filter(|s| s.in_txn)
+            .map(|s| s.key.clone())
+            .collect();
+        all.extend(shards.iter().map(|sh| (ks.to_string(), *sh)));
+        all.sort();
+        all.dedup();
+        if all.len() <= 1 {
+            return None;
+        }
+        let names: Vec<String> = all.iter().map(|k| self.shard_label(k)).collect();
+        Some(SqlError::new(
+            1105,
+            "HY000",
+            format!(
+                "multi-shard transaction not allowed in SINGLE transaction_mode: [{}]",
+                names.join(", ")
+            ),
+        ))
+    }
+
     fn start_insert(&mut self, planned: Planned, sql: String, ins: &InsertPlan) {
         let b = Bindings {
             original: &sql,
             literals: &planned.literals,
+            join_values: &[],
         };
         let need = ins.ids_needed(&b) as u64;
         let mut ids = Vec::new();
@@ -1734,6 +1792,7 @@ impl Session {
             Exec::Route(_) => self.on_route_event(id, ev),
             Exec::Commit(_) => self.on_commit_event(id, ev),
             Exec::Sequence(_) => self.on_sequence_event(ev),
+            Exec::Join(_) => self.on_join_event(id, ev),
             _ => {}
         }
     }
@@ -1833,6 +1892,312 @@ impl Session {
             }
             BackendEvent::Error(e) | BackendEvent::Closed(e) => self.fail(&e),
             BackendEvent::Prepared { .. } | BackendEvent::Connected { .. } => {}
+        }
+    }
+
+    // ---- cross-shard joins ----
+
+    /// Starts a nested-loop join: the left side first (see `exec::join` for the order).
+    fn start_join(&mut self, planned: Planned, sql: String, j: &JoinPlan) {
+        let b = Bindings {
+            original: &sql,
+            literals: &planned.literals,
+            join_values: &[],
+        };
+        let bound = (|| -> Result<_, SqlError> {
+            let limit = match &j.limit {
+                Some((c, o)) => Some((
+                    crate::plan::limit_value(&b.resolve(c)?)?,
+                    crate::plan::limit_value(&b.resolve(o)?)?,
+                )),
+                None => None,
+            };
+            let map = self.gw.shard_maps.get(&j.left.keyspace).ok_or_else(|| {
+                SqlError::new(
+                    1049,
+                    "42000",
+                    format!("Unknown keyspace '{}'", j.left.keyspace),
+                )
+            })?;
+            let post = match &j.post {
+                Some(p) => Some(Merger::new(p.merge_spec(&b)?, 1)),
+                None => None,
+            };
+            Ok((limit, j.left.resolve(&b, map)?, post))
+        })();
+        let (limit, queries, post) = match bound {
+            Ok(x) => x,
+            Err(e) => return self.fail(&e),
+        };
+        let shape = JoinShape {
+            kind: j.kind,
+            left_items: j.left_items.clone(),
+            right_items: j.right_items.clone(),
+            vars: j.vars.clone(),
+            columns: j.columns.clone(),
+            // With a merge after the join, it gets every column (it drops the hidden ones).
+            visible: if post.is_some() {
+                j.columns.len()
+            } else {
+                j.visible
+            },
+            order_by: j.order_by.clone(),
+            filters: j.filters.clone(),
+            limit: limit.map(|l| l.0),
+            offset: limit.map_or(0, |l| l.1),
+            max_buffered_rows: self.gw.limits.oltp_max_rows,
+        };
+        let ks = j.left.keyspace.clone();
+        let labels = queries
+            .iter()
+            .map(|q| self.shard_label(&(ks.clone(), q.shard)))
+            .collect();
+        self.note_plan("Join", &ks, labels);
+        let gen = self.next_gen();
+        let parts = match self.send_parts(&ks, queries.into_iter().map(|q| (q.shard, q.sql)), gen) {
+            Ok(p) => p,
+            Err(e) => return self.fail(&e),
+        };
+        self.exec = Exec::Join(Box::new(JoinRun {
+            merger: Merger::new(Default::default(), parts.len()),
+            parts,
+            planned,
+            sql,
+            joiner: Joiner::new(shape),
+            phase: JoinPhase::Left,
+            columns_sent: false,
+            rows_sent: 0,
+            post,
+            post_done: false,
+        }));
+    }
+
+    /// Sends one query per (shard, SQL) of keyspace `ks` for the statement `gen`.
+    fn send_parts(
+        &mut self,
+        ks: &str,
+        queries: impl Iterator<Item = (usize, String)>,
+        gen: u64,
+    ) -> Result<Vec<Part>, SqlError> {
+        let queries: Vec<(usize, String)> = queries.collect();
+        let shards: Vec<usize> = queries.iter().map(|(sh, _)| *sh).collect();
+        if let Some(e) = self.single_mode_violation(ks, &shards) {
+            return Err(e);
+        }
+        let mut parts = Vec::new();
+        for (shard, sql) in queries {
+            let id = self.backend_for(ks, shard).ok_or_else(|| {
+                SqlError::new(1105, "HY000", format!("no shard {shard} in keyspace {ks}"))
+            })?;
+            self.join_transaction(id);
+            self.send(id, sql, Owner::Exec(gen));
+            parts.push(Part {
+                backend: id,
+                done: false,
+            });
+        }
+        Ok(parts)
+    }
+
+    fn on_join_event(&mut self, id: BackendId, ev: BackendEvent) {
+        let Exec::Join(run) = &mut self.exec else {
+            return;
+        };
+        let Some(pi) = run.parts.iter().position(|p| p.backend == id && !p.done) else {
+            return;
+        };
+        let step = (|| -> Result<bool, SqlError> {
+            match ev {
+                BackendEvent::Columns(cols) => {
+                    if let Some(out) = run.merger.columns(pi, &cols) {
+                        match run.phase {
+                            JoinPhase::Left => run.joiner.left_columns(&out)?,
+                            JoinPhase::Probe | JoinPhase::Fields => {
+                                run.joiner.right_columns(&out)?
+                            }
+                        }
+                    }
+                }
+                BackendEvent::Row(row) => run.merger.row(pi, row),
+                BackendEvent::Done { .. } => {
+                    run.parts[pi].done = true;
+                    run.merger.done(pi);
+                }
+                BackendEvent::Ok { .. } => {
+                    return Err(SqlError::internal("a join side answered without rows"))
+                }
+                BackendEvent::Error(e) | BackendEvent::Closed(e) => return Err(e),
+                BackendEvent::Prepared { .. } | BackendEvent::Connected { .. } => {}
+            }
+            while let Some(row) = run.merger.next_row() {
+                match run.phase {
+                    JoinPhase::Left => run.joiner.left_row(&row)?,
+                    JoinPhase::Probe => run.joiner.right_row(&row)?,
+                    JoinPhase::Fields => {}
+                }
+            }
+            let all_done = run.parts.iter().all(|p| p.done);
+            if all_done && run.phase == JoinPhase::Probe {
+                run.joiner.probe_done()?;
+            }
+            Ok(all_done)
+        })();
+        match step {
+            Err(e) => self.fail(&e),
+            Ok(all_done) => {
+                if all_done {
+                    if let Err(e) = self.next_join_query() {
+                        return self.fail(&e);
+                    }
+                }
+                self.flush_join();
+            }
+        }
+    }
+
+    /// The current query is done: probe the next left row, or fetch the right columns, or
+    /// end the join.
+    fn next_join_query(&mut self) -> Result<(), SqlError> {
+        let Exec::Join(run) = &mut self.exec else {
+            return Ok(());
+        };
+        // The plan is shared (an `Arc`): no per-probe copy of the join's routes.
+        let plan = run.planned.plan.clone();
+        let Plan::Join(j) = plan.as_ref() else {
+            return Err(SqlError::internal("join run without a join plan"));
+        };
+        let map = self
+            .gw
+            .shard_maps
+            .get(&j.right.keyspace)
+            .ok_or_else(|| SqlError::internal("unknown keyspace of the join's right side"))?;
+        let queries = if let Some(values) = run.joiner.next_probe() {
+            run.phase = JoinPhase::Probe;
+            let b = Bindings {
+                original: &run.sql,
+                literals: &run.planned.literals,
+                join_values: &values,
+            };
+            j.right
+                .resolve(&b, map)?
+                .into_iter()
+                .map(|q| (q.shard, q.sql))
+                .collect::<Vec<_>>()
+        } else if run.phase == JoinPhase::Left {
+            // No probe ran: the right side's columns still shape the result.
+            run.phase = JoinPhase::Fields;
+            let nulls = vec![
+                JoinValue {
+                    value: crate::wire::Value::Null,
+                    numeric: false,
+                };
+                j.vars.len()
+            ];
+            let b = Bindings {
+                original: &run.sql,
+                literals: &run.planned.literals,
+                join_values: &nulls,
+            };
+            vec![(0, b.render(&j.right_fields)?)]
+        } else {
+            run.joiner.finish();
+            run.parts.clear();
+            return Ok(());
+        };
+        let gen = self.gen;
+        let ks = j.right.keyspace.clone();
+        let parts = self.send_parts(&ks, queries.into_iter(), gen)?;
+        if let Exec::Join(run) = &mut self.exec {
+            run.merger = Merger::new(Default::default(), parts.len());
+            run.parts = parts;
+        }
+        Ok(())
+    }
+
+    /// Sends what the join can send now; ends the result when the join is over.
+    fn flush_join(&mut self) {
+        let Exec::Join(run) = &mut self.exec else {
+            return;
+        };
+        if let Some(m) = &mut run.post {
+            if !run.columns_sent {
+                let Some(cols) = run.joiner.output_columns() else {
+                    return;
+                };
+                if let Some(out) = m.columns(0, &cols) {
+                    run.columns_sent = true;
+                    self.conn.send_columns(&out);
+                }
+            }
+            let Exec::Join(run) = &mut self.exec else {
+                return;
+            };
+            let Some(m) = &mut run.post else { return };
+            while let Some(row) = run.joiner.next_row() {
+                m.row(0, row);
+            }
+            if run.parts.is_empty() && !run.post_done {
+                run.post_done = true;
+                m.done(0);
+            }
+            loop {
+                let Exec::Join(run) = &mut self.exec else {
+                    return;
+                };
+                let Some(m) = &mut run.post else { return };
+                match m.next_row() {
+                    Some(row) => {
+                        run.rows_sent += 1;
+                        let n = run.rows_sent;
+                        if self.over_row_cap(n) || !self.conn.send_row_text(&row) {
+                            self.exec = Exec::Idle;
+                            return;
+                        }
+                    }
+                    None => {
+                        if m.is_finished() {
+                            self.conn.send_finish(0);
+                            self.exec = Exec::Idle;
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+        let Exec::Join(run) = &mut self.exec else {
+            return;
+        };
+        if !run.columns_sent {
+            let Some(cols) = run.joiner.output_columns() else {
+                return;
+            };
+            run.columns_sent = true;
+            self.conn.send_columns(&cols);
+        }
+        loop {
+            let Exec::Join(run) = &mut self.exec else {
+                return;
+            };
+            match run.joiner.next_row() {
+                Some(row) => {
+                    run.rows_sent += 1;
+                    let n = run.rows_sent;
+                    if self.over_row_cap(n) || !self.conn.send_row_text(&row) {
+                        self.exec = Exec::Idle;
+                        return;
+                    }
+                }
+                None => {
+                    // Over when every query is done and no probe is left, or a LIMIT without
+                    // ORDER BY is satisfied (shards still sending are drained).
+                    let over = run.parts.is_empty() || run.joiner.limit_reached();
+                    if over {
+                        self.conn.send_finish(0);
+                        self.exec = Exec::Idle;
+                    }
+                    return;
+                }
+            }
         }
     }
 

@@ -16,6 +16,7 @@ const MID_STREAM: &[&str] = &[
     "scenarios/errors/shard_drop_mid_stream.scn",
     "scenarios/faults/split_packets.scn",
     "scenarios/sharded/scatter_shard_error.scn",
+    "scenarios/sharded/cross_shard_join_right_side_error.scn",
 ];
 
 #[test]

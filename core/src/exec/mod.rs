@@ -2,6 +2,7 @@
 //! and the arithmetic and collation rules that merging needs.
 
 pub mod compare;
+pub mod join;
 pub mod merge;
 
 pub use merge::{AggFunc, Aggregate, CmpOp, HavingCond, MergeSpec, Merger, SortKey};

@@ -136,7 +136,7 @@ pub fn plan_statement(stmt: &Statement, ctx: &PlanContext<'_>) -> Result<Plan, S
         return Ok(p);
     }
     match stmt {
-        Statement::Query(q) => plan_query(stmt, q, ctx),
+        Statement::Query(q) => plan_query(stmt, q, ctx, true),
         Statement::Insert(_) => plan_insert(stmt, ctx),
         Statement::Update(_) | Statement::Delete(_) => plan_update_delete(stmt, ctx),
         Statement::CreateTable(_)
@@ -647,7 +647,42 @@ fn apply_access(
     }
 }
 
-fn plan_query(stmt: &Statement, q: &Query, ctx: &PlanContext<'_>) -> Result<Plan, SqlError> {
+/// Plans a query: one route when its tables allow, else (with `allow_join`) a nested-loop
+/// join at the gateway ([`super::join`]); when neither works, the one-route error.
+pub(super) fn plan_query(
+    stmt: &Statement,
+    q: &Query,
+    ctx: &PlanContext<'_>,
+    allow_join: bool,
+) -> Result<Plan, SqlError> {
+    match plan_one_route(stmt, q, ctx) {
+        Err(e) if allow_join && needs_join(&e) => {
+            let SetExpr::Select(select) = q.body.as_ref() else {
+                return Err(e);
+            };
+            match super::join::plan_join(q, select, ctx)? {
+                Some(p) => Ok(p),
+                None => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Is `e` the one-route planner saying the FROM clause spans shards or keyspaces (what a
+/// nested-loop join can answer), rather than refusing some other part of the statement?
+fn needs_join(e: &SqlError) -> bool {
+    e.code == codes::ER_NOT_SUPPORTED_YET
+        && [
+            "unsupported: cross-shard join of ",
+            "unsupported: cross-keyspace query ",
+            "unsupported: outer join keeping every row of reference table ",
+        ]
+        .iter()
+        .any(|p| e.message.starts_with(p))
+}
+
+fn plan_one_route(stmt: &Statement, q: &Query, ctx: &PlanContext<'_>) -> Result<Plan, SqlError> {
     let all_tables = statement_tables(stmt, ctx)?;
     if all_tables.is_empty() {
         // `select 1`, `select now()`: any shard of the session's keyspace.
@@ -672,7 +707,7 @@ fn plan_query(stmt: &Statement, q: &Query, ctx: &PlanContext<'_>) -> Result<Plan
     scope.add_subqueries(select.as_ref(), &where_preds, ctx)?;
     if let Some(rewritten) = or_to_in(stmt, &vindex_columns(&scope.tables)) {
         if let Statement::Query(q2) = &rewritten {
-            return plan_query(&rewritten, q2, ctx);
+            return plan_one_route(&rewritten, q2, ctx);
         }
     }
     scope.check_one_route()?;

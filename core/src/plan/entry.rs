@@ -31,6 +31,7 @@ pub fn plan_sql(sql: &str, gw: &Gateway, target: &Target) -> Result<Planned, Sql
         let b = super::Bindings {
             original: rest,
             literals: &inner.literals,
+            join_values: &[],
         };
         let text = super::explain(&inner.plan, &b, &gw.topology, &|ks| {
             gw.shard_maps.get(ks).cloned()

@@ -366,7 +366,7 @@ fn make_fn(name: &str, arg: Expr) -> Expr {
 }
 
 /// `count(*)`, `sum(x)`, …: (name, distinct, argument).
-fn aggregate_of(e: &Expr) -> Option<(String, bool, Option<Expr>)> {
+pub(super) fn aggregate_of(e: &Expr) -> Option<(String, bool, Option<Expr>)> {
     let Expr::Function(f) = e else { return None };
     let name = f.name.to_string().to_ascii_lowercase();
     if !matches!(name.as_str(), "count" | "sum" | "min" | "max" | "avg") {

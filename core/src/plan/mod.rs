@@ -9,6 +9,7 @@
 mod builder;
 mod cache;
 mod entry;
+mod join;
 mod merge;
 mod render;
 mod resolve;
@@ -17,9 +18,10 @@ mod scope;
 pub use builder::{plan_statement, PlanContext, Target};
 pub use cache::{CacheStats, PlanCache};
 pub use entry::{plan_sql, Planned};
+pub use join::{JoinKind, JoinPlan, Side};
 pub use merge::HIDDEN_BASE;
 pub use render::explain;
-pub use resolve::ShardQuery;
+pub use resolve::{limit_value, ShardQuery};
 
 use crate::exec::MergeSpec;
 use crate::sql::{Literal, LiteralKind};
@@ -73,6 +75,18 @@ pub enum ValueRef {
     /// Negated N-th literal (`-?`).
     NegParam(usize),
     Const(Value),
+}
+
+/// `ValueRef::Param(JOIN_VAR_BASE + n)` is the join variable `:vn`: a left-row value bound into
+/// the right side of a [`JoinPlan`] ([`Bindings::join_values`]).
+pub const JOIN_VAR_BASE: usize = 1 << 24;
+
+/// A value of a left row bound into the right side of a join.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JoinValue {
+    pub value: Value,
+    /// From a numeric column: written unquoted in the right side's SQL.
+    pub numeric: bool,
 }
 
 /// One route: a keyspace, how to pick shards, what SQL to send, how to merge.
@@ -205,6 +219,8 @@ pub enum Plan {
     SessionSet {
         sql: String,
     },
+    /// A nested-loop join at the gateway over two routes.
+    Join(Box<JoinPlan>),
 }
 
 impl Plan {
@@ -217,6 +233,7 @@ impl Plan {
             Plan::Use(_) => "Use",
             Plan::Transaction(_) => "Transaction",
             Plan::SessionSet { .. } => "Set",
+            Plan::Join(_) => "Join",
         }
     }
 
@@ -231,6 +248,8 @@ impl Plan {
 pub struct Bindings<'a> {
     pub original: &'a str,
     pub literals: &'a [Literal],
+    /// A join's right side: the current left row's values for `:v0`, `:v1`, …
+    pub join_values: &'a [JoinValue],
 }
 
 impl<'a> Bindings<'a> {
@@ -238,11 +257,19 @@ impl<'a> Bindings<'a> {
         Bindings {
             original,
             literals: &[],
+            join_values: &[],
         }
     }
 
     /// The N-th literal as a value (integers as integers, everything else as text).
     pub fn value(&self, i: usize) -> Result<Value, SqlError> {
+        if let Some(n) = i.checked_sub(JOIN_VAR_BASE) {
+            return self
+                .join_values
+                .get(n)
+                .map(|v| v.value.clone())
+                .ok_or_else(|| SqlError::internal(format!("missing join value :v{n}")));
+        }
         let lit = self
             .literals
             .get(i)
@@ -325,7 +352,11 @@ impl<'a> Bindings<'a> {
         let _ = visit_expressions_mut(stmt, |e| {
             if let Expr::Value(v) = e {
                 if let AstValue::Placeholder(p) = &v.value {
-                    if let Some(i) = p.strip_prefix(':').and_then(|n| n.parse::<usize>().ok()) {
+                    if let Some(i) = placeholder_index(p) {
+                        // Join variables without values (EXPLAIN) stay as they are.
+                        if i >= JOIN_VAR_BASE && i - JOIN_VAR_BASE >= self.join_values.len() {
+                            return ControlFlow::Continue(());
+                        }
                         match self.literal_expr(i) {
                             Ok(x) => *e = x,
                             Err(x) => {
@@ -343,6 +374,25 @@ impl<'a> Bindings<'a> {
 
     fn literal_expr(&self, i: usize) -> Result<sqlparser::ast::Expr, SqlError> {
         use sqlparser::ast::{Expr, Value as AstValue};
+        if let Some(n) = i.checked_sub(JOIN_VAR_BASE) {
+            let jv = self
+                .join_values
+                .get(n)
+                .ok_or_else(|| SqlError::internal(format!("missing join value :v{n}")))?;
+            return Ok(match &jv.value {
+                Value::Bytes(b) if jv.numeric => match std::str::from_utf8(b) {
+                    Ok(t)
+                        if !t.is_empty()
+                            && t.bytes()
+                                .all(|c| c.is_ascii_digit() || b"+-.eE".contains(&c)) =>
+                    {
+                        Expr::value(AstValue::Number(t.to_string(), false))
+                    }
+                    _ => crate::sql::literal(&jv.value),
+                },
+                other => crate::sql::literal(other),
+            });
+        }
         let lit = self
             .literals
             .get(i)
@@ -361,3 +411,12 @@ impl<'a> Bindings<'a> {
 
 #[cfg(test)]
 mod tests;
+
+/// The index a placeholder stands for: `:N` is literal N, `:vN` join variable N.
+pub(crate) fn placeholder_index(p: &str) -> Option<usize> {
+    let rest = p.strip_prefix(':')?;
+    match rest.strip_prefix('v') {
+        Some(n) => n.parse::<usize>().ok().map(|n| JOIN_VAR_BASE + n),
+        None => rest.parse().ok(),
+    }
+}

@@ -1,7 +1,7 @@
 //! The plan as text: one rendering for EXPLAIN and the planner snapshots. Plain text, no
 //! `Debug` output: per route the opcode, keyspace, the shards, and the exact SQL each gets.
 
-use super::{Bindings, Local, LocalExpr, Plan, TxnOp};
+use super::{Bindings, JoinKind, JoinPlan, Local, LocalExpr, Opcode, Plan, Side, TxnOp};
 use crate::exec::{AggFunc, CmpOp, MergeSpec};
 use crate::gateway::Topology;
 use crate::vschema::ShardMap;
@@ -22,6 +22,10 @@ pub fn explain(
     maps: &dyn Fn(&str) -> Option<ShardMap>,
 ) -> String {
     let mut out = String::new();
+    if let Plan::Join(j) = plan {
+        explain_join(j, b, topology, maps, &mut out);
+        return out;
+    }
     header(plan, &mut out);
     let shard_name = |ks: &str, i: usize| {
         topology
@@ -122,6 +126,122 @@ fn header(plan: &Plan, out: &mut String) {
         Plan::SessionSet { sql } => {
             let _ = writeln!(out, "SessionSet (every backend of the session)\n    {sql}");
         }
+        Plan::Join(j) => {
+            let _ = writeln!(
+                out,
+                "Join {} (nested loop at the gateway: the right side runs once per left row)",
+                join_kind(j.kind)
+            );
+        }
+    }
+}
+
+fn join_kind(k: JoinKind) -> &'static str {
+    match k {
+        JoinKind::Inner => "Inner",
+        JoinKind::Left => "Left",
+    }
+}
+
+/// A join: the left route as it runs (shards and SQL), the right route's shape with its
+/// `:vN` variables, how the variables and output columns come from the sides, and what the
+/// gateway does after the join.
+fn explain_join(
+    j: &JoinPlan,
+    b: &Bindings<'_>,
+    topology: &Topology,
+    maps: &dyn Fn(&str) -> Option<ShardMap>,
+    out: &mut String,
+) {
+    header(&Plan::Join(Box::new(j.clone())), out);
+    let left = explain(&Plan::Route(j.left.clone()), b, topology, maps);
+    for (i, line) in left.lines().enumerate() {
+        let _ = writeln!(out, "  {}{line}", if i == 0 { "left: " } else { "  " });
+    }
+    let r = &j.right;
+    let _ = write!(out, "  right: ");
+    header(&Plan::Route(r.clone()), out);
+    let per_row = match r.opcode {
+        Opcode::EqualUnique => {
+            let v = r
+                .values
+                .first()
+                .map(|v| show_value(v, b))
+                .unwrap_or_default();
+            let name = r.vindex.as_ref().map_or("vindex", |v| v.type_name());
+            format!("one shard per left row: {name}({v})")
+        }
+        Opcode::In => "the shards of the IN values".to_string(),
+        Opcode::Scatter => "every shard, per left row".to_string(),
+        Opcode::None => "no match".to_string(),
+        _ => "its keyspace's one shard, per left row".to_string(),
+    };
+    let _ = writeln!(out, "    shards: {per_row}");
+    let sql = match &r.sql {
+        super::ShardSql::Template(t) => b.render(t).unwrap_or_else(|e| format!("error: {e}")),
+        super::ShardSql::Fixed(s) => s.clone(),
+        super::ShardSql::Original => b.original.to_string(),
+    };
+    let _ = writeln!(out, "      {sql}");
+    for (n, name) in j.var_names.iter().enumerate() {
+        let _ = writeln!(out, "  :v{n} = {name} (left item {})", j.vars[n]);
+    }
+    let col = |(side, item): &(Side, usize)| {
+        let s = if *side == Side::Left { "left" } else { "right" };
+        let wild = match side {
+            Side::Left => j.left_items.get(*item),
+            Side::Right => j.right_items.get(*item),
+        };
+        format!("{s}{item}{}", if wild == Some(&true) { ".*" } else { "" })
+    };
+    let cols: Vec<String> = j.columns[..j.visible].iter().map(col).collect();
+    let _ = writeln!(out, "  columns: {}", cols.join(", "));
+    if let Some(post) = &j.post {
+        if let Ok(m) = post.merge_spec(b) {
+            merge_lines(&m, post.hidden_columns, out);
+        }
+    }
+    let mut post = Vec::new();
+    for (c, is_null) in &j.filters {
+        let name = j.columns.get(*c).map(col).unwrap_or_default();
+        post.push(format!(
+            "where {name} is {}null",
+            if *is_null { "" } else { "not " }
+        ));
+    }
+    if !j.order_by.is_empty() {
+        let keys: Vec<String> = j
+            .order_by
+            .iter()
+            .map(|(c, desc)| {
+                let name = j.columns.get(*c).map(col).unwrap_or_default();
+                format!("{name}{}", if *desc { " desc" } else { "" })
+            })
+            .collect();
+        post.push(format!("order by {} (buffered)", keys.join(", ")));
+    }
+    if let Some((c, o)) = &j.limit {
+        post.push(format!(
+            "limit {} offset {}",
+            show_value(c, b),
+            show_value(o, b)
+        ));
+    }
+    if !post.is_empty() {
+        let _ = writeln!(out, "  after the join: {}", post.join("; "));
+    }
+}
+
+fn show_value(v: &super::ValueRef, b: &Bindings<'_>) -> String {
+    match v {
+        super::ValueRef::Param(i) | super::ValueRef::NegParam(i) if *i >= super::JOIN_VAR_BASE => {
+            format!(":v{}", i - super::JOIN_VAR_BASE)
+        }
+        other => b
+            .resolve(other)
+            .ok()
+            .and_then(|x| x.to_text())
+            .unwrap_or_else(|| "NULL".into()),
     }
 }
 

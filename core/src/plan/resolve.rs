@@ -241,6 +241,11 @@ fn show(v: &Value) -> String {
     v.to_text().unwrap_or_else(|| "NULL".into())
 }
 
+/// A bound LIMIT or OFFSET value as a count.
+pub fn limit_value(v: &Value) -> Result<u64, SqlError> {
+    as_u64(v)
+}
+
 fn as_u64(v: &Value) -> Result<u64, SqlError> {
     match v {
         Value::Int(i) if *i >= 0 => Ok(*i as u64),
@@ -284,13 +289,21 @@ fn prune_in_list(stmt: &mut Statement, column: &str, routed: &[ValueRef], vals: 
     });
 }
 
+/// The placeholder text of literal `i` (`:N`) or of a join variable (`:vN`).
+fn placeholder(i: usize) -> String {
+    match i.checked_sub(super::JOIN_VAR_BASE) {
+        Some(n) => format!(":v{n}"),
+        None => format!(":{i}"),
+    }
+}
+
 fn value_expr(v: &ValueRef) -> Expr {
     use sqlparser::ast::UnaryOperator;
     match v {
-        ValueRef::Param(i) => Expr::value(AstValue::Placeholder(format!(":{i}"))),
+        ValueRef::Param(i) => Expr::value(AstValue::Placeholder(placeholder(*i))),
         ValueRef::NegParam(i) => Expr::UnaryOp {
             op: UnaryOperator::Minus,
-            expr: Box::new(Expr::value(AstValue::Placeholder(format!(":{i}")))),
+            expr: Box::new(Expr::value(AstValue::Placeholder(placeholder(*i)))),
         },
         ValueRef::Const(c) => crate::sql::literal(c),
     }

@@ -290,10 +290,7 @@ pub(super) fn column_of(e: &Expr) -> Option<(Option<String>, String)> {
 pub(crate) fn value_of(e: &Expr) -> Option<ValueRef> {
     match e {
         Expr::Value(v) => match &v.value {
-            AstValue::Placeholder(p) => p
-                .strip_prefix(':')
-                .and_then(|n| n.parse().ok())
-                .map(ValueRef::Param),
+            AstValue::Placeholder(p) => super::placeholder_index(p).map(ValueRef::Param),
             AstValue::Number(n, _) => Some(ValueRef::Const(match n.parse::<i64>() {
                 Ok(i) => Value::Int(i),
                 Err(_) => Value::from_str(n),

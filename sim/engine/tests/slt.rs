@@ -5,6 +5,9 @@
 //! shards, and on MariaDB itself (e2e/test_differential.py, runner e2e/slt.py, which documents
 //! the format). This runner carries the labels `unsharded` and `engine`.
 //!
+//! sim/tests/slt_sharded.rs reuses its parser to run the same records through the gateway over
+//! 2 and 4 embedded shards in the L0 stepper (labels sharded, shards2/shards4, embedded).
+//!
 //! `SLT_VERBOSE=1 cargo test -p shardgate-engine --test slt -- --nocapture` also prints the
 //! records marked xfail (known bugs) with the engine's answers.
 
@@ -15,7 +18,7 @@ const NOW: u64 = 1_700_000_000_123;
 const LABELS: &[&str] = &["unsharded", "engine"];
 
 #[derive(Debug, Clone, PartialEq)]
-enum Expect {
+pub enum Expect {
     Ok,
     Count(u64),
     Error(u16),
@@ -23,17 +26,17 @@ enum Expect {
 }
 
 #[derive(Debug, Clone)]
-struct Record {
-    line: usize,
-    is_query: bool,
-    sql: String,
-    onlyif: Vec<String>,
-    skipif: Vec<String>,
-    xfail: Vec<String>,
-    expect: Expect,
-    types: String,
-    rowsort: bool,
-    rows: Vec<String>,
+pub struct Record {
+    pub line: usize,
+    pub is_query: bool,
+    pub sql: String,
+    pub onlyif: Vec<String>,
+    pub skipif: Vec<String>,
+    pub xfail: Vec<String>,
+    pub expect: Expect,
+    pub types: String,
+    pub rowsort: bool,
+    pub rows: Vec<String>,
 }
 
 impl Record {
@@ -44,7 +47,7 @@ impl Record {
     fn expected_to_fail(&self) -> bool {
         self.xfail.iter().any(|l| LABELS.contains(&l.as_str()))
     }
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match &self.expect {
             Expect::Ok => "OK".into(),
             Expect::Count(n) => format!("OK, {n} row(s) affected"),
@@ -54,7 +57,7 @@ impl Record {
     }
 }
 
-fn parse(path: &Path) -> Vec<Record> {
+pub fn parse(path: &Path) -> Vec<Record> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let lines: Vec<&str> = text.split('\n').collect();
     let (mut onlyif, mut skipif, mut xfail) = (Vec::new(), Vec::new(), Vec::new());
@@ -149,7 +152,7 @@ fn parse(path: &Path) -> Vec<Record> {
     out
 }
 
-fn render(v: Option<String>) -> String {
+pub fn render(v: Option<String>) -> String {
     match v {
         None => "NULL".into(),
         Some(s) if s.is_empty() => "(empty)".into(),
@@ -157,12 +160,12 @@ fn render(v: Option<String>) -> String {
     }
 }
 
-fn is_int(s: &str) -> bool {
+pub fn is_int(s: &str) -> bool {
     let d = s.strip_prefix('-').unwrap_or(s);
     !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn is_num(s: &str) -> bool {
+pub fn is_num(s: &str) -> bool {
     let d = s.strip_prefix('-').unwrap_or(s);
     let (mant, exp) = match d.find(['e', 'E']) {
         Some(p) => (&d[..p], Some(&d[p + 1..])),
@@ -251,8 +254,16 @@ fn run_record(
     }
 }
 
-fn suite_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/sql");
+pub fn suite_files() -> Vec<PathBuf> {
+    // From sim/engine (this runner) or from sim (slt_sharded.rs includes this file).
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = [
+        base.join("../../scenarios/sql"),
+        base.join("../scenarios/sql"),
+    ]
+    .into_iter()
+    .find(|d| d.is_dir())
+    .unwrap_or_else(|| base.join("../../scenarios/sql"));
     let dir = dir.canonicalize().unwrap_or(dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

@@ -4,8 +4,8 @@
 //!
 //! What it draws: point selects, IN lists, scatter selects (ORDER BY on a total order, with
 //! LIMIT/OFFSET; or unordered), aggregates with and without GROUP BY/HAVING, DISTINCT, inserts,
-//! updates, deletes, joins on routing keys, upserts (ON DUPLICATE KEY UPDATE, REPLACE),
-//! single-shard UPDATE/DELETE with ORDER BY/LIMIT, transactions
+//! updates, deletes, joins on routing keys and cross-shard joins on other columns, upserts
+//! (ON DUPLICATE KEY UPDATE, REPLACE), single-shard UPDATE/DELETE with ORDER BY/LIMIT, transactions
 //! (BEGIN … COMMIT/ROLLBACK, autocommit off), multi-statement batches, prepared statements, a
 //! few statements that must fail (1054, 1062, 1064), and the gateway's own `set workload`. Results are compared as ordered lists only when the ORDER BY
 //! fixes the order (the primary key breaks ties); everything else is compared as a multiset.
@@ -13,7 +13,7 @@
 //! What it stays away from, because the gateway legitimately differs from one server: writes
 //! that rely on cross-shard uniqueness (`id` of tables sharded by `cid` is always fresh),
 //! updates of a vindex column, LIMIT without a total ORDER BY, multi-shard DML with LIMIT,
-//! cross-shard joins, subqueries (uncorrelated ones are refused with 1235 even when they carry
+//! subqueries (uncorrelated ones are refused with 1235 even when they carry
 //! the outer query's routing key; correlated ones fail in the engine) and other 1235 shapes,
 //! sequences and LAST_INSERT_ID(), mixed-case text
 //! (case-insensitive collations make MIN/MAX/GROUP BY pick either spelling).
@@ -590,6 +590,43 @@ impl Gen<'_> {
         let x = self.table();
         let y = self.table();
         let (xv, yv) = (x.vindex_column(), y.vindex_column());
+        if self.rng.random_bool(0.3) {
+            // On a column that does not route: a nested-loop join at the gateway (the right
+            // side once per left row). Filters stay on the left side (a LEFT JOIN's WHERE on
+            // the right side is refused), and the ORDER BY is total, so LIMIT is fine.
+            let filter = if self.rng.random_bool(0.4) {
+                format!(" where x.{xv} = {}", self.key(&x))
+            } else {
+                String::new()
+            };
+            let (join, cols) = if self.rng.random_bool(0.4) {
+                ("left join", "x.id, y.id, y.k")
+            } else {
+                ("join", "x.id, x.s, y.id, y.k")
+            };
+            if self.rng.random_bool(0.25) {
+                // Aggregates over the joined rows, merged at the gateway.
+                return Stmt::read(
+                    format!(
+                        "select x.k, count(*), count(y.id), sum(y.k) from {} x {join} {} y on x.k = y.k{filter} group by x.k order by x.k",
+                        x.name, y.name
+                    ),
+                    Order::Fixed,
+                );
+            }
+            let limit = if self.rng.random_bool(0.3) {
+                format!(" limit {}", self.rng.random_range(1..=4i64))
+            } else {
+                String::new()
+            };
+            return Stmt::read(
+                format!(
+                    "select {cols} from {} x {join} {} y on x.k = y.k{filter} order by x.id, y.id{limit}",
+                    x.name, y.name
+                ),
+                Order::Fixed,
+            );
+        }
         let filter = if self.rng.random_bool(0.4) {
             format!(" where x.{xv} = {}", self.key(&x))
         } else if self.rng.random_bool(0.3) {

@@ -1,0 +1,163 @@
+//! Setups (b2) and (b4) of the differential SQL suite, cargo-side: scenarios/sql/*.slt through
+//! the gateway over 2 and over 4 embedded shards (keyspace `ks` sharded, `seq` unsharded, the
+//! VSchema scenarios/sql/vschema.json), in the L0 stepper — the same records
+//! e2e/test_differential.py runs over sockets, without building the release binary. Labels:
+//! sharded, shards2 or shards4, embedded.
+//!
+//! The record parser is the engine runner's (sim/engine/tests/slt.rs, setup (a)).
+
+#[path = "../engine/tests/slt.rs"]
+#[allow(dead_code)]
+mod engine_slt;
+
+use engine_slt::{is_int, is_num, parse, render, suite_files, Expect, Record};
+use shardgate_sim::client::Answer;
+use shardgate_sim::harness::{ConnectOptions, Harness, KeyspaceSpec, TopologySpec, VSchemaSource};
+use shardgate_sim::world::{World, WorldConfig};
+
+fn applies(rec: &Record, labels: &[&str]) -> bool {
+    rec.onlyif.iter().all(|l| labels.contains(&l.as_str()))
+        && !rec.skipif.iter().any(|l| labels.contains(&l.as_str()))
+}
+
+fn check(rec: &Record, answer: Answer) -> Result<String, (String, String)> {
+    match answer {
+        Answer::Error { error, .. } | Answer::Closed(error) => {
+            let got = format!("ERROR {}: {}", error.code, error.message);
+            if rec.expect == Expect::Error(error.code) {
+                Ok(got)
+            } else {
+                Err(("unexpected error".into(), got))
+            }
+        }
+        Answer::Rows { columns, rows, .. } => {
+            let mut got: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|v| render(v.to_text()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            if rec.rowsort {
+                got.sort();
+            }
+            let shown = format!("rows {got:?}");
+            if !rec.is_query {
+                return Err(("a statement record returned rows".into(), shown));
+            }
+            if columns.len() != rec.types.len() {
+                return Err((
+                    format!(
+                        "{} column(s), the record says {}",
+                        columns.len(),
+                        rec.types.len()
+                    ),
+                    shown,
+                ));
+            }
+            if got != rec.rows {
+                return Err(("rows differ".into(), shown));
+            }
+            for r in &rows {
+                for (t, v) in rec.types.chars().zip(r) {
+                    let Some(v) = v.to_text() else { continue };
+                    if (t == 'I' && !is_int(&v)) || (t == 'R' && !is_num(&v)) {
+                        return Err((format!("column type {t} but value {v:?}"), shown));
+                    }
+                }
+            }
+            Ok(shown)
+        }
+        Answer::Ok { ok, .. } => {
+            let got = format!("OK, {} row(s) affected", ok.affected_rows);
+            match rec.expect {
+                Expect::Ok => Ok(got),
+                Expect::Count(n) if n == ok.affected_rows => Ok(got),
+                Expect::Count(_) => Err(("affected rows differ".into(), got)),
+                Expect::Error(_) => Err(("expected an error".into(), got)),
+                Expect::Rows => Err(("expected rows".into(), got)),
+            }
+        }
+        other => Err(("unexpected answer".into(), other.describe())),
+    }
+}
+
+fn run_setup(shards: &[&str], labels: &[&str]) -> Vec<String> {
+    let vschema = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/sql/vschema.json"),
+    )
+    .expect("scenarios/sql/vschema.json");
+    let topology = TopologySpec {
+        keyspaces: vec![
+            KeyspaceSpec {
+                name: "ks".into(),
+                shards: shards.iter().map(|s| s.to_string()).collect(),
+            },
+            KeyspaceSpec {
+                name: "seq".into(),
+                shards: vec!["0".into()],
+            },
+        ],
+        vschema: Some(VSchemaSource {
+            name: "vschema.json".into(),
+            json: vschema,
+        }),
+    };
+    let mut failures = Vec::new();
+    for path in suite_files() {
+        let mut w = World::new(WorldConfig {
+            seed: 1,
+            topology: topology.clone(),
+            record: false,
+            merge_queue_rows: None,
+        })
+        .expect("world");
+        w.connect("a", &ConnectOptions::default()).expect("connect");
+        let _ = w.next_answer("a").expect("connected");
+        let records = parse(&path);
+        let (mut run, mut passed, mut xfailed) = (0, 0, 0);
+        for rec in records.iter().filter(|r| applies(r, labels)) {
+            run += 1;
+            let at = format!("{}:{} ({})", path.display(), rec.line, labels[1]);
+            w.query("a", &rec.sql).expect("send");
+            let answer = w.next_answer("a").expect("an answer");
+            let xfail = rec.xfail.iter().any(|l| labels.contains(&l.as_str()));
+            match (check(rec, answer), xfail) {
+                (Ok(_), false) => passed += 1,
+                (Err(_), true) => xfailed += 1,
+                (Ok(got), true) => failures.push(format!(
+                    "{at}: marked xfail (a known bug) but passed: remove the marker\n    {}\n    got  {got}",
+                    rec.sql
+                )),
+                (Err((why, got)), false) => failures.push(format!(
+                    "{at}: {why}\n    {}\n    want {}\n    got  {got}",
+                    rec.sql,
+                    rec.describe()
+                )),
+            }
+        }
+        eprintln!(
+            "{} ({}): {run} run, {passed} passed, {xfailed} known bugs (xfail)",
+            path.display(),
+            labels[1]
+        );
+    }
+    failures
+}
+
+#[test]
+fn differential_suite_through_the_gateway_on_2_and_4_embedded_shards() {
+    let mut failures = run_setup(&["-80", "80-"], &["sharded", "shards2", "embedded"]);
+    failures.extend(run_setup(
+        &["-40", "40-80", "80-c0", "c0-"],
+        &["sharded", "shards4", "embedded"],
+    ));
+    assert!(
+        failures.is_empty(),
+        "{} record(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
