@@ -406,7 +406,7 @@ impl BackendConn {
                 });
             }
             Some(0xff) => {
-                let e = decode_err(p).unwrap_or_else(|_| SqlError::access_denied(&self.config.user, true));
+                let e = decode_err(p).unwrap_or_else(|_| SqlError::access_denied(&self.config.user, "gateway", true));
                 self.fail(e);
             }
             Some(0xfe) => match AuthSwitchRequest::decode(p) {

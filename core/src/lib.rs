@@ -14,6 +14,7 @@ pub mod response;
 pub mod server;
 pub mod session;
 pub mod sql;
+pub mod users;
 pub mod vschema;
 pub mod wire;
 
