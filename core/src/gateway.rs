@@ -429,6 +429,21 @@ impl Gateway {
         }
     }
 
+    /// The same gateway with its client-facing server config changed (users, TLS), at start
+    /// before any session exists.
+    ///
+    /// # Errors
+    /// The gateway is already shared.
+    pub fn with_server_config(
+        self: Arc<Self>,
+        change: impl FnOnce(&mut ServerConfig),
+    ) -> Result<Arc<Gateway>, String> {
+        let mut g =
+            Arc::try_unwrap(self).map_err(|_| "the gateway is already shared".to_string())?;
+        change(Arc::make_mut(&mut g.server));
+        Ok(Arc::new(g))
+    }
+
     /// The same gateway with other limits (set at start, before any session exists).
     pub fn with_limits(self: Arc<Self>, limits: Limits) -> Arc<Gateway> {
         match Arc::try_unwrap(self) {

@@ -615,6 +615,7 @@ impl ServerConn {
                     }
                     Sha2Fast::NeedFull if self.tls_active => {
                         // "perform full authentication": the client sends its password.
+                        tracing::debug!(conn = self.connection_id, user = %resp.user, "caching_sha2_password: asking for full authentication");
                         PacketOut::new(seq.wrapping_add(1)).write(&mut self.out, &[0x01, 0x04]);
                         self.phase = Phase::AwaitFullAuth {
                             user: resp.user,

@@ -6,10 +6,15 @@
 //! (no helper tasks, no channels): one wake-up per arriving segment, writes issued directly.
 //! While a write to the client is pending, backend sockets are not read — that is the
 //! backpressure that keeps memory per session bounded.
+//!
+//! TLS: the client stream starts plain; when the session reports that the client asked for
+//! TLS ([`SessionEvent::StartTls`]) the task runs the rustls handshake on it (bounded by the
+//! handshake timeout) and carries on over a [`ClientStream::Tls`].
 
 use crate::clock::Clock;
 use crate::embedded::EmbeddedShards;
 use crate::net::Net;
+use crate::tls::{ClientStream, Prefixed};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardgate_core::gateway::{Gateway, ShardAddress};
@@ -18,7 +23,7 @@ use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -40,6 +45,8 @@ pub struct Driver<N: Net> {
     controls: Mutex<BTreeMap<u32, UnboundedSender<Control>>>,
     /// Set on SIGTERM/SIGINT: stop accepting; sessions close once their statement is done.
     draining: tokio::sync::watch::Sender<bool>,
+    /// The TLS acceptor, when a certificate is configured ([`Driver::set_tls`]).
+    tls: OnceLock<tokio_rustls::TlsAcceptor>,
 }
 
 impl<N: Net> Driver<N> {
@@ -58,7 +65,14 @@ impl<N: Net> Driver<N> {
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
             controls: Mutex::new(BTreeMap::new()),
             draining: tokio::sync::watch::channel(false).0,
+            tls: OnceLock::new(),
         })
+    }
+
+    /// Enables TLS toward clients (set once, before serving; the gateway's server config must
+    /// offer it too, see `ServerConfig::tls`).
+    pub fn set_tls(&self, acceptor: tokio_rustls::TlsAcceptor) {
+        let _ = self.tls.set(acceptor);
     }
 
     /// Graceful shutdown: no new clients; each session closes when its statement in
@@ -118,13 +132,23 @@ impl<N: Net> Driver<N> {
             let id = self.gateway.next_connection_id();
             tracing::debug!(conn = id, %peer, "client connected");
             let me = self.clone();
-            tokio::spawn(async move { me.run_client(stream, id).await });
+            let host = peer
+                .parse::<std::net::SocketAddr>()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_else(|_| {
+                    peer.rsplit_once(':')
+                        .map_or(peer.clone(), |(h, _)| h.to_string())
+                });
+            tokio::spawn(async move { me.run_client(stream, id, host).await });
         }
     }
 
     /// Drives one client session until it closes.
-    pub async fn run_client(self: Arc<Self>, mut client: N::Stream, id: u32) {
+    /// `host`: the client's address, for access-denied messages.
+    pub async fn run_client(self: Arc<Self>, client: N::Stream, id: u32, host: String) {
+        let mut client = ClientStream::Plain(client);
         let mut session = Session::new(self.gateway.clone(), id, self.scramble());
+        session.set_peer_host(&host);
         session.set_now(self.clock.now_us());
         let mut backends: BTreeMap<BackendId, BackendStream<N::Stream>> = BTreeMap::new();
         let mut buf = vec![0u8; 64 * 1024];
@@ -197,7 +221,7 @@ impl<N: Net> Driver<N> {
     async fn flush(
         &self,
         session: &mut Session,
-        client: &mut N::Stream,
+        client: &mut ClientStream<N::Stream>,
         backends: &mut BTreeMap<BackendId, BackendStream<N::Stream>>,
     ) -> io::Result<()> {
         loop {
@@ -229,6 +253,20 @@ impl<N: Net> Driver<N> {
                             let _ = tx.send(Control::Kill { query_only });
                         }
                     }
+                    SessionEvent::StartTls { preamble } => {
+                        // Nothing is due before TLS, but keep the byte order regardless.
+                        if let Some(bytes) = session.poll_client_transmit() {
+                            client.write_all(&bytes).await?;
+                        }
+                        match self.start_tls(client, preamble).await {
+                            Ok(()) => session.handle_tls_established(),
+                            Err(e) => {
+                                tracing::warn!(conn = session.connection_id(), error = %e, "TLS handshake failed; closing client connection");
+                                session.handle_client_close();
+                                return Err(e);
+                            }
+                        }
+                    }
                 }
             }
             while let Some((id, bytes)) = session.poll_backend_transmit() {
@@ -245,11 +283,47 @@ impl<N: Net> Driver<N> {
             if let Some(bytes) = session.poll_client_transmit() {
                 moved = true;
                 client.write_all(&bytes).await?;
+                if client.is_tls() {
+                    // rustls may hold records back until flushed.
+                    client.flush().await?;
+                }
             }
             if !moved {
                 return Ok(());
             }
         }
+    }
+
+    /// Runs the server side of the TLS handshake on the (plain) client stream, `preamble`
+    /// first, within the handshake timeout.
+    async fn start_tls(
+        &self,
+        client: &mut ClientStream<N::Stream>,
+        preamble: bytes::Bytes,
+    ) -> io::Result<()> {
+        let Some(acceptor) = self.tls.get().cloned() else {
+            return Err(io::Error::other(
+                "client asked for TLS but no certificate is configured",
+            ));
+        };
+        let plain = match std::mem::replace(client, ClientStream::Gone) {
+            ClientStream::Plain(s) => s,
+            other => {
+                *client = other;
+                return Err(io::Error::other("client asked for TLS twice"));
+            }
+        };
+        let handshake = acceptor.accept(Prefixed::new(preamble, plain));
+        let limit_ms = self.gateway.limits.handshake_timeout_ms;
+        let tls = if limit_ms == 0 {
+            handshake.await?
+        } else {
+            tokio::time::timeout(std::time::Duration::from_millis(limit_ms), handshake)
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??
+        };
+        *client = ClientStream::Tls(Box::new(tls));
+        Ok(())
     }
 
     async fn open(&self, address: &ShardAddress) -> io::Result<BackendStream<N::Stream>> {
@@ -272,8 +346,8 @@ enum Input {
 
 /// Waits until a control message, the client, or any backend has something (in that order,
 /// so a KILL is never starved by a busy stream).
-async fn read_any<S: AsyncRead + Unpin>(
-    client: &mut S,
+async fn read_any<C: AsyncRead + Unpin, S>(
+    client: &mut C,
     backends: &mut BTreeMap<BackendId, BackendStream<S>>,
     paused: &[BackendId],
     control: &mut UnboundedReceiver<Control>,

@@ -10,3 +10,4 @@ pub mod http;
 pub mod net;
 pub mod oneshot;
 pub mod querylog;
+pub mod tls;
