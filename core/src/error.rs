@@ -57,6 +57,7 @@ pub mod codes {
     pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
     pub const ER_QUERY_TIMEOUT: u16 = 3024;
     pub const ER_SECURE_TRANSPORT_REQUIRED: u16 = 3159;
+    pub const CR_SSL_CONNECTION_ERROR: u16 = 2026;
     /// Vitess: a write the vschema cannot route.
     pub const ER_CANT_ROUTE: u16 = 1173;
     /// Client-side codes (CR_*) used when a backend is lost.

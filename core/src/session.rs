@@ -59,6 +59,14 @@ pub enum SessionEvent {
     CloseBackend { id: BackendId },
     /// Deliver a KILL to session `target` ([`Session::handle_kill`]).
     Kill { target: u32, query_only: bool },
+    /// Backend `id` wants TLS: write `ssl_request` to it in clear, run the TLS handshake
+    /// (client side, presenting `server_name`), then [`Session::handle_backend_tls_established`]
+    /// (or [`Session::handle_backend_close`] if it fails).
+    StartBackendTls {
+        id: BackendId,
+        server_name: String,
+        ssl_request: Bytes,
+    },
     /// The client asked for TLS: flush pending client bytes, then run the TLS handshake on
     /// the client socket, feeding the TLS engine `preamble` (bytes already received after the
     /// SSLRequest) before reading the socket; then [`Session::handle_tls_established`] (or
@@ -425,11 +433,29 @@ impl Session {
     // ---- outputs ----
 
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front().or_else(|| {
-            self.conn
-                .poll_tls_upgrade()
-                .map(|preamble| SessionEvent::StartTls { preamble })
-        })
+        if let Some(ev) = self.events.pop_front() {
+            return Some(ev);
+        }
+        for (id, slot) in self.backends.iter_mut() {
+            if let Some(ssl_request) = slot.conn.poll_tls_upgrade() {
+                return Some(SessionEvent::StartBackendTls {
+                    id: *id,
+                    server_name: slot.conn.tls_server_name().unwrap_or_default().to_string(),
+                    ssl_request,
+                });
+            }
+        }
+        self.conn
+            .poll_tls_upgrade()
+            .map(|preamble| SessionEvent::StartTls { preamble })
+    }
+
+    /// The TLS handshake requested by [`SessionEvent::StartBackendTls`] is done.
+    pub fn handle_backend_tls_established(&mut self, id: BackendId) {
+        if let Some(slot) = self.backends.get_mut(&id) {
+            slot.conn.handle_tls_established();
+        }
+        self.pump();
     }
 
     pub fn poll_backend_transmit(&mut self) -> Option<(BackendId, Bytes)> {
@@ -1466,9 +1492,15 @@ impl Session {
             .cloned()?;
         let id = self.next_backend;
         self.next_backend += 1;
-        let (user, password) = match &s.address {
-            ShardAddress::Mysql { user, password, .. } => (user.clone(), password.clone()),
-            ShardAddress::Embedded { .. } => ("root".to_string(), String::new()),
+        let (user, password, tls) = match &s.address {
+            ShardAddress::Mysql {
+                user,
+                password,
+                host,
+                tls,
+                ..
+            } => (user.clone(), password.clone(), tls.then(|| host.clone())),
+            ShardAddress::Embedded { .. } => ("root".to_string(), String::new(), None),
         };
         let database = if self.gw.passthrough {
             self.database.clone()
@@ -1484,6 +1516,7 @@ impl Session {
             database,
             max_packet: 0,
             found_rows,
+            tls,
         });
         let mut slot = BackendSlot {
             conn,

@@ -47,6 +47,8 @@ pub struct Driver<N: Net> {
     draining: tokio::sync::watch::Sender<bool>,
     /// The TLS acceptor, when a certificate is configured ([`Driver::set_tls`]).
     tls: OnceLock<tokio_rustls::TlsAcceptor>,
+    /// TLS toward `?ssl=true` shards, made on first use.
+    shard_tls: OnceLock<tokio_rustls::TlsConnector>,
 }
 
 impl<N: Net> Driver<N> {
@@ -66,6 +68,7 @@ impl<N: Net> Driver<N> {
             controls: Mutex::new(BTreeMap::new()),
             draining: tokio::sync::watch::channel(false).0,
             tls: OnceLock::new(),
+            shard_tls: OnceLock::new(),
         })
     }
 
@@ -253,6 +256,25 @@ impl<N: Net> Driver<N> {
                             let _ = tx.send(Control::Kill { query_only });
                         }
                     }
+                    SessionEvent::StartBackendTls {
+                        id,
+                        server_name,
+                        ssl_request,
+                    } => {
+                        // Bytes queued for other backends are written by the loop below;
+                        // this backend has nothing queued before its SSLRequest.
+                        match self
+                            .backend_tls(backends, id, &server_name, &ssl_request)
+                            .await
+                        {
+                            Ok(()) => session.handle_backend_tls_established(id),
+                            Err(e) => {
+                                tracing::warn!(conn = session.connection_id(), backend = id, error = %e, "TLS toward the shard failed");
+                                backends.remove(&id);
+                                session.handle_backend_close(id);
+                            }
+                        }
+                    }
                     SessionEvent::StartTls { preamble } => {
                         // Nothing is due before TLS, but keep the byte order regardless.
                         if let Some(bytes) = session.poll_client_transmit() {
@@ -272,7 +294,11 @@ impl<N: Net> Driver<N> {
             while let Some((id, bytes)) = session.poll_backend_transmit() {
                 moved = true;
                 let failed = match backends.get_mut(&id) {
-                    Some(s) => s.write_all(&bytes).await.is_err(),
+                    Some(s) => {
+                        let tls = matches!(s, BackendStream::Tls(_));
+                        // rustls may hold records back until flushed.
+                        s.write_all(&bytes).await.is_err() || (tls && s.flush().await.is_err())
+                    }
                     None => false,
                 };
                 if failed {
@@ -323,6 +349,38 @@ impl<N: Net> Driver<N> {
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??
         };
         *client = ClientStream::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    /// Sends the SSLRequest in clear on backend `id`, then runs the client side of the TLS
+    /// handshake, within the handshake timeout.
+    async fn backend_tls(
+        &self,
+        backends: &mut BTreeMap<BackendId, BackendStream<N::Stream>>,
+        id: BackendId,
+        server_name: &str,
+        ssl_request: &[u8],
+    ) -> io::Result<()> {
+        let connector = match self.shard_tls.get() {
+            Some(c) => c.clone(),
+            None => {
+                let c = crate::tls::shard_connector().map_err(io::Error::other)?;
+                let _ = self.shard_tls.set(c.clone());
+                c
+            }
+        };
+        let Some(BackendStream::Net(mut plain)) = backends.remove(&id) else {
+            return Err(io::Error::other(
+                "TLS is only possible toward a network shard",
+            ));
+        };
+        plain.write_all(ssl_request).await?;
+        let handshake = connector.connect(crate::tls::server_name(server_name), plain);
+        let limit_ms = self.gateway.limits.handshake_timeout_ms.max(1);
+        let tls = tokio::time::timeout(std::time::Duration::from_millis(limit_ms), handshake)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        backends.insert(id, BackendStream::Tls(Box::new(tls)));
         Ok(())
     }
 
@@ -378,10 +436,12 @@ where
 /// A backend socket: over the network, or a pipe to an in-process engine.
 pub enum BackendStream<S> {
     Net(S),
+    /// A network shard after `?ssl=true`'s TLS handshake.
+    Tls(Box<tokio_rustls::client::TlsStream<S>>),
     Embedded(DuplexStream),
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for BackendStream<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for BackendStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -389,12 +449,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for BackendStream<S> {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Net(s) => Pin::new(s).poll_read(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             BackendStream::Embedded(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for BackendStream<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for BackendStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -402,18 +463,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for BackendStream<S> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             BackendStream::Net(s) => Pin::new(s).poll_write(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             BackendStream::Embedded(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Net(s) => Pin::new(s).poll_flush(cx),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             BackendStream::Embedded(s) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Net(s) => Pin::new(s).poll_shutdown(cx),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             BackendStream::Embedded(s) => Pin::new(s).poll_shutdown(cx),
         }
     }

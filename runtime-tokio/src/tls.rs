@@ -43,6 +43,81 @@ pub fn acceptor_from_pem(cert_path: &str, key_path: &str) -> Result<TlsAcceptor,
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The TLS connector toward shards whose URL says `?ssl=true`: MySQL's `ssl-mode=REQUIRED`
+/// — the connection is encrypted and the server must prove it holds the key of the certificate
+/// it presents, but the certificate itself is not verified (no CA is configured for shards).
+///
+/// # Errors
+/// rustls refuses the configuration (not expected with the ring provider).
+pub fn shard_connector() -> Result<tokio_rustls::TlsConnector, String> {
+    #[allow(deprecated)] // ring: see acceptor_from_pem
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(UnverifiedCertificate(provider)))
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// The server name presented to a shard: its host (a name or an IP address).
+pub fn server_name(host: &str) -> rustls_pki_types::ServerName<'static> {
+    rustls_pki_types::ServerName::try_from(host.to_string()).unwrap_or_else(|_| {
+        rustls_pki_types::ServerName::try_from("shard").expect("a valid DNS name")
+    })
+}
+
+/// Accepts any certificate chain, but still checks the handshake signatures against the
+/// certificate presented (see [`shard_connector`]).
+#[derive(Debug)]
+struct UnverifiedCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for UnverifiedCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// A stream that first yields bytes already read from it (the start of the client's TLS
 /// handshake, received together with its SSLRequest), then reads the stream itself.
 pub struct Prefixed<S> {

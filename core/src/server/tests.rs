@@ -63,6 +63,7 @@ impl Pair {
             database: database.map(str::to_string),
             max_packet: 0,
             found_rows: false,
+            tls: None,
         });
         let mut p = Pair {
             server,
@@ -591,5 +592,74 @@ mod tls_auth {
             vec![]
         )));
         assert!(!is_ssl_request(&ssl[..31]));
+    }
+}
+
+mod backend_tls {
+    use super::super::*;
+    use crate::backend::{BackendConfig, BackendConn, BackendEvent};
+
+    fn shuttle(server: &mut ServerConn, client: &mut BackendConn) {
+        for _ in 0..20 {
+            while let Some(req) = server.poll_request() {
+                if let Request::Connect { .. } = req {
+                    server.send_ok(&OkInfo::default());
+                }
+            }
+            if let Some(b) = server.poll_transmit() {
+                client.handle_input(&b);
+            }
+            // The "driver": SSLRequest in clear, then both sides over (imagined) TLS.
+            if let Some(req) = client.poll_tls_upgrade() {
+                server.handle_input(&req);
+                assert!(server.poll_request().is_none());
+                assert_eq!(server.poll_tls_upgrade().as_deref(), Some(&b""[..]));
+                server.handle_tls_established();
+                client.handle_tls_established();
+            }
+            if let Some(b) = client.poll_transmit() {
+                server.handle_input(&b);
+            }
+        }
+    }
+
+    fn config(password: &str, tls: bool) -> BackendConfig {
+        BackendConfig {
+            user: "app".into(),
+            password: password.into(),
+            database: None,
+            max_packet: 0,
+            found_rows: false,
+            tls: tls.then(|| "shard.example".to_string()),
+        }
+    }
+
+    #[test]
+    fn a_backend_connection_switches_to_tls_before_authenticating() {
+        let mut cfg = ServerConfig {
+            tls: true,
+            require_secure_transport: true,
+            ..ServerConfig::default()
+        };
+        cfg.users.set_password("app", "secret");
+        let cfg = Arc::new(cfg);
+        let mut server = ServerConn::new(cfg.clone(), 1, *b"0123456789abcdefghij");
+        let mut client = BackendConn::new(config("secret", true));
+        shuttle(&mut server, &mut client);
+        assert!(matches!(
+            client.poll_event(),
+            Some(BackendEvent::Connected { .. })
+        ));
+        assert!(client.is_tls() && server.is_tls());
+        // The same server refuses a plain client (3159), and a TLS client of a server without
+        // TLS fails clearly (2026).
+        let mut server = ServerConn::new(cfg, 2, *b"0123456789abcdefghij");
+        let mut client = BackendConn::new(config("secret", false));
+        shuttle(&mut server, &mut client);
+        assert!(matches!(client.poll_event(), Some(BackendEvent::Closed(e)) if e.code == 3159));
+        let mut server = ServerConn::new(Arc::new(ServerConfig::default()), 3, [b'x'; 20]);
+        let mut client = BackendConn::new(config("", true));
+        shuttle(&mut server, &mut client);
+        assert!(matches!(client.poll_event(), Some(BackendEvent::Closed(e)) if e.code == 2026));
     }
 }

@@ -49,6 +49,7 @@ impl Client {
                 database: db.map(str::to_string),
                 max_packet: 0,
                 found_rows: false,
+                tls: None,
             }),
             events: Vec::new(),
             opened: 0,
