@@ -313,3 +313,37 @@ def test_require_secure_transport_mariadb_cli(secure_gw):
                 "-e", "select 1 as one")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "one\n1\n"
+
+
+# ---- TLS toward shards (?ssl=true) ----
+
+def test_shard_over_tls(certs, secure_gw):
+    """A gateway whose shard is another gateway that only accepts TLS: the shard URL's
+    ?ssl=true makes the backend connection switch to TLS before authenticating."""
+    url = f"mysql://app:app-secret@127.0.0.1:{secure_gw.port}/lookup"
+    front = Gateway("tls-auth-front", shards=[("lookup/0", url + "?ssl=true")]).start()
+    try:
+        cnx = pymysql_connect(front, "root", "", tls=False)
+        try:
+            cur = cnx.cursor()
+            cur.execute("create table if not exists tls_shard_t (id bigint primary key, v varchar(10))")
+            cur.execute("delete from tls_shard_t")
+            cur.execute("insert into tls_shard_t (id, v) values (1, 'a'), (2, 'b')")
+            cur.execute("select v from tls_shard_t order by id")
+            assert cur.fetchall() == (("a",), ("b",))
+        finally:
+            cnx.close()
+    finally:
+        front.stop()
+    # Without ?ssl=true the same shard refuses the gateway (3159), which reports it.
+    plain = Gateway("tls-auth-front-plain", shards=[("lookup/0", url)]).start()
+    try:
+        cnx = pymysql_connect(plain, "root", "", tls=False)
+        try:
+            with pytest.raises(pymysql.err.MySQLError) as e:
+                cnx.cursor().execute("select 1")
+            assert "3159" in str(e.value) or "insecure transport" in str(e.value), e.value
+        finally:
+            cnx.close()
+    finally:
+        plain.stop()
