@@ -576,6 +576,44 @@ mod tls_auth {
         assert!(s.is_closed());
     }
 
+    mod robustness {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            /// Arbitrary bytes in the connection phase of a TLS-offering, secure-transport
+            /// server — after an SSLRequest or not, with the driver "completing" TLS whenever
+            /// asked — never panic, and a close always has a reason.
+            #[test]
+            fn arbitrary_connection_phase_input_never_panics(
+                ssl_first in any::<bool>(),
+                chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 1..8)
+            ) {
+                let mut s = ServerConn::new(config(true, true), 1, NONCE);
+                packets(&mut s);
+                if ssl_first {
+                    let mut ssl = Vec::new();
+                    put_ssl_request(&mut ssl, CLIENT_CAPS, 1 << 24, 45);
+                    s.handle_input(&frame(1, &ssl));
+                }
+                for c in &chunks {
+                    s.handle_input(c);
+                    accept(&mut s);
+                    let _ = s.poll_transmit();
+                    if s.poll_tls_upgrade().is_some() {
+                        s.handle_tls_established();
+                        accept(&mut s);
+                    }
+                }
+                if s.is_closed() {
+                    prop_assert!(s.close_reason().is_some(), "closed without a reason");
+                }
+            }
+        }
+    }
+
     #[test]
     fn ssl_request_decoding() {
         let mut ssl = Vec::new();
