@@ -7,8 +7,16 @@
 //! the server sends ERR, including mid-result.
 //!
 //! Calling order: `handle_input` / `handle_close`, then `poll_event` until `None`, then
-//! `poll_transmit`. Commands (`query`, `prepare`, `execute`, …) may be issued when
-//! [`BackendConn::is_idle`].
+//! `poll_transmit`, then [`BackendConn::poll_tls_upgrade`]. Commands (`query`, `prepare`,
+//! `execute`, …) may be issued when [`BackendConn::is_idle`].
+//!
+//! # TLS
+//! With [`BackendConfig::tls`] the connection answers the server's handshake with an
+//! SSLRequest, handed out by [`BackendConn::poll_tls_upgrade`] (not by `poll_transmit`): the
+//! driver writes it in clear, runs the TLS handshake, and calls
+//! [`BackendConn::handle_tls_established`]; the HandshakeResponse then goes out over TLS. A
+//! server that does not offer TLS fails the connection (2026). Over TLS, a caching_sha2_password
+//! server asking for full authentication gets the password; without TLS that is refused.
 
 use crate::error::{codes, SqlError};
 use crate::wire::auth;
@@ -33,6 +41,8 @@ pub struct BackendConfig {
     /// Ask for CLIENT_FOUND_ROWS (affected rows = matched rows), as the gateway's own client
     /// asked: the client must see the affected-row counts it would see directly.
     pub found_rows: bool,
+    /// Switch to TLS before authenticating; the server name the driver presents (SNI).
+    pub tls: Option<String>,
 }
 
 /// What a backend connection reports.
@@ -70,6 +80,8 @@ pub enum BackendEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     AwaitHandshake,
+    /// SSLRequest handed to the driver; waiting for its TLS handshake.
+    AwaitTls,
     AwaitAuthResult,
     Idle,
     /// A command's response is being read.
@@ -113,6 +125,11 @@ pub struct BackendConn {
     prepare: Option<(u32, u16)>,
     server_version: String,
     connection_id: u32,
+    /// The SSLRequest packet, until the driver takes it.
+    tls_request: Option<Bytes>,
+    /// The HandshakeResponse, held back until TLS is up.
+    held_response: Option<Vec<u8>>,
+    tls_active: bool,
 }
 
 /// Capabilities the gateway asks of its shards.
@@ -148,6 +165,9 @@ impl BackendConn {
             prepare: None,
             server_version: String::new(),
             connection_id: 0,
+            tls_request: None,
+            held_response: None,
+            tls_active: false,
         }
     }
 
@@ -217,7 +237,9 @@ impl BackendConn {
         if self.phase != Phase::Closed {
             let during = match self.phase {
                 Phase::Reading(_) => "during query",
-                Phase::AwaitHandshake | Phase::AwaitAuthResult => "during handshake",
+                Phase::AwaitHandshake | Phase::AwaitTls | Phase::AwaitAuthResult => {
+                    "during handshake"
+                }
                 _ => "while idle",
             };
             self.fail(SqlError::backend_lost(format!(
@@ -237,6 +259,33 @@ impl BackendConn {
             None
         } else {
             Some(self.out.split().freeze())
+        }
+    }
+
+    /// `Some(ssl_request)` once when the connection wants TLS: write those bytes in clear,
+    /// then run the TLS handshake (client side), then [`BackendConn::handle_tls_established`].
+    pub fn poll_tls_upgrade(&mut self) -> Option<Bytes> {
+        self.tls_request.take()
+    }
+
+    /// The server name to present in the TLS handshake (see [`BackendConfig::tls`]).
+    pub fn tls_server_name(&self) -> Option<&str> {
+        self.config.tls.as_deref()
+    }
+
+    /// Does the connection run over TLS?
+    pub fn is_tls(&self) -> bool {
+        self.tls_active
+    }
+
+    /// The TLS handshake is done: authentication continues over it.
+    pub fn handle_tls_established(&mut self) {
+        if self.phase == Phase::AwaitTls {
+            self.tls_active = true;
+            if let Some(resp) = self.held_response.take() {
+                self.send(&resp);
+            }
+            self.phase = Phase::AwaitAuthResult;
         }
     }
 
@@ -341,6 +390,9 @@ impl BackendConn {
     fn on_packet(&mut self, p: Bytes) {
         match self.phase {
             Phase::AwaitHandshake => self.on_handshake(&p),
+            Phase::AwaitTls => self.fail(SqlError::backend_lost(
+                "unexpected packet from backend before TLS",
+            )),
             Phase::AwaitAuthResult => self.on_auth_result(&p),
             Phase::Reading(r) => self.on_response(r, p),
             Phase::Idle => self.fail(SqlError::backend_lost(
@@ -372,6 +424,16 @@ impl BackendConn {
         if self.config.database.is_some() {
             self.caps |= cap::CONNECT_WITH_DB & hs.capabilities;
         }
+        if self.config.tls.is_some() {
+            if hs.capabilities & cap::SSL == 0 {
+                return self.fail(SqlError::new(
+                    codes::CR_SSL_CONNECTION_ERROR,
+                    "HY000",
+                    "TLS is required toward this shard (ssl=true) but the server does not offer it",
+                ));
+            }
+            self.caps |= cap::SSL;
+        }
         self.server_version = hs.server_version.clone();
         self.connection_id = hs.connection_id;
         self.nonce = hs.scramble.to_vec();
@@ -391,6 +453,23 @@ impl BackendConn {
         };
         let mut payload = Vec::with_capacity(128);
         resp.encode(&mut payload);
+        if self.config.tls.is_some() {
+            let mut ssl = Vec::with_capacity(32);
+            crate::wire::handshake::put_ssl_request(
+                &mut ssl,
+                self.caps,
+                1 << 30,
+                charset::UTF8MB4_GENERAL_CI as u8,
+            );
+            let mut frame = BytesMut::with_capacity(36);
+            let mut out = PacketOut::new(self.seq);
+            out.write(&mut frame, &ssl);
+            self.seq = out.seq;
+            self.tls_request = Some(frame.freeze());
+            self.held_response = Some(payload);
+            self.phase = Phase::AwaitTls;
+            return;
+        }
         self.send(&payload);
         self.phase = Phase::AwaitAuthResult;
     }
@@ -413,7 +492,7 @@ impl BackendConn {
                 });
             }
             Some(0xff) => {
-                let e = decode_err(p).unwrap_or_else(|_| SqlError::access_denied(&self.config.user, true));
+                let e = decode_err(p).unwrap_or_else(|_| SqlError::access_denied(&self.config.user, "gateway", true));
                 self.fail(e);
             }
             Some(0xfe) => match AuthSwitchRequest::decode(p) {
@@ -426,12 +505,18 @@ impl BackendConn {
                 Err(e) => self.fail(SqlError::backend_lost(format!("bad auth switch: {e}"))),
             },
             // caching_sha2_password: 0x01 0x03 fast auth success (OK follows), 0x01 0x04 full
-            // authentication, which needs TLS or RSA: refused clearly until TLS exists.
+            // authentication: the clear-text password over TLS; without TLS it would need
+            // RSA, which is not implemented: refused clearly.
             Some(0x01) if p.get(1) == Some(&0x03) => {}
+            Some(0x01) if p.get(1) == Some(&0x04) && self.tls_active => {
+                let mut pw = self.config.password.clone().into_bytes();
+                pw.push(0);
+                self.send(&pw);
+            }
             Some(0x01) if p.get(1) == Some(&0x04) => self.fail(SqlError::new(
                 codes::CR_AUTH_PLUGIN_ERR,
                 "HY000",
-                "backend requires caching_sha2_password full authentication, which needs a secure connection (not configured)",
+                "backend requires caching_sha2_password full authentication, which needs TLS toward the shard (add ?ssl=true to its URL)",
             )),
             _ => self.fail(SqlError::backend_lost("unexpected packet during backend authentication")),
         }

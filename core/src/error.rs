@@ -60,6 +60,8 @@ pub mod codes {
     pub const ER_CONNECT_TO_FOREIGN_DATA_SOURCE: u16 = 1429;
     /// No backend connection became free within the pool's acquire timeout.
     pub const ER_TOO_MANY_USER_CONNECTIONS: u16 = 1203;
+    pub const ER_SECURE_TRANSPORT_REQUIRED: u16 = 3159;
+    pub const CR_SSL_CONNECTION_ERROR: u16 = 2026;
     /// Vitess: a write the vschema cannot route.
     pub const ER_CANT_ROUTE: u16 = 1173;
     /// Client-side codes (CR_*) used when a backend is lost.
@@ -120,14 +122,31 @@ impl SqlError {
         )
     }
     /// 1045 / 28000.
-    pub fn access_denied(user: &str, using_password: bool) -> Self {
+    /// 1045 / 28000: bad credentials. `host` is the client's address as the server saw it.
+    pub fn access_denied(user: &str, host: &str, using_password: bool) -> Self {
         Self::new(
             codes::ER_ACCESS_DENIED,
             "28000",
             format!(
-                "Access denied for user '{user}' (using password: {})",
+                "Access denied for user '{user}'@'{host}' (using password: {})",
                 if using_password { "YES" } else { "NO" }
             ),
+        )
+    }
+    /// 1044 / 42000: the user may not use this keyspace (database).
+    pub fn db_access_denied(user: &str, database: &str) -> Self {
+        Self::new(
+            codes::ER_DBACCESS_DENIED,
+            "42000",
+            format!("Access denied for user '{user}'@'%' to database '{database}'"),
+        )
+    }
+    /// 3159 / HY000: `--require-secure-transport` and a client without TLS.
+    pub fn insecure_transport() -> Self {
+        Self::new(
+            codes::ER_SECURE_TRANSPORT_REQUIRED,
+            "HY000",
+            "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
         )
     }
     /// 1146 / 42S02.

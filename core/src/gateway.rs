@@ -23,6 +23,9 @@ pub enum ShardAddress {
         host: String,
         port: u16,
         database: String,
+        /// `?ssl=true`: TLS toward the shard (MySQL's ssl-mode=REQUIRED: encrypted, the
+        /// server's certificate is not verified).
+        tls: bool,
     },
     /// An in-process simulated engine; `name` identifies its data set.
     Embedded { name: String, database: String },
@@ -48,6 +51,22 @@ impl ShardAddress {
             Some((u, p)) => (u.to_string(), p.to_string()),
             None => (auth.to_string(), String::new()),
         };
+        let (hostpart, query) = match hostpart.split_once('?') {
+            Some((h, q)) => (h, q),
+            None => (hostpart, ""),
+        };
+        let mut tls = false;
+        for param in query.split('&').filter(|p| !p.is_empty()) {
+            match param.split_once('=') {
+                Some(("ssl", "true" | "1")) => tls = true,
+                Some(("ssl", "false" | "0")) => tls = false,
+                _ => {
+                    return Err(format!(
+                        "unknown URL parameter {param:?} in {url} (known: ssl=true|false)"
+                    ))
+                }
+            }
+        }
         let (hostport, database) = match hostpart.split_once('/') {
             Some((h, d)) => (h, d.to_string()),
             None => (hostpart, default_db.to_string()),
@@ -68,6 +87,7 @@ impl ShardAddress {
             host,
             port,
             database,
+            tls,
         })
     }
 
@@ -458,6 +478,21 @@ impl Gateway {
         }
     }
 
+    /// The same gateway with its client-facing server config changed (users, TLS), at start
+    /// before any session exists.
+    ///
+    /// # Errors
+    /// The gateway is already shared.
+    pub fn with_server_config(
+        self: Arc<Self>,
+        change: impl FnOnce(&mut ServerConfig),
+    ) -> Result<Arc<Gateway>, String> {
+        let mut g =
+            Arc::try_unwrap(self).map_err(|_| "the gateway is already shared".to_string())?;
+        change(Arc::make_mut(&mut g.server));
+        Ok(Arc::new(g))
+    }
+
     /// The same gateway with other limits (set at start, before any session exists).
     pub fn with_limits(self: Arc<Self>, limits: Limits) -> Arc<Gateway> {
         match Arc::try_unwrap(self) {
@@ -560,9 +595,21 @@ mod tests {
                 password: "pw".into(),
                 host: "127.0.0.1".into(),
                 port: 17100,
-                database: "commerce_x80".into()
+                database: "commerce_x80".into(),
+                tls: false,
             }
         );
+        let t = ShardAddress::parse("mysql://u:p@h:1/db?ssl=true", "x", "d").unwrap();
+        assert!(
+            matches!(t, ShardAddress::Mysql { tls: true, ref database, .. } if database == "db")
+        );
+        let t = ShardAddress::parse("mysql://u@h?ssl=1", "x", "d").unwrap();
+        assert!(
+            matches!(t, ShardAddress::Mysql { tls: true, ref database, .. } if database == "d")
+        );
+        assert!(ShardAddress::parse("mysql://u@h/db?sslmode=x", "x", "d")
+            .unwrap_err()
+            .contains("unknown URL parameter"));
         let b = ShardAddress::parse("mysql://root@db:3307", "x", "ks").unwrap();
         assert_eq!(b.database(), "ks");
         assert!(ShardAddress::parse("postgres://x", "x", "d").is_err());

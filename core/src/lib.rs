@@ -15,6 +15,7 @@ pub mod response;
 pub mod server;
 pub mod session;
 pub mod sql;
+pub mod users;
 pub mod vschema;
 pub mod wire;
 

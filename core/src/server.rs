@@ -12,11 +12,25 @@
 //!   [`ServerConn::is_closed`] (close the socket once the bytes are flushed).
 //!
 //! Call order after any input: `poll_request` until `None` (answering each), then
-//! `poll_transmit`, then `is_closed`.
+//! `poll_transmit`, then [`ServerConn::poll_tls_upgrade`], then `is_closed`.
+//!
+//! # TLS
+//! With [`ServerConfig::tls`] the handshake offers CLIENT_SSL. A client that answers with an
+//! SSLRequest makes [`ServerConn::poll_tls_upgrade`] yield the bytes already received after
+//! it (the start of the client's TLS handshake): the driver runs the TLS handshake over the
+//! socket (those bytes first), calls [`ServerConn::handle_tls_established`], and from then on
+//! feeds decrypted bytes and encrypts what `poll_transmit` returns. This type never sees TLS
+//! records. With [`ServerConfig::require_secure_transport`] a client that does not ask for TLS
+//! gets ERR 3159 and is closed (logged).
+//!
+//! # Authentication
+//! Against [`ServerConfig::users`]; which check runs for which plugin and account is described
+//! in [`crate::users`].
 
 use crate::error::{codes, SqlError};
 use crate::response::{ErrorDisposition, ResponseWriter, RowFormat, WriterState};
 use crate::sql;
+use crate::users::{Sha2Fast, Users};
 use crate::wire::auth;
 use crate::wire::binary::{decode_execute_params, ParamType};
 use crate::wire::consts::{cap, com, status, ColumnType};
@@ -35,23 +49,27 @@ pub const MAX_PREPARED_STATEMENTS: usize = 16_382;
 pub struct ServerConfig {
     /// Announced in the handshake and by `@@version`.
     pub server_version: String,
-    /// user -> password (plain text; hashed on the fly for each scramble).
-    pub users: BTreeMap<String, String>,
+    /// The accounts clients authenticate against (default: `root`, no password).
+    pub users: Users,
     /// Largest client payload accepted; larger ones get ERR 1153 and a close.
     pub max_allowed_packet: usize,
-    /// Capability flags offered to clients.
+    /// Capability flags offered to clients (CLIENT_SSL is added when `tls` is set).
     pub capabilities: u32,
+    /// Offer TLS (CLIENT_SSL): the driver has a certificate and can run the TLS handshake.
+    pub tls: bool,
+    /// Refuse clients that do not switch to TLS (ERR 3159).
+    pub require_secure_transport: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        let mut users = BTreeMap::new();
-        users.insert("root".to_string(), String::new());
         ServerConfig {
             server_version: "8.0.40-shardgate".to_string(),
-            users,
+            users: Users::default_root(),
             max_allowed_packet: 64 << 20,
             capabilities: cap::SERVER_DEFAULT,
+            tls: false,
+            require_secure_transport: false,
         }
     }
 }
@@ -85,7 +103,16 @@ pub enum Request {
 #[derive(Debug)]
 enum Phase {
     AwaitHandshakeResponse,
+    /// An SSLRequest was received: waiting for the driver's TLS handshake.
+    AwaitTls,
+    /// Switched the client to mysql_native_password; its answer to the same nonce comes next.
     AwaitAuthSwitchResponse {
+        user: String,
+        database: Option<String>,
+    },
+    /// Asked a caching_sha2_password client for full authentication (over TLS): its
+    /// clear-text password comes next.
+    AwaitFullAuth {
         user: String,
         database: Option<String>,
     },
@@ -118,6 +145,14 @@ pub struct ServerConn {
     writer: ResponseWriter,
     caps: u32,
     user: String,
+    /// The client's address, for access-denied messages.
+    peer_host: String,
+    /// The connection runs over TLS (from the driver's confirmation on).
+    tls_active: bool,
+    /// SSLRequest received: the bytes after it, for the driver (taken once).
+    tls_upgrade: Option<Bytes>,
+    /// Keyspaces the authenticated account may use (`None`: all).
+    keyspaces: Option<Vec<String>>,
     /// Statements of the current batch not yet handed out.
     batch: VecDeque<String>,
     pending: VecDeque<Request>,
@@ -137,11 +172,16 @@ impl ServerConn {
     /// Starts a connection: the handshake is queued for transmission at once. `scramble`
     /// comes from the driver's seeded PRNG.
     pub fn new(config: Arc<ServerConfig>, connection_id: u32, scramble: [u8; 20]) -> Self {
+        let offered = config.capabilities | if config.tls { cap::SSL } else { 0 };
         let mut conn = ServerConn {
             decoder: PacketDecoder::new(config.max_allowed_packet.max(1024)),
             out: BytesMut::with_capacity(4096),
             writer: ResponseWriter::new(config.capabilities),
-            caps: config.capabilities,
+            caps: offered,
+            peer_host: "%".to_string(),
+            tls_active: false,
+            tls_upgrade: None,
+            keyspaces: None,
             config,
             connection_id,
             scramble,
@@ -161,7 +201,7 @@ impl ServerConn {
             server_version: conn.config.server_version.clone(),
             connection_id,
             scramble,
-            capabilities: conn.config.capabilities,
+            capabilities: offered,
             charset: crate::wire::consts::charset::UTF8MB4_GENERAL_CI as u8,
             status: status::AUTOCOMMIT,
             auth_plugin: auth::NATIVE_PASSWORD.to_string(),
@@ -206,6 +246,20 @@ impl ServerConn {
     pub fn is_authenticated(&self) -> bool {
         matches!(self.phase, Phase::Command)
     }
+    /// Does the connection run over TLS?
+    pub fn is_tls(&self) -> bool {
+        self.tls_active
+    }
+    /// Keyspaces the authenticated account may use; `None`: every keyspace.
+    pub fn allowed_keyspaces(&self) -> Option<&[String]> {
+        self.keyspaces.as_deref()
+    }
+    /// May the authenticated account use keyspace `ks`?
+    pub fn may_use_keyspace(&self, ks: &str) -> bool {
+        self.keyspaces
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|k| k == ks))
+    }
     /// Rows sent and the error code (if any) of the request last handed out.
     pub fn request_outcome(&self) -> (u64, Option<u16>) {
         (self.request_rows, self.request_error)
@@ -218,7 +272,33 @@ impl ServerConn {
         if self.is_closed() {
             return;
         }
+        if matches!(self.phase, Phase::AwaitTls) {
+            // Still the client's TLS handshake: belongs to the driver, never to the decoder.
+            // (Once the driver took the upgrade it reads the socket through TLS itself.)
+            if let Some(pre) = self.tls_upgrade.take() {
+                let mut b = BytesMut::from(pre.as_ref());
+                b.extend_from_slice(data);
+                self.tls_upgrade = Some(b.freeze());
+            }
+            return;
+        }
         self.decoder.extend(data);
+    }
+
+    /// The client's address as seen by the driver (used in access-denied messages).
+    pub fn set_peer_host(&mut self, host: &str) {
+        self.peer_host = host.to_string();
+    }
+
+    /// The driver finished the TLS handshake: from now on bytes are decrypted ones, and the
+    /// client's HandshakeResponse comes next.
+    pub fn handle_tls_established(&mut self) {
+        if matches!(self.phase, Phase::AwaitTls) {
+            self.tls_active = true;
+            self.tls_upgrade = None;
+            self.decoder = PacketDecoder::new(self.config.max_allowed_packet.max(1024));
+            self.phase = Phase::AwaitHandshakeResponse;
+        }
     }
 
     /// The client went away.
@@ -243,6 +323,17 @@ impl ServerConn {
             None
         } else {
             Some(self.out.split().freeze())
+        }
+    }
+
+    /// `Some(bytes)` once, after an SSLRequest: start TLS on the client socket now, feeding
+    /// the TLS engine `bytes` (already received) before reading the socket. Call after
+    /// `poll_transmit` (nothing is pending then: the server says nothing before TLS).
+    pub fn poll_tls_upgrade(&mut self) -> Option<Bytes> {
+        if matches!(self.phase, Phase::AwaitTls) {
+            self.tls_upgrade.take()
+        } else {
+            None
         }
     }
 
@@ -419,35 +510,60 @@ impl ServerConn {
             Phase::AwaitAuthSwitchResponse { user, database } => {
                 self.phase = Phase::Connecting;
                 self.writer.start_command(seq);
-                let ok = auth::verify_native(
-                    self.password_of(&user).unwrap_or_default().as_bytes(),
-                    &self.scramble,
-                    &payload,
-                );
-                self.finish_auth(user, database, ok, !payload.is_empty(), false);
+                let matched = self
+                    .config
+                    .users
+                    .check_native(&user, &self.scramble, &payload);
+                self.finish_auth(user, database, matched, !payload.is_empty(), false);
+            }
+            Phase::AwaitFullAuth { user, database } => {
+                self.phase = Phase::Connecting;
+                self.writer.start_command(seq);
+                if payload.as_ref() == [0x02] || !self.tls_active {
+                    // A request for the RSA public key (or an RSA-encrypted password): not
+                    // offered; full authentication is only asked for over TLS.
+                    self.reply_error(&SqlError::new(
+                        codes::ER_ACCESS_DENIED,
+                        "28000",
+                        format!(
+                            "Access denied for user '{user}'@'{}': caching_sha2_password full authentication needs a TLS connection (RSA key exchange is not supported)",
+                            self.peer_host
+                        ),
+                    ));
+                    self.close(format!(
+                        "caching_sha2_password full authentication of '{user}' without TLS"
+                    ));
+                    return;
+                }
+                // The clear-text password, NUL-terminated.
+                let password = payload.strip_suffix(&[0]).unwrap_or(&payload);
+                let matched = self.config.users.check_clear(&user, password);
+                self.finish_auth(user, database, matched, !password.is_empty(), false);
             }
             Phase::Command => {
                 self.phase = Phase::Command;
                 self.on_command(seq, payload);
             }
-            p @ (Phase::Connecting | Phase::Closed) => self.phase = p,
+            p @ (Phase::Connecting | Phase::Closed | Phase::AwaitTls) => self.phase = p,
         }
-    }
-
-    fn password_of(&self, user: &str) -> Option<String> {
-        self.config.users.get(user).cloned()
     }
 
     fn on_handshake_response(&mut self, seq: u8, payload: &[u8]) {
         self.writer.start_command(seq);
         if is_ssl_request(payload) {
-            // TLS is not offered yet: a client insisting on it cannot be served.
-            self.reply_error(&SqlError::new(
-                codes::ER_ACCESS_DENIED,
-                "08004",
-                "SSL connection is not supported by this server",
-            ));
-            self.close("client requested TLS, which is not configured".into());
+            if !self.config.tls || self.tls_active {
+                // Not offered (or asked twice): a client insisting on it cannot be served.
+                self.reply_error(&SqlError::new(
+                    codes::ER_ACCESS_DENIED,
+                    "08004",
+                    "SSL connection is not supported by this server",
+                ));
+                self.close("client requested TLS, which is not configured".into());
+                return;
+            }
+            // Whatever followed the SSLRequest is the start of the TLS handshake.
+            self.tls_upgrade = Some(self.decoder.take_unframed().freeze());
+            self.phase = Phase::AwaitTls;
             return;
         }
         let resp = match HandshakeResponse::decode(payload) {
@@ -462,75 +578,92 @@ impl ServerConn {
                 return;
             }
         };
-        self.caps = self.config.capabilities & resp.capabilities;
-        self.writer.set_capabilities(self.caps);
-        if resp.max_packet > 0 {
-            // The client's own limit is not ours to enforce on input; keep the server's.
+        if self.config.require_secure_transport && !self.tls_active {
+            self.reply_error(&SqlError::insecure_transport());
+            self.close(format!(
+                "client '{}' did not switch to TLS and secure transport is required",
+                resp.user
+            ));
+            return;
         }
-        let password = self.password_of(&resp.user);
+        let offered = self.config.capabilities | if self.config.tls { cap::SSL } else { 0 };
+        self.caps = offered & resp.capabilities;
+        self.writer.set_capabilities(self.caps);
+        // The client's max_packet is its own limit, not ours to enforce on input.
         let plugin = resp.auth_plugin.as_deref().unwrap_or(auth::NATIVE_PASSWORD);
+        let used_password = !resp.auth_response.is_empty();
         self.phase = Phase::Connecting;
         match plugin {
             auth::NATIVE_PASSWORD => {
-                let ok = auth::verify_native(
-                    password.unwrap_or_default().as_bytes(),
-                    &self.scramble,
-                    &resp.auth_response,
-                );
-                self.finish_auth(
-                    resp.user,
-                    resp.database,
-                    ok,
-                    !resp.auth_response.is_empty(),
-                    false,
-                );
+                let matched =
+                    self.config
+                        .users
+                        .check_native(&resp.user, &self.scramble, &resp.auth_response);
+                self.finish_auth(resp.user, resp.database, matched, used_password, false);
             }
             auth::CACHING_SHA2 => {
-                let ok = auth::verify_sha2(
-                    password.unwrap_or_default().as_bytes(),
+                match self.config.users.check_sha2_fast(
+                    &resp.user,
                     &self.scramble,
                     &resp.auth_response,
-                );
-                self.finish_auth(
-                    resp.user,
-                    resp.database,
-                    ok,
-                    !resp.auth_response.is_empty(),
-                    true,
-                );
+                ) {
+                    Sha2Fast::Match(i) => {
+                        self.finish_auth(resp.user, resp.database, Some(i), used_password, true)
+                    }
+                    Sha2Fast::Denied => {
+                        self.finish_auth(resp.user, resp.database, None, used_password, true)
+                    }
+                    Sha2Fast::NeedFull if self.tls_active => {
+                        // "perform full authentication": the client sends its password.
+                        tracing::debug!(conn = self.connection_id, user = %resp.user, "caching_sha2_password: asking for full authentication");
+                        PacketOut::new(seq.wrapping_add(1)).write(&mut self.out, &[0x01, 0x04]);
+                        self.phase = Phase::AwaitFullAuth {
+                            user: resp.user,
+                            database: resp.database,
+                        };
+                    }
+                    Sha2Fast::NeedFull => {
+                        // Without TLS full authentication would need RSA: check the stored
+                        // hash with mysql_native_password instead.
+                        self.switch_to_native(seq, resp.user, resp.database)
+                    }
+                }
             }
-            _ => {
-                // Ask the client to answer the same nonce with mysql_native_password.
-                let switch = AuthSwitchRequest {
-                    plugin: auth::NATIVE_PASSWORD.to_string(),
-                    data: self.scramble.to_vec(),
-                };
-                let mut p = Vec::new();
-                switch.encode(&mut p);
-                let mut out = PacketOut::new(seq.wrapping_add(1));
-                out.write(&mut self.out, &p);
-                self.phase = Phase::AwaitAuthSwitchResponse {
-                    user: resp.user,
-                    database: resp.database,
-                };
-            }
+            _ => self.switch_to_native(seq, resp.user, resp.database),
         }
     }
 
+    /// Asks the client to answer the same nonce with mysql_native_password.
+    fn switch_to_native(&mut self, seq: u8, user: String, database: Option<String>) {
+        let switch = AuthSwitchRequest {
+            plugin: auth::NATIVE_PASSWORD.to_string(),
+            data: self.scramble.to_vec(),
+        };
+        let mut p = Vec::new();
+        switch.encode(&mut p);
+        PacketOut::new(seq.wrapping_add(1)).write(&mut self.out, &p);
+        self.phase = Phase::AwaitAuthSwitchResponse { user, database };
+    }
+
+    /// `matched`: the index of the user's entry that accepted the credentials, if any.
     fn finish_auth(
         &mut self,
         user: String,
         database: Option<String>,
-        ok: bool,
+        matched: Option<usize>,
         used_password: bool,
         sha2: bool,
     ) {
-        let known = self.config.users.contains_key(&user);
-        if !(known && ok) {
-            self.reply_error(&SqlError::access_denied(&user, used_password));
+        let Some(account) = matched.and_then(|i| self.config.users.account(&user, i)) else {
+            self.reply_error(&SqlError::access_denied(
+                &user,
+                &self.peer_host,
+                used_password,
+            ));
             self.close(format!("authentication failed for user '{user}'"));
             return;
-        }
+        };
+        self.keyspaces = account.keyspaces.clone();
         if sha2 && used_password {
             // caching_sha2_password fast path: "fast auth success", then the OK.
             self.writer.raw_continue(&mut self.out, &[0x01, 0x03]);

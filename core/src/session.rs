@@ -5,8 +5,21 @@
 //! - inputs: [`Session::handle_client_input`], [`Session::handle_client_close`],
 //!   [`Session::handle_backend_input`], [`Session::handle_backend_close`];
 //! - outputs, in this order after any input: [`Session::poll_event`] (open or close a backend
-//!   connection), [`Session::poll_backend_transmit`], [`Session::poll_client_transmit`], then
-//!   [`Session::is_closed`].
+//!   connection, start TLS), [`Session::poll_backend_transmit`], [`Session::poll_client_transmit`],
+//!   then [`Session::is_closed`].
+//! - TLS: after [`SessionEvent::StartTls`] the driver runs the TLS handshake on the client
+//!   socket, then calls [`Session::handle_tls_established`] and carries on with decrypted bytes.
+//!
+//! # Per-user keyspaces
+//! An account may be limited to some keyspaces ([`crate::users`]). Every statement is checked
+//! against the keyspace its plan routes to (the keyspace of its tables; the session's keyspace
+//! for a statement without tables), as are `USE`, COM_INIT_DB and the handshake's database:
+//! a denied one is ERR 1044 and the connection stays usable. A limited user who connects
+//! without a database starts in the first keyspace of their list when the gateway's default
+//! keyspace is not on it. Statements the gateway answers itself (`select @@version`, `SHOW
+//! DATABASES` — which lists only allowed keyspaces) touch no keyspace. Internal work done on a
+//! user's behalf (sequence reservations) is not checked. In `--backend` pass-through mode the
+//! single keyspace is checked once, at connect.
 //!
 //! Every backend command has an *owner*: the statement in progress (by generation number),
 //! the session itself (replayed `SET`s, `BEGIN`, rollbacks), or a sequence reservation. Events
@@ -57,6 +70,19 @@ pub enum SessionEvent {
     CloseBackend { id: BackendId },
     /// Deliver a KILL to session `target` ([`Session::handle_kill`]).
     Kill { target: u32, query_only: bool },
+    /// Backend `id` wants TLS: write `ssl_request` to it in clear, run the TLS handshake
+    /// (client side, presenting `server_name`), then [`Session::handle_backend_tls_established`]
+    /// (or [`Session::handle_backend_close`] if it fails).
+    StartBackendTls {
+        id: BackendId,
+        server_name: String,
+        ssl_request: Bytes,
+    },
+    /// The client asked for TLS: flush pending client bytes, then run the TLS handshake on
+    /// the client socket, feeding the TLS engine `preamble` (bytes already received after the
+    /// SSLRequest) before reading the socket; then [`Session::handle_tls_established`] (or
+    /// [`Session::handle_client_close`] if the handshake fails).
+    StartTls { preamble: Bytes },
 }
 
 /// Users allowed to kill any session (others may kill only their own).
@@ -447,6 +473,22 @@ impl Session {
         self.pump();
     }
 
+    /// The client's address (for access-denied messages); call before any input.
+    pub fn set_peer_host(&mut self, host: &str) {
+        self.conn.set_peer_host(host);
+    }
+
+    /// The TLS handshake requested by [`SessionEvent::StartTls`] is done.
+    pub fn handle_tls_established(&mut self) {
+        self.conn.handle_tls_established();
+        self.pump();
+    }
+
+    /// Does the client connection run over TLS?
+    pub fn is_tls(&self) -> bool {
+        self.conn.is_tls()
+    }
+
     pub fn handle_client_close(&mut self) {
         self.conn.handle_close();
         self.gw.unregister_session(self.connection_id());
@@ -529,7 +571,29 @@ impl Session {
     // ---- outputs ----
 
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
+        if let Some(ev) = self.events.pop_front() {
+            return Some(ev);
+        }
+        for (id, slot) in self.backends.iter_mut() {
+            if let Some(ssl_request) = slot.conn.poll_tls_upgrade() {
+                return Some(SessionEvent::StartBackendTls {
+                    id: *id,
+                    server_name: slot.conn.tls_server_name().unwrap_or_default().to_string(),
+                    ssl_request,
+                });
+            }
+        }
+        self.conn
+            .poll_tls_upgrade()
+            .map(|preamble| SessionEvent::StartTls { preamble })
+    }
+
+    /// The TLS handshake requested by [`SessionEvent::StartBackendTls`] is done.
+    pub fn handle_backend_tls_established(&mut self, id: BackendId) {
+        if let Some(slot) = self.backends.get_mut(&id) {
+            slot.conn.handle_tls_established();
+        }
+        self.pump();
     }
 
     pub fn poll_backend_transmit(&mut self) -> Option<(BackendId, Bytes)> {
@@ -818,7 +882,7 @@ impl Session {
             }
             Request::ResetConnection => {
                 self.database = None;
-                self.target = Target::default();
+                self.target = self.initial_target();
                 self.sets.clear();
                 self.in_txn = false;
                 self.autocommit = true;
@@ -864,8 +928,38 @@ impl Session {
         self.conn.send_ok(&OkInfo::default());
     }
 
+    /// ERR 1044 unless the user may use keyspace `ks`.
+    fn check_keyspace(&self, ks: &str) -> Result<(), SqlError> {
+        if self.conn.may_use_keyspace(ks) {
+            Ok(())
+        } else {
+            Err(SqlError::db_access_denied(self.conn.user(), ks))
+        }
+    }
+
+    /// Where a session starts without a database: nowhere in particular (the gateway's
+    /// default keyspace), or, for a user who may not use that one, the first allowed keyspace.
+    fn initial_target(&self) -> Target {
+        let default = &self.gw.topology.default_keyspace;
+        match self.conn.allowed_keyspaces() {
+            Some(list) if !list.contains(default) => list
+                .iter()
+                .find(|k| self.gw.topology.keyspaces.contains_key(*k))
+                .map(|k| Target {
+                    keyspace: Some(k.clone()),
+                    ..Target::default()
+                })
+                .unwrap_or_default(),
+            _ => Target::default(),
+        }
+    }
+
     fn on_connect(&mut self, database: Option<String>) {
         if self.gw.passthrough {
+            let ks = self.gw.topology.default_keyspace.clone();
+            if let Err(e) = self.check_keyspace(&ks) {
+                return self.fail(&e);
+            }
             self.gw
                 .register_session(self.connection_id(), self.conn.user());
             // Validate credentials and database against the backend before accepting.
@@ -884,8 +978,7 @@ impl Session {
             }
             return;
         }
-        self.gw
-            .register_session(self.connection_id(), self.conn.user());
+        self.target = self.initial_target();
         if let Some(db) = database.filter(|d| !d.is_empty()) {
             match Target::parse(&db) {
                 Ok(t)
@@ -893,6 +986,9 @@ impl Session {
                         .as_ref()
                         .is_some_and(|k| self.gw.topology.keyspaces.contains_key(k)) =>
                 {
+                    if let Some(Err(e)) = t.keyspace.as_deref().map(|k| self.check_keyspace(k)) {
+                        return self.fail(&e);
+                    }
                     self.target = t
                 }
                 _ => {
@@ -904,6 +1000,8 @@ impl Session {
                 }
             }
         }
+        self.gw
+            .register_session(self.connection_id(), self.conn.user());
         self.sync_status();
         self.conn.send_ok(&OkInfo::default());
     }
@@ -930,6 +1028,15 @@ impl Session {
             Err(e) => return self.fail(&e),
         };
         let plan = planned.plan.clone();
+        let touched = match plan.as_ref() {
+            Plan::Route(r) => Some(r.keyspace.as_str()),
+            Plan::Insert(i) => Some(i.keyspace.as_str()),
+            Plan::Use(t) => t.keyspace.as_deref(),
+            _ => None,
+        };
+        if let Some(Err(e)) = touched.map(|ks| self.check_keyspace(ks)) {
+            return self.fail(&e);
+        }
         if !matches!(plan.as_ref(), Plan::Route(_)) {
             let ks = match plan.as_ref() {
                 Plan::Insert(i) => i.keyspace.clone(),
@@ -1188,7 +1295,14 @@ impl Session {
                 self.conn.send_finish(0);
             }
             Local::ShowKeyspaces => {
-                let names: Vec<String> = self.gw.topology.keyspaces.keys().cloned().collect();
+                let names: Vec<String> = self
+                    .gw
+                    .topology
+                    .keyspaces
+                    .keys()
+                    .filter(|k| self.conn.may_use_keyspace(k))
+                    .cloned()
+                    .collect();
                 self.send_rows(&["Database"], names.into_iter().map(|n| vec![n]).collect());
             }
             Local::ShowShards => {
@@ -1623,9 +1737,15 @@ impl Session {
             .cloned()?;
         let id = self.next_backend;
         self.next_backend += 1;
-        let (user, password) = match &s.address {
-            ShardAddress::Mysql { user, password, .. } => (user.clone(), password.clone()),
-            ShardAddress::Embedded { .. } => ("root".to_string(), String::new()),
+        let (user, password, tls) = match &s.address {
+            ShardAddress::Mysql {
+                user,
+                password,
+                host,
+                tls,
+                ..
+            } => (user.clone(), password.clone(), tls.then(|| host.clone())),
+            ShardAddress::Embedded { .. } => ("root".to_string(), String::new(), None),
         };
         let database = if self.gw.passthrough {
             self.database.clone()
@@ -1641,6 +1761,7 @@ impl Session {
             database,
             max_packet: 0,
             found_rows,
+            tls,
         });
         let mut slot = BackendSlot {
             conn,
@@ -2411,3 +2532,6 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -165,7 +165,7 @@ pub fn build(spec: &GatewaySpec) -> Result<(Arc<Gateway>, Arc<EmbeddedShards>), 
     };
     let mut server = ServerConfig::default();
     for (u, p) in &spec.users {
-        server.users.insert(u.clone(), p.clone());
+        server.users.set_password(u, p);
     }
     let gw = Gateway::with_vschema(server, topology, vschema)?;
     Ok((gw, Arc::new(embedded)))

@@ -6,11 +6,16 @@
 //! (no helper tasks, no channels): one wake-up per arriving segment, writes issued directly.
 //! While a write to the client is pending, backend sockets are not read — that is the
 //! backpressure that keeps memory per session bounded.
+//!
+//! TLS: the client stream starts plain; when the session reports that the client asked for
+//! TLS ([`SessionEvent::StartTls`]) the task runs the rustls handshake on it (bounded by the
+//! handshake timeout) and carries on over a [`ClientStream::Tls`].
 
 use crate::clock::Clock;
 use crate::embedded::EmbeddedShards;
 use crate::net::Net;
 use crate::pool::{Acquired, Idle, Lease, Pools};
+use crate::tls::{ClientStream, Prefixed};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardgate_core::gateway::{Gateway, ShardAddress};
@@ -19,7 +24,7 @@ use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -43,6 +48,10 @@ pub struct Driver<N: Net> {
     draining: tokio::sync::watch::Sender<bool>,
     /// Backend connection pools, one per tablet.
     pools: Pools<BackendStream<N::Stream>>,
+    /// The TLS acceptor, when a certificate is configured ([`Driver::set_tls`]).
+    tls: OnceLock<tokio_rustls::TlsAcceptor>,
+    /// TLS toward `?ssl=true` shards, made on first use.
+    shard_tls: OnceLock<tokio_rustls::TlsConnector>,
 }
 
 /// A session's backend socket, and the pool capacity it holds (none for side connections).
@@ -66,9 +75,17 @@ impl<N: Net> Driver<N> {
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
             controls: Mutex::new(BTreeMap::new()),
             draining: tokio::sync::watch::channel(false).0,
+            tls: OnceLock::new(),
+            shard_tls: OnceLock::new(),
             pools: Pools::new(&gateway),
             gateway,
         })
+    }
+
+    /// Enables TLS toward clients (set once, before serving; the gateway's server config must
+    /// offer it too, see `ServerConfig::tls`).
+    pub fn set_tls(&self, acceptor: tokio_rustls::TlsAcceptor) {
+        let _ = self.tls.set(acceptor);
     }
 
     /// Graceful shutdown: no new clients; each session closes when its statement in
@@ -129,13 +146,23 @@ impl<N: Net> Driver<N> {
             let id = self.gateway.next_connection_id();
             tracing::debug!(conn = id, %peer, "client connected");
             let me = self.clone();
-            tokio::spawn(async move { me.run_client(stream, id).await });
+            let host = peer
+                .parse::<std::net::SocketAddr>()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_else(|_| {
+                    peer.rsplit_once(':')
+                        .map_or(peer.clone(), |(h, _)| h.to_string())
+                });
+            tokio::spawn(async move { me.run_client(stream, id, host).await });
         }
     }
 
     /// Drives one client session until it closes.
-    pub async fn run_client(self: Arc<Self>, mut client: N::Stream, id: u32) {
+    /// `host`: the client's address, for access-denied messages.
+    pub async fn run_client(self: Arc<Self>, client: N::Stream, id: u32, host: String) {
+        let mut client = ClientStream::Plain(client);
         let mut session = Session::new(self.gateway.clone(), id, self.scramble());
+        session.set_peer_host(&host);
         session.set_now(self.clock.now_us());
         let mut backends: BTreeMap<BackendId, Backend<N::Stream>> = BTreeMap::new();
         let mut buf = vec![0u8; 64 * 1024];
@@ -208,7 +235,7 @@ impl<N: Net> Driver<N> {
     async fn flush(
         &self,
         session: &mut Session,
-        client: &mut N::Stream,
+        client: &mut ClientStream<N::Stream>,
         backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
     ) -> io::Result<()> {
         loop {
@@ -251,12 +278,50 @@ impl<N: Net> Driver<N> {
                             let _ = tx.send(Control::Kill { query_only });
                         }
                     }
+                    SessionEvent::StartBackendTls {
+                        id,
+                        server_name,
+                        ssl_request,
+                    } => {
+                        // Bytes queued for other backends are written by the loop below;
+                        // this backend has nothing queued before its SSLRequest.
+                        match self
+                            .backend_tls(backends, id, &server_name, &ssl_request)
+                            .await
+                        {
+                            Ok(()) => session.handle_backend_tls_established(id),
+                            Err(e) => {
+                                tracing::warn!(conn = session.connection_id(), backend = id, error = %e, "TLS toward the shard failed");
+                                backends.remove(&id);
+                                session.handle_backend_close(id);
+                            }
+                        }
+                    }
+                    SessionEvent::StartTls { preamble } => {
+                        // Nothing is due before TLS, but keep the byte order regardless.
+                        if let Some(bytes) = session.poll_client_transmit() {
+                            client.write_all(&bytes).await?;
+                        }
+                        match self.start_tls(client, preamble).await {
+                            Ok(()) => session.handle_tls_established(),
+                            Err(e) => {
+                                tracing::warn!(conn = session.connection_id(), error = %e, "TLS handshake failed; closing client connection");
+                                session.handle_client_close();
+                                return Err(e);
+                            }
+                        }
+                    }
                 }
             }
             while let Some((id, bytes)) = session.poll_backend_transmit() {
                 moved = true;
                 let failed = match backends.get_mut(&id) {
-                    Some(b) => b.stream.write_all(&bytes).await.is_err(),
+                    Some(b) => {
+                        let tls = matches!(b.stream, BackendStream::Tls(_));
+                        // rustls may hold records back until flushed.
+                        b.stream.write_all(&bytes).await.is_err()
+                            || (tls && b.stream.flush().await.is_err())
+                    }
                     None => false,
                 };
                 if failed {
@@ -267,6 +332,10 @@ impl<N: Net> Driver<N> {
             if let Some(bytes) = session.poll_client_transmit() {
                 moved = true;
                 client.write_all(&bytes).await?;
+                if client.is_tls() {
+                    // rustls may hold records back until flushed.
+                    client.flush().await?;
+                }
             }
             if !moved {
                 return Ok(());
@@ -341,6 +410,80 @@ impl<N: Net> Driver<N> {
         }
     }
 
+    /// Runs the server side of the TLS handshake on the (plain) client stream, `preamble`
+    /// first, within the handshake timeout.
+    async fn start_tls(
+        &self,
+        client: &mut ClientStream<N::Stream>,
+        preamble: bytes::Bytes,
+    ) -> io::Result<()> {
+        let Some(acceptor) = self.tls.get().cloned() else {
+            return Err(io::Error::other(
+                "client asked for TLS but no certificate is configured",
+            ));
+        };
+        let plain = match std::mem::replace(client, ClientStream::Gone) {
+            ClientStream::Plain(s) => s,
+            other => {
+                *client = other;
+                return Err(io::Error::other("client asked for TLS twice"));
+            }
+        };
+        let handshake = acceptor.accept(Prefixed::new(preamble, plain));
+        let limit_ms = self.gateway.limits.handshake_timeout_ms;
+        let tls = if limit_ms == 0 {
+            handshake.await?
+        } else {
+            tokio::time::timeout(std::time::Duration::from_millis(limit_ms), handshake)
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??
+        };
+        *client = ClientStream::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    /// Sends the SSLRequest in clear on backend `id`, then runs the client side of the TLS
+    /// handshake, within the handshake timeout.
+    async fn backend_tls(
+        &self,
+        backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
+        id: BackendId,
+        server_name: &str,
+        ssl_request: &[u8],
+    ) -> io::Result<()> {
+        let connector = match self.shard_tls.get() {
+            Some(c) => c.clone(),
+            None => {
+                let c = crate::tls::shard_connector().map_err(io::Error::other)?;
+                let _ = self.shard_tls.set(c.clone());
+                c
+            }
+        };
+        let Some(Backend {
+            stream: BackendStream::Net(mut plain),
+            lease,
+        }) = backends.remove(&id)
+        else {
+            return Err(io::Error::other(
+                "TLS is only possible toward a network shard",
+            ));
+        };
+        plain.write_all(ssl_request).await?;
+        let handshake = connector.connect(crate::tls::server_name(server_name), plain);
+        let limit_ms = self.gateway.limits.handshake_timeout_ms.max(1);
+        let tls = tokio::time::timeout(std::time::Duration::from_millis(limit_ms), handshake)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+        backends.insert(
+            id,
+            Backend {
+                stream: BackendStream::Tls(Box::new(tls)),
+                lease,
+            },
+        );
+        Ok(())
+    }
+
     async fn open(&self, address: &ShardAddress) -> io::Result<BackendStream<N::Stream>> {
         match address {
             ShardAddress::Mysql { host, port, .. } => {
@@ -371,8 +514,8 @@ enum Input {
 
 /// Waits until a control message, the client, or any backend has something (in that order,
 /// so a KILL is never starved by a busy stream).
-async fn read_any<S: AsyncRead + Unpin + Send + 'static>(
-    client: &mut S,
+async fn read_any<C: AsyncRead + Unpin, S: Send + 'static>(
+    client: &mut C,
     backends: &mut BTreeMap<BackendId, Backend<S>>,
     paused: &[BackendId],
     control: &mut UnboundedReceiver<Control>,
@@ -438,10 +581,12 @@ async fn expire_idle_backends<N: Net>(driver: std::sync::Weak<Driver<N>>) {
 /// A backend socket: over the network, or a pipe to an in-process engine.
 pub enum BackendStream<S> {
     Net(S),
+    /// A network shard after `?ssl=true`'s TLS handshake.
+    Tls(Box<tokio_rustls::client::TlsStream<S>>),
     Embedded(DuplexStream),
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for BackendStream<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for BackendStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -449,12 +594,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for BackendStream<S> {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Net(s) => Pin::new(s).poll_read(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             BackendStream::Embedded(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for BackendStream<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for BackendStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -462,18 +608,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for BackendStream<S> {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             BackendStream::Net(s) => Pin::new(s).poll_write(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             BackendStream::Embedded(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Net(s) => Pin::new(s).poll_flush(cx),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             BackendStream::Embedded(s) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Net(s) => Pin::new(s).poll_shutdown(cx),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             BackendStream::Embedded(s) => Pin::new(s).poll_shutdown(cx),
         }
     }

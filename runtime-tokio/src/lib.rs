@@ -11,3 +11,4 @@ pub mod net;
 pub mod oneshot;
 pub mod pool;
 pub mod querylog;
+pub mod tls;

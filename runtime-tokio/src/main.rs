@@ -32,6 +32,27 @@ struct Cli {
     query_log: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// TLS toward clients and who may log in.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct SecurityArgs {
+    /// PEM certificate chain: offer TLS to clients (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<String>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<String>,
+    /// Refuse clients that do not switch to TLS (ERR 3159). Needs --tls-cert/--tls-key.
+    #[arg(long)]
+    require_secure_transport: bool,
+    /// Users from a static auth file in Vitess's shape (like vtgate's
+    /// -mysql_auth_server_static_file): {"user": [{"Password": "...", "MysqlNativePassword":
+    /// "*HEX", "UserData": "...", "Keyspaces": ["ks"]}]}. Without it: root, no password.
+    #[arg(long)]
+    auth_file: Option<String>,
 }
 
 /// Timeouts and limits (0 disables a timeout).
@@ -223,6 +244,32 @@ async fn serve(cli: &Cli) -> Result<(), String> {
         },
         ..Default::default()
     });
+    let sec = &cli.security;
+    let users = match &sec.auth_file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            let users = shardgate_core::users::parse_auth_file(&text)
+                .map_err(|e| format!("{path}: {e}"))?;
+            tracing::info!(file = %path, users = users.len(), "users from the auth file");
+            Some(users)
+        }
+        None => None,
+    };
+    let acceptor = match (&sec.tls_cert, &sec.tls_key) {
+        (Some(cert), Some(key)) => Some(shardgate_runtime::tls::acceptor_from_pem(cert, key)?),
+        _ => None,
+    };
+    if sec.require_secure_transport && acceptor.is_none() {
+        return Err("--require-secure-transport needs --tls-cert and --tls-key".into());
+    }
+    let gateway = gateway.with_server_config(|server| {
+        if let Some(users) = users {
+            server.users = users;
+        }
+        server.tls = acceptor.is_some();
+        server.require_secure_transport = sec.require_secure_transport;
+    })?;
     if let Some(target) = &cli.query_log {
         shardgate_runtime::querylog::start(&gateway, target)
             .map_err(|e| format!("cannot open query log {target}: {e}"))?;
@@ -267,6 +314,13 @@ async fn serve(cli: &Cli) -> Result<(), String> {
     }
     let seed = std::process::id() as u64;
     let driver = Driver::new(net, gateway, embedded, seed);
+    if let Some(a) = acceptor {
+        driver.set_tls(a);
+        tracing::info!(
+            require_secure_transport = sec.require_secure_transport,
+            "TLS offered to clients"
+        );
+    }
     let accepting = tokio::spawn(driver.clone().serve(listener));
     shutdown_signal().await;
     tracing::info!("shutting down: no new clients; waiting for statements in progress");

@@ -25,6 +25,7 @@ pub async fn run_on_shard<N: Net>(
         database,
         max_packet: 0,
         found_rows: false,
+        tls: None,
     });
     match address {
         ShardAddress::Mysql { host, port, .. } => {

@@ -102,6 +102,7 @@ impl ScriptedClient {
                 database: database.map(str::to_string),
                 max_packet: 0,
                 found_rows: false,
+                tls: None,
             }),
             building: None,
             binary: false,

@@ -680,6 +680,7 @@ impl L1World {
                         host,
                         port: PORT,
                         database: ks.name.clone(),
+                        tls: false,
                     },
                 });
             }

@@ -397,6 +397,15 @@ impl World {
                     // The target may log why it closes: note it before its close is seen.
                     self.drain_logs();
                 }
+                SessionEvent::StartBackendTls { id, .. } => {
+                    // Simulated shards are never `?ssl=true`; if one were, it could not go on.
+                    self.clients[ci].session.handle_backend_close(id);
+                }
+                SessionEvent::StartTls { .. } => {
+                    // Simulated gateways offer no TLS (ServerConfig::tls is off), so a
+                    // session never asks; if one did, the client could not go on.
+                    self.clients[ci].session.handle_client_close();
+                }
             }
         }
         while let Some((id, b)) = self.clients[ci].session.poll_backend_transmit() {

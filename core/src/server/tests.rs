@@ -54,7 +54,7 @@ fn answer(server: &mut ServerConn, sql: &str, params: &[Value]) {
 impl Pair {
     fn new(user: &str, password: &str, database: Option<&str>) -> Pair {
         let mut cfg = ServerConfig::default();
-        cfg.users.insert("app".into(), "secret".into());
+        cfg.users.set_password("app", "secret");
         cfg.max_allowed_packet = 4096;
         let server = ServerConn::new(Arc::new(cfg), 7, *b"0123456789abcdefghij");
         let client = BackendConn::new(BackendConfig {
@@ -63,6 +63,7 @@ impl Pair {
             database: database.map(str::to_string),
             max_packet: 0,
             found_rows: false,
+            tls: None,
         });
         let mut p = Pair {
             server,
@@ -322,5 +323,381 @@ mod robustness {
                 prop_assert!(server.close_reason().is_some());
             }
         }
+    }
+}
+
+// ---- TLS upgrade, caching_sha2_password full authentication, secure transport ----
+
+mod tls_auth {
+    use super::super::*;
+    use crate::users::parse_auth_file;
+    use crate::wire::generic::decode_err;
+    use crate::wire::handshake::put_ssl_request;
+
+    const NONCE: [u8; 20] = *b"0123456789abcdefghij";
+    const CLIENT_CAPS: u32 = cap::PROTOCOL_41
+        | cap::SECURE_CONNECTION
+        | cap::PLUGIN_AUTH
+        | cap::PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | cap::CONNECT_WITH_DB
+        | cap::SSL;
+
+    fn config(tls: bool, require: bool) -> Arc<ServerConfig> {
+        Arc::new(ServerConfig {
+            users: parse_auth_file(
+                r#"{
+                    "plain": [{"Password": "secret"}],
+                    "hashed": [{"MysqlNativePassword": "*14E65567ABDB5135D0CFD9A70B3032C179A49EE7"}]
+                }"#,
+            )
+            .unwrap(),
+            tls,
+            require_secure_transport: require,
+            ..ServerConfig::default()
+        })
+    }
+
+    fn frame(seq: u8, payload: &[u8]) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        PacketOut::new(seq).write(&mut b, payload);
+        b.to_vec()
+    }
+
+    /// The server's packets since the last call: (seq, payload).
+    fn packets(s: &mut ServerConn) -> Vec<(u8, Vec<u8>)> {
+        let mut d = PacketDecoder::new(1 << 20);
+        if let Some(b) = s.poll_transmit() {
+            d.extend(&b);
+        }
+        let mut out = Vec::new();
+        while let Ok(Some(p)) = d.next_packet() {
+            out.push((p.seq, p.payload.to_vec()));
+        }
+        out
+    }
+
+    fn response(user: &str, plugin: &str, auth: Vec<u8>) -> Vec<u8> {
+        let r = HandshakeResponse {
+            capabilities: CLIENT_CAPS,
+            max_packet: 1 << 24,
+            charset: 45,
+            user: user.into(),
+            auth_response: auth,
+            database: None,
+            auth_plugin: Some(plugin.into()),
+            attrs: Vec::new(),
+        };
+        let mut p = Vec::new();
+        r.encode(&mut p);
+        p
+    }
+
+    /// Runs the handler side: accept every connection.
+    fn accept(s: &mut ServerConn) -> bool {
+        let mut connected = false;
+        while let Some(req) = s.poll_request() {
+            if let Request::Connect { .. } = req {
+                connected = true;
+                s.send_ok(&OkInfo::default());
+            }
+        }
+        connected
+    }
+
+    /// A fresh connection that has gone through SSLRequest and the (driver's) TLS handshake.
+    fn over_tls(cfg: &Arc<ServerConfig>) -> ServerConn {
+        let mut s = ServerConn::new(cfg.clone(), 1, NONCE);
+        let hs = packets(&mut s);
+        let caps = HandshakeV10::decode(&hs[0].1).unwrap().capabilities;
+        assert_ne!(caps & cap::SSL, 0, "CLIENT_SSL offered");
+        let mut ssl = Vec::new();
+        put_ssl_request(&mut ssl, CLIENT_CAPS, 1 << 24, 45);
+        // The TLS ClientHello often arrives in the same segment as the SSLRequest.
+        let mut input = frame(1, &ssl);
+        input.extend_from_slice(b"\x16\x03\x01hello");
+        s.handle_input(&input[..10]);
+        assert!(!accept(&mut s));
+        s.handle_input(&input[10..]);
+        assert!(!accept(&mut s));
+        assert!(s.poll_transmit().is_none(), "nothing is said before TLS");
+        assert_eq!(
+            s.poll_tls_upgrade().as_deref(),
+            Some(&b"\x16\x03\x01hello"[..])
+        );
+        assert_eq!(s.poll_tls_upgrade(), None, "the upgrade is handed out once");
+        assert!(!s.is_tls());
+        s.handle_tls_established();
+        assert!(s.is_tls());
+        s
+    }
+
+    #[test]
+    fn ssl_request_upgrade_then_plain_password_fast_path() {
+        let cfg = config(true, false);
+        let mut s = over_tls(&cfg);
+        let auth = auth::scramble_sha2(b"secret", &NONCE);
+        s.handle_input(&frame(2, &response("plain", auth::CACHING_SHA2, auth)));
+        assert!(accept(&mut s));
+        assert_eq!(
+            packets(&mut s),
+            [(3, vec![0x01, 0x03]), (4, vec![0, 0, 0, 2, 0, 0, 0])]
+        );
+        assert!(s.is_authenticated());
+    }
+
+    #[test]
+    fn full_authentication_over_tls_then_the_fast_path_from_the_cache() {
+        let cfg = config(true, false);
+        let mut s = over_tls(&cfg);
+        let auth = auth::scramble_sha2(b"secret", &NONCE);
+        s.handle_input(&frame(2, &response("hashed", auth::CACHING_SHA2, auth)));
+        assert!(!accept(&mut s));
+        assert_eq!(
+            packets(&mut s),
+            [(3, vec![0x01, 0x04])],
+            "perform full auth"
+        );
+        s.handle_input(&frame(4, b"secret\0"));
+        assert!(accept(&mut s));
+        let p = packets(&mut s);
+        assert_eq!((p[0].0, p[0].1[0]), (5, 0x00), "OK after full auth: {p:?}");
+        // A second connection of the same user takes the fast path.
+        let mut s = over_tls(&cfg);
+        let auth = auth::scramble_sha2(b"secret", &NONCE);
+        s.handle_input(&frame(2, &response("hashed", auth::CACHING_SHA2, auth)));
+        assert!(accept(&mut s));
+        assert_eq!(packets(&mut s)[0], (3, vec![0x01, 0x03]));
+    }
+
+    #[test]
+    fn full_authentication_with_a_wrong_password_is_1045() {
+        let cfg = config(true, false);
+        let mut s = over_tls(&cfg);
+        let auth = auth::scramble_sha2(b"wrong", &NONCE);
+        s.handle_input(&frame(2, &response("hashed", auth::CACHING_SHA2, auth)));
+        assert!(!accept(&mut s));
+        assert_eq!(packets(&mut s), [(3, vec![0x01, 0x04])]);
+        s.handle_input(&frame(4, b"wrong\0"));
+        assert!(!accept(&mut s));
+        let p = packets(&mut s);
+        let e = decode_err(&p[0].1).unwrap();
+        assert_eq!((p[0].0, e.code, &e.state), (5, 1045, b"28000"));
+        assert_eq!(
+            e.message,
+            "Access denied for user 'hashed'@'%' (using password: YES)"
+        );
+        assert!(s.is_closed());
+        assert!(s.close_reason().unwrap().contains("authentication failed"));
+    }
+
+    #[test]
+    fn a_public_key_request_is_refused_with_1045() {
+        let cfg = config(true, false);
+        let mut s = over_tls(&cfg);
+        let auth = auth::scramble_sha2(b"secret", &NONCE);
+        s.handle_input(&frame(2, &response("hashed", auth::CACHING_SHA2, auth)));
+        assert!(!accept(&mut s));
+        packets(&mut s);
+        s.handle_input(&frame(4, &[0x02]));
+        assert!(!accept(&mut s));
+        let e = decode_err(&packets(&mut s)[0].1).unwrap();
+        assert_eq!(e.code, 1045);
+        assert!(e.message.contains("RSA"), "{}", e.message);
+        assert!(s.is_closed());
+    }
+
+    #[test]
+    fn without_tls_a_hash_only_user_is_switched_to_native_password() {
+        let cfg = config(true, false);
+        let mut s = ServerConn::new(cfg, 1, NONCE);
+        s.set_peer_host("10.0.0.7");
+        packets(&mut s);
+        let auth = auth::scramble_sha2(b"secret", &NONCE);
+        s.handle_input(&frame(1, &response("hashed", auth::CACHING_SHA2, auth)));
+        assert!(!accept(&mut s));
+        let p = packets(&mut s);
+        assert_eq!((p[0].0, p[0].1[0]), (2, 0xfe), "AuthSwitchRequest");
+        s.handle_input(&frame(3, &auth::scramble_native(b"secret", &NONCE)));
+        assert!(accept(&mut s));
+        assert_eq!(packets(&mut s)[0].0, 4);
+        // A wrong one names the peer host.
+        let mut s = ServerConn::new(config(false, false), 1, NONCE);
+        s.set_peer_host("10.0.0.7");
+        packets(&mut s);
+        s.handle_input(&frame(
+            1,
+            &response("plain", auth::NATIVE_PASSWORD, vec![1; 20]),
+        ));
+        assert!(!accept(&mut s));
+        let e = decode_err(&packets(&mut s)[0].1).unwrap();
+        assert_eq!(
+            e.message,
+            "Access denied for user 'plain'@'10.0.0.7' (using password: YES)"
+        );
+    }
+
+    #[test]
+    fn require_secure_transport_refuses_plain_clients_with_3159() {
+        let cfg = config(true, true);
+        let mut s = ServerConn::new(cfg.clone(), 1, NONCE);
+        packets(&mut s);
+        let auth = auth::scramble_native(b"secret", &NONCE);
+        s.handle_input(&frame(1, &response("plain", auth::NATIVE_PASSWORD, auth)));
+        assert!(!accept(&mut s));
+        let p = packets(&mut s);
+        let e = decode_err(&p[0].1).unwrap();
+        assert_eq!((p[0].0, e.code, &e.state), (2, 3159, b"HY000"));
+        assert_eq!(
+            e.message,
+            "Connections using insecure transport are prohibited while --require_secure_transport=ON."
+        );
+        assert!(s.is_closed());
+        assert!(s.close_reason().unwrap().contains("TLS"));
+        // Over TLS the same client is welcome.
+        let mut s = over_tls(&cfg);
+        let auth = auth::scramble_native(b"secret", &NONCE);
+        s.handle_input(&frame(2, &response("plain", auth::NATIVE_PASSWORD, auth)));
+        assert!(accept(&mut s));
+    }
+
+    #[test]
+    fn ssl_request_without_tls_configured_is_refused() {
+        let mut s = ServerConn::new(config(false, false), 1, NONCE);
+        let caps = HandshakeV10::decode(&packets(&mut s)[0].1)
+            .unwrap()
+            .capabilities;
+        assert_eq!(caps & cap::SSL, 0, "CLIENT_SSL not offered");
+        let mut ssl = Vec::new();
+        put_ssl_request(&mut ssl, CLIENT_CAPS, 1 << 24, 45);
+        s.handle_input(&frame(1, &ssl));
+        assert!(!accept(&mut s));
+        assert_eq!(s.poll_tls_upgrade(), None);
+        assert_eq!(decode_err(&packets(&mut s)[0].1).unwrap().code, 1045);
+        assert!(s.is_closed());
+    }
+
+    mod robustness {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            /// Arbitrary bytes in the connection phase of a TLS-offering, secure-transport
+            /// server — after an SSLRequest or not, with the driver "completing" TLS whenever
+            /// asked — never panic, and a close always has a reason.
+            #[test]
+            fn arbitrary_connection_phase_input_never_panics(
+                ssl_first in any::<bool>(),
+                chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 1..8)
+            ) {
+                let mut s = ServerConn::new(config(true, true), 1, NONCE);
+                packets(&mut s);
+                if ssl_first {
+                    let mut ssl = Vec::new();
+                    put_ssl_request(&mut ssl, CLIENT_CAPS, 1 << 24, 45);
+                    s.handle_input(&frame(1, &ssl));
+                }
+                for c in &chunks {
+                    s.handle_input(c);
+                    accept(&mut s);
+                    let _ = s.poll_transmit();
+                    if s.poll_tls_upgrade().is_some() {
+                        s.handle_tls_established();
+                        accept(&mut s);
+                    }
+                }
+                if s.is_closed() {
+                    prop_assert!(s.close_reason().is_some(), "closed without a reason");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ssl_request_decoding() {
+        let mut ssl = Vec::new();
+        put_ssl_request(&mut ssl, CLIENT_CAPS, 1 << 24, 45);
+        assert_eq!(ssl.len(), 32);
+        assert!(is_ssl_request(&ssl));
+        // Without CLIENT_SSL, or with a body (a full HandshakeResponse), it is not one.
+        let mut no_ssl = Vec::new();
+        put_ssl_request(&mut no_ssl, CLIENT_CAPS & !cap::SSL, 1 << 24, 45);
+        assert!(!is_ssl_request(&no_ssl));
+        assert!(!is_ssl_request(&response(
+            "plain",
+            auth::NATIVE_PASSWORD,
+            vec![]
+        )));
+        assert!(!is_ssl_request(&ssl[..31]));
+    }
+}
+
+mod backend_tls {
+    use super::super::*;
+    use crate::backend::{BackendConfig, BackendConn, BackendEvent};
+
+    fn shuttle(server: &mut ServerConn, client: &mut BackendConn) {
+        for _ in 0..20 {
+            while let Some(req) = server.poll_request() {
+                if let Request::Connect { .. } = req {
+                    server.send_ok(&OkInfo::default());
+                }
+            }
+            if let Some(b) = server.poll_transmit() {
+                client.handle_input(&b);
+            }
+            // The "driver": SSLRequest in clear, then both sides over (imagined) TLS.
+            if let Some(req) = client.poll_tls_upgrade() {
+                server.handle_input(&req);
+                assert!(server.poll_request().is_none());
+                assert_eq!(server.poll_tls_upgrade().as_deref(), Some(&b""[..]));
+                server.handle_tls_established();
+                client.handle_tls_established();
+            }
+            if let Some(b) = client.poll_transmit() {
+                server.handle_input(&b);
+            }
+        }
+    }
+
+    fn config(password: &str, tls: bool) -> BackendConfig {
+        BackendConfig {
+            user: "app".into(),
+            password: password.into(),
+            database: None,
+            max_packet: 0,
+            found_rows: false,
+            tls: tls.then(|| "shard.example".to_string()),
+        }
+    }
+
+    #[test]
+    fn a_backend_connection_switches_to_tls_before_authenticating() {
+        let mut cfg = ServerConfig {
+            tls: true,
+            require_secure_transport: true,
+            ..ServerConfig::default()
+        };
+        cfg.users.set_password("app", "secret");
+        let cfg = Arc::new(cfg);
+        let mut server = ServerConn::new(cfg.clone(), 1, *b"0123456789abcdefghij");
+        let mut client = BackendConn::new(config("secret", true));
+        shuttle(&mut server, &mut client);
+        assert!(matches!(
+            client.poll_event(),
+            Some(BackendEvent::Connected { .. })
+        ));
+        assert!(client.is_tls() && server.is_tls());
+        // The same server refuses a plain client (3159), and a TLS client of a server without
+        // TLS fails clearly (2026).
+        let mut server = ServerConn::new(cfg, 2, *b"0123456789abcdefghij");
+        let mut client = BackendConn::new(config("secret", false));
+        shuttle(&mut server, &mut client);
+        assert!(matches!(client.poll_event(), Some(BackendEvent::Closed(e)) if e.code == 3159));
+        let mut server = ServerConn::new(Arc::new(ServerConfig::default()), 3, [b'x'; 20]);
+        let mut client = BackendConn::new(config("", true));
+        shuttle(&mut server, &mut client);
+        assert!(matches!(client.poll_event(), Some(BackendEvent::Closed(e)) if e.code == 2026));
     }
 }

@@ -51,6 +51,13 @@ impl PacketDecoder {
         self.buf.extend_from_slice(data);
     }
 
+    /// Takes the raw bytes received but not yet framed (after an SSLRequest they are the
+    /// start of the client's TLS handshake, not packets).
+    pub fn take_unframed(&mut self) -> BytesMut {
+        self.partial = None;
+        self.buf.split()
+    }
+
     /// Bytes received but not yet framed.
     pub fn buffered(&self) -> usize {
         self.buf.len() + self.partial.as_ref().map_or(0, |p| p.len())
