@@ -29,6 +29,7 @@ use crate::wire::packet::FrameError;
 use crate::wire::{ColumnDef, OkInfo, PacketDecoder, PacketOut, Value};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Credentials and options for one backend connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,7 +55,7 @@ pub enum BackendEvent {
         connection_id: u32,
     },
     /// A result set begins.
-    Columns(Vec<ColumnDef>),
+    Columns(Arc<[ColumnDef]>),
     /// One row, as the server sent it (text or binary protocol, per command).
     Row(Bytes),
     /// A result set ended; `more`: another result of the same command follows.
@@ -122,6 +123,12 @@ pub struct BackendConn {
     nonce: Vec<u8>,
     events: VecDeque<BackendEvent>,
     columns: Vec<ColumnDef>,
+    /// The column definition packets of the result being read.
+    pending_defs: Vec<Bytes>,
+    /// The last result's definitions, raw and decoded: a statement run again (a prepared
+    /// point select, say) gets the same columns without decoding or allocating them again.
+    last_defs: Vec<Vec<u8>>,
+    last_columns: Option<Arc<[ColumnDef]>>,
     prepare: Option<(u32, u16)>,
     server_version: String,
     connection_id: u32,
@@ -162,6 +169,9 @@ impl BackendConn {
             nonce: Vec::new(),
             events: VecDeque::new(),
             columns: Vec::new(),
+            pending_defs: Vec::new(),
+            last_defs: Vec::new(),
+            last_columns: None,
             prepare: None,
             server_version: String::new(),
             connection_id: 0,
@@ -522,6 +532,30 @@ impl BackendConn {
         }
     }
 
+    /// The columns of the result whose definitions were just read: the previous result's
+    /// when the packets are byte for byte the same, else decoded (and remembered).
+    fn result_columns(&mut self) -> Result<Arc<[ColumnDef]>, crate::wire::DecodeError> {
+        let defs = std::mem::take(&mut self.pending_defs);
+        if let Some(cols) = &self.last_columns {
+            let same = defs.len() == self.last_defs.len()
+                && defs
+                    .iter()
+                    .zip(&self.last_defs)
+                    .all(|(a, b)| a[..] == b[..]);
+            if same {
+                return Ok(cols.clone());
+            }
+        }
+        let cols: Arc<[ColumnDef]> = defs
+            .iter()
+            .map(|p| ColumnDef::decode(p))
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
+        self.last_defs = defs.iter().map(|p| p.to_vec()).collect();
+        self.last_columns = Some(cols.clone());
+        Ok(cols)
+    }
+
     fn on_response(&mut self, r: Reading, p: Bytes) {
         let deprecate_eof = self.caps & cap::DEPRECATE_EOF != 0;
         match r {
@@ -533,7 +567,7 @@ impl BackendConn {
                 )),
                 _ => match Reader::new(&p).lenenc_int() {
                     Ok(n) if n > 0 => {
-                        self.columns.clear();
+                        self.pending_defs.clear();
                         self.phase = Phase::Reading(Reading::ColumnDefs { left: n });
                     }
                     _ => self.fail(SqlError::backend_lost(
@@ -541,25 +575,26 @@ impl BackendConn {
                     )),
                 },
             },
-            Reading::ColumnDefs { left } => match ColumnDef::decode(&p) {
-                Ok(c) => {
-                    self.columns.push(c);
-                    if left > 1 {
-                        self.phase = Phase::Reading(Reading::ColumnDefs { left: left - 1 });
-                    } else {
-                        self.events
-                            .push_back(BackendEvent::Columns(self.columns.clone()));
+            Reading::ColumnDefs { left } => {
+                self.pending_defs.push(p);
+                if left > 1 {
+                    self.phase = Phase::Reading(Reading::ColumnDefs { left: left - 1 });
+                    return;
+                }
+                match self.result_columns() {
+                    Ok(cols) => {
+                        self.events.push_back(BackendEvent::Columns(cols));
                         self.phase = Phase::Reading(if deprecate_eof {
                             Reading::Rows
                         } else {
                             Reading::ColumnsEof
                         });
                     }
+                    Err(e) => self.fail(SqlError::backend_lost(format!(
+                        "malformed column definition: {e}"
+                    ))),
                 }
-                Err(e) => self.fail(SqlError::backend_lost(format!(
-                    "malformed column definition: {e}"
-                ))),
-            },
+            }
             Reading::ColumnsEof => {
                 if is_eof(&p) {
                     self.phase = Phase::Reading(Reading::Rows);

@@ -26,6 +26,7 @@ use crate::wire::generic::{put_eof, put_err, put_ok};
 use crate::wire::value::put_text_row;
 use crate::wire::{ColumnDef, OkInfo, PacketOut, Value};
 use bytes::BytesMut;
+use std::sync::Arc;
 
 /// Which row encoding the current result uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +75,11 @@ pub struct ResponseWriter {
     /// Does the current statement's terminator carry MORE_RESULTS (a later statement follows)?
     more_after_current: bool,
     format: RowFormat,
-    columns: Vec<ColumnDef>,
+    columns: Arc<[ColumnDef]>,
+    /// The encoded definitions of `columns` (payloads back to back, with their ends): a
+    /// result with the very same columns as the last one is written without encoding.
+    encoded: Vec<u8>,
+    encoded_ends: Vec<usize>,
     /// Session status bits (autocommit, in transaction) added to every OK/EOF.
     session_status: u16,
     scratch: Vec<u8>,
@@ -90,7 +95,9 @@ impl ResponseWriter {
             out: PacketOut::new(1),
             more_after_current: false,
             format: RowFormat::Text,
-            columns: Vec::new(),
+            columns: Arc::from(Vec::new()),
+            encoded: Vec::new(),
+            encoded_ends: Vec::new(),
             session_status: status::AUTOCOMMIT,
             scratch: Vec::new(),
         }
@@ -159,17 +166,37 @@ impl ResponseWriter {
         columns: &[ColumnDef],
         format: RowFormat,
     ) -> Result<(), WriterMisuse> {
+        self.columns_begin_shared(buf, Arc::from(columns), format)
+    }
+
+    /// [`ResponseWriter::columns_begin`] for shared columns: the same `Arc` as the previous
+    /// result's (a relayed shard result read again) reuses their encoding.
+    pub fn columns_begin_shared(
+        &mut self,
+        buf: &mut BytesMut,
+        columns: Arc<[ColumnDef]>,
+        format: RowFormat,
+    ) -> Result<(), WriterMisuse> {
         self.expect_idle("columns_begin")?;
-        self.columns.clear();
-        self.columns.extend_from_slice(columns);
+        if !Arc::ptr_eq(&self.columns, &columns) || self.encoded_ends.len() != columns.len() {
+            self.encoded.clear();
+            self.encoded_ends.clear();
+            for c in columns.iter() {
+                c.encode(&mut self.encoded);
+                self.encoded_ends.push(self.encoded.len());
+            }
+            self.columns = columns;
+        }
         self.format = format;
         let start = self.out.begin(buf);
-        put_lenenc_int(buf, columns.len() as u64);
+        put_lenenc_int(buf, self.columns.len() as u64);
         self.out.finish(buf, start);
-        for c in columns {
+        let mut from = 0;
+        for &end in &self.encoded_ends {
             let start = self.out.begin(buf);
-            c.encode(buf);
+            buf.extend_from_slice(&self.encoded[from..end]);
             self.out.finish(buf, start);
+            from = end;
         }
         if self.caps & cap::DEPRECATE_EOF == 0 {
             let start = self.out.begin(buf);

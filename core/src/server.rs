@@ -398,12 +398,20 @@ impl ServerConn {
 
     /// Starts a result set; rows are text or binary according to the request.
     pub fn send_columns(&mut self, columns: &[ColumnDef]) {
+        self.send_columns_shared(std::sync::Arc::from(columns));
+    }
+
+    /// [`ServerConn::send_columns`] without copying shared columns (a shard's, relayed).
+    pub fn send_columns_shared(&mut self, columns: std::sync::Arc<[ColumnDef]>) {
         let format = if self.binary {
             RowFormat::Binary
         } else {
             RowFormat::Text
         };
-        if let Err(m) = self.writer.columns_begin(&mut self.out, columns, format) {
+        if let Err(m) = self
+            .writer
+            .columns_begin_shared(&mut self.out, columns, format)
+        {
             self.send_error(&SqlError::internal(format!(
                 "response writer misuse: {} in {:?}",
                 m.call, m.state

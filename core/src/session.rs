@@ -881,8 +881,7 @@ impl Session {
                 }
             }
             Request::ResetConnection => {
-                self.database = None;
-                self.target = self.initial_target();
+                // As in MySQL, the current database (here: the target) survives a reset.
                 self.sets.clear();
                 self.in_txn = false;
                 self.autocommit = true;
@@ -1929,7 +1928,7 @@ impl Session {
             BackendEvent::Columns(cols) => match &mut r.merger {
                 None => {
                     r.columns_sent = true;
-                    self.conn.send_columns(&cols);
+                    self.conn.send_columns_shared(cols);
                 }
                 Some(m) => {
                     if let Some(out) = m.columns(pi, &cols) {

@@ -24,6 +24,11 @@ impl Clock {
         self.start.elapsed().as_micros() as u64
     }
 
+    /// The instant `due_us` after the start (for timers that are reset, not recreated).
+    pub fn instant_at_us(&self, due_us: u64) -> Instant {
+        self.start + Duration::from_micros(due_us)
+    }
+
     pub async fn sleep_until_us(&self, due_us: u64) {
         tokio::time::sleep_until(self.start + Duration::from_micros(due_us)).await
     }

@@ -173,7 +173,7 @@ impl ScriptedClient {
                 BackendEvent::Connected { connection_id, .. } => {
                     self.answers.push_back(Answer::Connected { connection_id })
                 }
-                BackendEvent::Columns(cols) => self.building = Some((cols, Vec::new())),
+                BackendEvent::Columns(cols) => self.building = Some((cols.to_vec(), Vec::new())),
                 BackendEvent::Row(payload) => {
                     let binary = self.binary;
                     if let Some((cols, rows)) = &mut self.building {
