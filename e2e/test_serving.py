@@ -1,7 +1,10 @@
 """Production serving, end to end: shardgate over 2 real MariaDB shards (ks/-80, ks/80-) plus the
 unsharded keyspace seq/0, with real clients (PyMySQL, mysql-connector-python).
 
-  transactions   BEGIN/COMMIT/ROLLBACK across both shards, autocommit off, transaction_mode single
+  transactions   BEGIN/COMMIT/ROLLBACK across both shards, autocommit off, transaction_mode single,
+                 SAVEPOINT / ROLLBACK TO / RELEASE across shards (one joining after the savepoint)
+  health         replicas (--shard KS/SHARD@replica=URL) read under `use ks@replica`, a dead
+                 replica skipped after a health check or retried around, a dead primary → ERR 1429
   KILL           KILL QUERY from a second client (1317 / 70100, shard queries cancelled),
                  unknown id (1094), KILL CONNECTION (the victim's connection is gone)
   OLAP           a scatter select of SG_SERVING_ROWS rows (default 1,000,000) streamed with an
@@ -62,7 +65,7 @@ VSCHEMA = {
                 "big": {"column_vindexes": [{"column": "id", "name": "rb"}]},
             },
         },
-        "seq": {"sharded": False, "tables": {"acct_seq": {"type": "sequence"}}},
+        "seq": {"sharded": False, "tables": {"acct_seq": {"type": "sequence"}, "note": {}}},
     }
 }
 
@@ -182,6 +185,7 @@ def cluster(mariadb):
                 "primary key (id)) comment 'vitess_sequence'"
             )
             cur.execute("insert into acct_seq (id, next_id, cache) values (0, 1000, 10)")
+            cur.execute("create table note (id bigint not null, v varchar(32), primary key (id))")
             # big: ROWS rows, ids 0..ROWS-1, each on its reverse_bits shard (even -80, odd 80-)
             half = (ROWS + 1) // 2
             for shard, parity in (("-80", 0), ("80-", 1)):
@@ -1012,3 +1016,193 @@ def test_unresponsive_shard_clear_error(cluster):
         a.close()
         g.stop()
         hole.close()
+
+
+# ---- savepoints ----
+
+
+def test_savepoint_across_shards(cluster, gw, clean):
+    """SAVEPOINT reaches both ks shards; seq/0 joins the transaction only after it (the gateway
+    replays the savepoint there after BEGIN), so ROLLBACK TO undoes the later writes on all
+    three shards and COMMIT keeps only the first inserts."""
+    a = connect(gw)
+    try:
+        query(a, "use seq")
+        query(a, "delete from note")
+        query(a, "use ks")
+        # outside a transaction (autocommit): SAVEPOINT is a no-op OK, nothing to roll back to
+        query(a, "savepoint early")
+        assert mysql_error(lambda: query(a, "rollback to savepoint early")).args[0] == 1305
+        query(a, "begin")
+        query(a, "insert into kv (id, v) values (2, 'keep'), (3, 'keep')")  # -80 and 80-
+        query(a, "savepoint sp1")
+        query(a, "insert into kv (id, v) values (4, 'undo'), (5, 'undo')")  # -80 and 80-
+        query(a, "update kv set v = 'changed' where id in (2, 3)")
+        query(a, "use seq")
+        query(a, "insert into note (id, v) values (1, 'undo')")  # seq/0 joins now
+        assert query(a, "select count(*) from note") == ((1,),)
+        query(a, "use ks")
+        query(a, "rollback to savepoint sp1")
+        assert query(a, "select id, v from kv order by id") == ((2, "keep"), (3, "keep"))
+        query(a, "use seq")
+        assert query(a, "select count(*) from note") == ((0,),)
+        query(a, "use ks")
+        e = mysql_error(lambda: query(a, "rollback to savepoint nope"))
+        assert e.args[0] == 1305 and "nope" in e.args[1], e
+        query(a, "insert into kv (id, v) values (6, 'after')")
+        query(a, "release savepoint sp1")
+        assert mysql_error(lambda: query(a, "rollback to sp1")).args[0] == 1305
+        query(a, "commit")
+        assert cluster.shard_ids("kv") == {"-80": [2, 6], "80-": [3]}
+        assert query(a, "select id, v from kv where id in (2, 3) order by id") == ((2, "keep"), (3, "keep"))
+        seq = cluster.mariadb.pymysql(database=SEQ_DB)
+        try:
+            assert query(seq, "select count(*) from note") == ((0,),)
+        finally:
+            seq.close()
+        assert query(a, "select 1") == ((1,),)
+    finally:
+        a.close()
+
+
+# ---- tablet health and replicas ----
+
+
+def _dead_url():
+    """A mysql:// URL on a port nothing listens on."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"mysql://root@127.0.0.1:{port}/nowhere"
+
+
+def _tablet_health(g):
+    return json.loads(g.http_get("/debug/vars")[1])["TabletHealth"]
+
+
+def _wait_health(g, tablet, healthy, timeout_s=10):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        h = _tablet_health(g).get(tablet)
+        if h is not None and h["Checks"] > 0 and h["Healthy"] == healthy:
+            return h
+        time.sleep(0.05)
+    pytest.fail(f"{tablet} never became healthy={healthy}: {_tablet_health(g)}")
+
+
+REPLICA_DBS = {"-80": "serve_ks_x80_replica", "80-": "serve_ks_80x_replica"}
+
+
+def _replica_dbs(cluster, rows):
+    """Replica databases standing in for replication: kv holds `rows` ({shard: [(id, v)]}),
+    which differ from the primaries' so a test sees where a read went."""
+    admin = cluster.mariadb.pymysql()
+    try:
+        with admin.cursor() as cur:
+            for shard, db in REPLICA_DBS.items():
+                cur.execute(f"drop database if exists `{db}`")
+                cur.execute(f"create database `{db}`")
+                cur.execute(f"use `{db}`")
+                cur.execute(SHARD_SCHEMA[1])
+                for id_, v in rows.get(shard, []):
+                    cur.execute("insert into kv (id, v) values (%s, %s)", (id_, v))
+    finally:
+        admin.close()
+
+
+def _replica_gateway(cluster, name, args):
+    """Each ks shard gets two replicas: a dead port first, then its replica database."""
+    shards = list(cluster.shards)
+    for shard, db in REPLICA_DBS.items():
+        shards.append((f"ks/{shard}@replica", _dead_url()))
+        shards.append((f"ks/{shard}@replica", f"mysql://root@127.0.0.1:{cluster.mariadb.port}/{db}"))
+    g = Gateway(f"serving-{name}", shards, vschema=cluster.vschema_path, args=args, http=True)
+    try:
+        g.start()
+    except GatewayError as e:
+        pytest.fail(str(e))
+    cluster.gateways.append(g)
+    return g
+
+
+def test_replica_reads_skip_unhealthy_replica(cluster, gw, clean):
+    a = connect(gw)
+    try:
+        query(a, "insert into kv (id, v) values (2, 'primary'), (3, 'primary')")
+    finally:
+        a.close()
+    _replica_dbs(cluster, {"-80": [(2, "two")], "80-": [(3, "three")]})
+    g = _replica_gateway(cluster, "replicas", ["--health-check-interval-ms", "200"])
+    try:
+        dead = _wait_health(g, "ks/-80@replica0", False)
+        assert dead["TabletType"] == "replica" and dead["LastError"], dead
+        _wait_health(g, "ks/80-@replica0", False)
+        assert _wait_health(g, "ks/-80@replica1", True)["Failures"] == 0
+        assert _tablet_health(g)["ks/-80"]["Healthy"] is True
+        for _ in range(4):  # sessions start their replica rotation at different replicas
+            c = connect(g, database="ks@replica")
+            try:
+                assert query(c, "select id, v from kv order by id") == ((2, "two"), (3, "three"))
+                assert query(c, "select v from kv where id = 3") == (("three",),)
+                e = mysql_error(lambda: query(c, "insert into kv (id, v) values (8, 'no')"))
+                assert e.args[0] == 1290 and "replica" in e.args[1], e
+                e = mysql_error(lambda: query(c, "update kv set v = 'no' where id = 2"))
+                assert e.args[0] == 1290, e
+                query(c, "use ks")
+                assert query(c, "select v from kv order by id") == (("primary",), ("primary",))
+            finally:
+                c.close()
+        v = json.loads(g.http_get("/debug/vars")[1])
+        assert v["ReadRetries"] == 0, "the health check should have steered reads away from the dead replica"
+        _, text = g.http_get("/metrics")
+        assert _metric(text, "shardgate_tablet_healthy", tablet="ks/-80@replica0") == 0, text
+        assert _metric(text, "shardgate_tablet_healthy", tablet="ks/-80@replica1") == 1, text
+    finally:
+        g.stop()
+
+
+def test_replica_read_retried_on_connect_error(cluster, gw, clean):
+    """No health checks: a read that picks the dead replica fails to connect before anything
+    reached the client, and is retried once on the other replica."""
+    _replica_dbs(cluster, {"-80": [(2, "two")], "80-": [(3, "three")]})
+    g = _replica_gateway(cluster, "retry", ["--health-check-interval-ms", "0"])
+    try:
+        for _ in range(4):
+            c = connect(g, database="ks@replica")
+            try:
+                assert query(c, "select v from kv where id = 2") == (("two",),)
+            finally:
+                c.close()
+        v = json.loads(g.http_get("/debug/vars")[1])
+        assert v["ReadRetries"] >= 1, v["ReadRetries"]
+        assert all(h["Checks"] == 0 for h in v["TabletHealth"].values())
+    finally:
+        g.stop()
+
+
+def test_unhealthy_primary_clear_error(cluster):
+    shards = [(k, _dead_url() if k == "ks/80-" else v) for k, v in cluster.shards]
+    g = Gateway("serving-deadprimary", shards, vschema=cluster.vschema_path,
+                args=["--health-check-interval-ms", "200"], http=True)
+    try:
+        g.start()
+    except GatewayError as e:
+        pytest.fail(str(e))
+    try:
+        h = _wait_health(g, "ks/80-", False)
+        assert h["TabletType"] == "primary", h
+        a = connect(g, read_timeout=20)
+        try:
+            assert query(a, "select count(*) from kv where id = 2") is not None  # -80 is fine
+            t0 = time.monotonic()
+            e = mysql_error(lambda: query(a, "select v from kv where id = 3"))
+            assert time.monotonic() - t0 < 2
+            assert e.args[0] == 1429 and "ks/80- is unhealthy" in e.args[1], e
+            e = mysql_error(lambda: query(a, "insert into kv (id, v) values (5, 'x')"))
+            assert e.args[0] == 1429, e
+            assert query(a, "select 1") == ((1,),)
+        finally:
+            a.close()
+    finally:
+        g.stop()

@@ -106,7 +106,73 @@ impl ShardAddress {
 pub struct Shard {
     /// Key range name, e.g. `-80`, `80-`, or `0` for an unsharded keyspace.
     pub name: String,
+    /// The primary tablet: writes, transactions and reads without a tablet type.
     pub address: ShardAddress,
+    /// Replica tablets (`--shard KS/SHARD@replica=URL`): reads under a `USE ks@replica` (or
+    /// `@rdonly`) target.
+    pub replicas: Vec<ShardAddress>,
+}
+
+/// Which tablets of a shard a statement may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TabletType {
+    Primary,
+    /// `@replica` and `@rdonly` targets (rdonly tablets are not told apart from replicas).
+    Replica,
+}
+
+/// The last health check of one tablet. Written by the driver's health checker, read by
+/// sessions when they pick a tablet. A tablet never checked counts as healthy.
+#[derive(Debug)]
+pub struct TabletHealth {
+    /// `keyspace/shard` for a primary, `keyspace/shard@replica<N>` for a replica.
+    pub name: String,
+    pub tablet_type: TabletType,
+    healthy: std::sync::atomic::AtomicBool,
+    pub checks: AtomicU64,
+    pub failures: AtomicU64,
+    last_error: Mutex<String>,
+}
+
+impl TabletHealth {
+    fn new(name: String, tablet_type: TabletType) -> TabletHealth {
+        TabletHealth {
+            name,
+            tablet_type,
+            healthy: std::sync::atomic::AtomicBool::new(true),
+            checks: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            last_error: Mutex::new(String::new()),
+        }
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// The error of the last failed check ("" when the last check passed).
+    pub fn last_error(&self) -> String {
+        self.last_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+
+    /// Records one check: `Ok` healthy, `Err(reason)` unhealthy.
+    pub fn record(&self, result: Result<(), String>) {
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        let (healthy, err) = match result {
+            Ok(()) => (true, String::new()),
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                (false, e)
+            }
+        };
+        if let Ok(mut g) = self.last_error.lock() {
+            *g = err;
+        }
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
 }
 
 /// A keyspace and its shards, in key-range order.
@@ -146,6 +212,7 @@ impl Topology {
                         name: format!("{ks}/{shard}"),
                         database: ks.to_string(),
                     },
+                    replicas: Vec::new(),
                 });
         }
         Topology {
@@ -165,6 +232,7 @@ impl Topology {
                 shards: vec![Shard {
                     name: "0".into(),
                     address,
+                    replicas: Vec::new(),
                 }],
             },
         );
@@ -185,6 +253,9 @@ pub struct Counters {
     pub panics: AtomicU64,
     /// Connections the gateway closed itself (each logged with its reason).
     pub closed_by_gateway: AtomicU64,
+    /// Reads run again on a fresh connection after their connection failed before any
+    /// result (see `Session::retry_read`).
+    pub read_retries: AtomicU64,
 }
 
 /// Fault-injection hooks for the simulator and tests; inert unless set.
@@ -387,6 +458,8 @@ pub struct Gateway {
     pub failpoints: Failpoints,
     /// Backend pool statistics per tablet (the driver owns the pools themselves).
     pub pools: BTreeMap<ShardAddress, PoolStats>,
+    /// Health of every tablet (primaries and replicas), from the driver's periodic checks.
+    pub health: BTreeMap<ShardAddress, TabletHealth>,
     /// Authenticated sessions by connection id.
     sessions: Mutex<BTreeMap<u32, SessionInfo>>,
     next_connection_id: AtomicU32,
@@ -526,6 +599,7 @@ impl Gateway {
         Arc::new(Gateway {
             server: Arc::new(server),
             pools: pool_stats(&topology, limits.pool.max_size),
+            health: tablet_health(&topology),
             topology,
             vschema,
             shard_maps,
@@ -540,6 +614,96 @@ impl Gateway {
             sessions: Mutex::new(BTreeMap::new()),
             next_connection_id: AtomicU32::new(1),
         })
+    }
+
+    /// The health entry of the tablet at `address`.
+    pub fn tablet_health(&self, address: &ShardAddress) -> Option<&TabletHealth> {
+        self.health.get(address)
+    }
+
+    /// The tablet of shard `shard` (index in key-range order) of keyspace `ks` a statement of
+    /// tablet type `ty` uses. A primary that failed its last health check is an ERR at once
+    /// (never a connect that hangs); replicas are tried from position `start` (rotated, so
+    /// sessions spread over them) and the first healthy one wins. With no healthy replica the
+    /// statement fails, as in Vitess: reads under `@replica` never silently move to the
+    /// primary.
+    ///
+    /// # Errors
+    /// 1429 (HY000) naming the shard and the last health-check error; 1049 for an unknown
+    /// keyspace or shard.
+    pub fn pick_tablet(
+        &self,
+        ks: &str,
+        shard: usize,
+        ty: TabletType,
+        start: usize,
+        avoid: Option<&ShardAddress>,
+    ) -> Result<ShardAddress, crate::SqlError> {
+        use crate::error::codes::ER_CONNECT_TO_FOREIGN_DATA_SOURCE as UNAVAILABLE;
+        let Some(s) = self
+            .topology
+            .keyspaces
+            .get(ks)
+            .and_then(|k| k.shards.get(shard))
+        else {
+            return Err(crate::SqlError::new(
+                1049,
+                "42000",
+                format!("Unknown keyspace '{ks}' (shard {shard})"),
+            ));
+        };
+        let unhealthy = |a: &ShardAddress| {
+            self.health
+                .get(a)
+                .filter(|h| !h.is_healthy())
+                .map(|h| (h.name.clone(), h.last_error()))
+        };
+        match ty {
+            TabletType::Primary => match unhealthy(&s.address) {
+                None => Ok(s.address.clone()),
+                Some((_, err)) => Err(crate::SqlError::new(
+                    UNAVAILABLE,
+                    "HY000",
+                    format!("shard {ks}/{} is unhealthy: {err}", s.name),
+                )),
+            },
+            TabletType::Replica => {
+                let n = s.replicas.len();
+                if n == 0 {
+                    return Err(crate::SqlError::new(
+                        UNAVAILABLE,
+                        "HY000",
+                        format!(
+                            "no replica tablet for shard {ks}/{} (target @replica; add --shard {ks}/{}@replica=URL)",
+                            s.name, s.name
+                        ),
+                    ));
+                }
+                let mut errors = Vec::new();
+                let mut avoided = None;
+                for i in 0..n {
+                    let a = &s.replicas[(start + i) % n];
+                    match unhealthy(a) {
+                        None if Some(a) == avoid => avoided = Some(a.clone()),
+                        None => return Ok(a.clone()),
+                        Some((name, err)) => errors.push(format!("{name}: {err}")),
+                    }
+                }
+                // `avoid` only when it is the one healthy replica left.
+                if let Some(a) = avoided {
+                    return Ok(a);
+                }
+                Err(crate::SqlError::new(
+                    UNAVAILABLE,
+                    "HY000",
+                    format!(
+                        "no healthy replica for shard {ks}/{} ({})",
+                        s.name,
+                        errors.join("; ")
+                    ),
+                ))
+            }
+        }
     }
 
     /// The pool statistics of the tablet at `address`.
@@ -584,6 +748,114 @@ impl Gateway {
 mod tests {
     use super::*;
 
+    fn mysql(port: u16) -> ShardAddress {
+        ShardAddress::parse(&format!("mysql://root@127.0.0.1:{port}/db"), "x", "d").unwrap()
+    }
+
+    /// ks/0 with primary :1 and replicas :2, :3.
+    fn replicated() -> Arc<Gateway> {
+        let mut t = Topology::single("ks", mysql(1));
+        if let Some(k) = t.keyspaces.get_mut("ks") {
+            k.shards[0].replicas = vec![mysql(2), mysql(3)];
+        }
+        Gateway::new(ServerConfig::default(), t)
+    }
+
+    #[test]
+    fn tablets_are_named_and_start_healthy() {
+        let gw = replicated();
+        let names: Vec<&str> = gw.health.values().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["ks/0", "ks/0@replica0", "ks/0@replica1"]);
+        assert!(gw.health.values().all(|h| h.is_healthy()));
+        assert_eq!(gw.pools.len(), 3, "replicas get pools too");
+    }
+
+    #[test]
+    fn unhealthy_primary_is_a_clear_error() {
+        let gw = replicated();
+        let p = TabletType::Primary;
+        assert_eq!(gw.pick_tablet("ks", 0, p, 0, None).unwrap(), mysql(1));
+        gw.tablet_health(&mysql(1))
+            .unwrap()
+            .record(Err("Connection refused".into()));
+        let e = gw.pick_tablet("ks", 0, p, 0, None).unwrap_err();
+        assert_eq!((e.code, &e.state), (1429, b"HY000"));
+        assert_eq!(e.message, "shard ks/0 is unhealthy: Connection refused");
+        // replicas are unaffected; a later passing check heals the primary
+        assert!(gw
+            .pick_tablet("ks", 0, TabletType::Replica, 0, None)
+            .is_ok());
+        gw.tablet_health(&mysql(1)).unwrap().record(Ok(()));
+        assert_eq!(gw.pick_tablet("ks", 0, p, 0, None).unwrap(), mysql(1));
+        let h = gw.tablet_health(&mysql(1)).unwrap();
+        assert_eq!(
+            (
+                h.checks.load(Ordering::Relaxed),
+                h.failures.load(Ordering::Relaxed)
+            ),
+            (2, 1)
+        );
+        assert_eq!(h.last_error(), "");
+    }
+
+    #[test]
+    fn replica_reads_rotate_skip_unhealthy_and_avoid() {
+        let gw = replicated();
+        let r = TabletType::Replica;
+        assert_eq!(gw.pick_tablet("ks", 0, r, 0, None).unwrap(), mysql(2));
+        assert_eq!(gw.pick_tablet("ks", 0, r, 1, None).unwrap(), mysql(3));
+        assert_eq!(gw.pick_tablet("ks", 0, r, 2, None).unwrap(), mysql(2));
+        // a retry avoids the replica that failed, unless it is the only healthy one
+        assert_eq!(
+            gw.pick_tablet("ks", 0, r, 0, Some(&mysql(2))).unwrap(),
+            mysql(3)
+        );
+        gw.tablet_health(&mysql(3))
+            .unwrap()
+            .record(Err("timeout".into()));
+        for start in 0..4 {
+            assert_eq!(gw.pick_tablet("ks", 0, r, start, None).unwrap(), mysql(2));
+        }
+        assert_eq!(
+            gw.pick_tablet("ks", 0, r, 0, Some(&mysql(2))).unwrap(),
+            mysql(2)
+        );
+        gw.tablet_health(&mysql(2))
+            .unwrap()
+            .record(Err("refused".into()));
+        let e = gw.pick_tablet("ks", 0, r, 0, None).unwrap_err();
+        assert_eq!(e.code, 1429);
+        assert_eq!(
+            e.message,
+            "no healthy replica for shard ks/0 (ks/0@replica0: refused; ks/0@replica1: timeout)"
+        );
+        // reads under @replica never fall back to the (healthy) primary
+        assert_eq!(
+            gw.pick_tablet("ks", 0, TabletType::Primary, 0, None)
+                .unwrap(),
+            mysql(1)
+        );
+    }
+
+    #[test]
+    fn replica_target_without_replicas_errors() {
+        let gw = Gateway::new(ServerConfig::default(), Topology::single("ks", mysql(1)));
+        let e = gw
+            .pick_tablet("ks", 0, TabletType::Replica, 0, None)
+            .unwrap_err();
+        assert_eq!(e.code, 1429);
+        assert!(
+            e.message.starts_with("no replica tablet for shard ks/0"),
+            "{e}"
+        );
+        assert_eq!(
+            gw.pick_tablet("nope", 0, TabletType::Primary, 0, None)
+                .unwrap_err()
+                .code,
+            1049
+        );
+    }
+
     #[test]
     fn shard_urls_parse() {
         let a =
@@ -623,16 +895,40 @@ mod tests {
     }
 }
 
-/// One statistics entry per tablet (`keyspace/shard`); a server shared by several shards
-/// keeps the first name.
+/// One statistics entry per tablet (`keyspace/shard`, `keyspace/shard@replicaN`); a server
+/// shared by several shards keeps the first name.
 fn pool_stats(topology: &Topology, capacity: usize) -> BTreeMap<ShardAddress, PoolStats> {
     let mut pools = BTreeMap::new();
-    for ks in topology.keyspaces.values() {
-        for s in &ks.shards {
-            pools
-                .entry(s.address.clone())
-                .or_insert_with(|| PoolStats::new(format!("{}/{}", ks.name, s.name), capacity));
-        }
+    for (address, name, _) in tablets(topology) {
+        pools
+            .entry(address)
+            .or_insert_with(|| PoolStats::new(name, capacity));
     }
     pools
+}
+
+/// One health entry per tablet, named like its pool.
+fn tablet_health(topology: &Topology) -> BTreeMap<ShardAddress, TabletHealth> {
+    let mut health = BTreeMap::new();
+    for (address, name, ty) in tablets(topology) {
+        health
+            .entry(address)
+            .or_insert_with(|| TabletHealth::new(name, ty));
+    }
+    health
+}
+
+/// Every tablet of the topology in order: (address, name, type).
+fn tablets(topology: &Topology) -> Vec<(ShardAddress, String, TabletType)> {
+    let mut out = Vec::new();
+    for ks in topology.keyspaces.values() {
+        for s in &ks.shards {
+            let name = format!("{}/{}", ks.name, s.name);
+            out.push((s.address.clone(), name.clone(), TabletType::Primary));
+            for (i, r) in s.replicas.iter().enumerate() {
+                out.push((r.clone(), format!("{name}@replica{i}"), TabletType::Replica));
+            }
+        }
+    }
+    out
 }

@@ -34,7 +34,7 @@ use crate::backend::{BackendConfig, BackendConn, BackendEvent};
 use crate::error::SqlError;
 use crate::exec::join::{JoinShape, Joiner};
 use crate::exec::Merger;
-use crate::gateway::{Gateway, ShardAddress};
+use crate::gateway::{Gateway, ShardAddress, TabletType};
 use crate::plan::{
     plan_sql, Bindings, InsertPlan, JoinPlan, JoinValue, Local, LocalExpr, Plan, Planned, Target,
     TxnOp,
@@ -116,6 +116,8 @@ struct BackendSlot {
     close_when_idle: bool,
     /// Connecting (TCP, handshake, authentication) must finish by then (µs).
     connect_deadline_us: Option<u64>,
+    /// The tablet this connection goes to (the primary, or one replica).
+    tablet: ShardAddress,
     /// Being reset (COM_RESET_CONNECTION) before going back to the pool, because the
     /// session's settings were applied to it; `Some(true)` once the reset succeeded.
     reset: Option<bool>,
@@ -193,6 +195,22 @@ struct RouteExec {
     /// An INSERT into a sharded table: only sequence-generated ids change LAST_INSERT_ID()
     /// (an explicit id in the statement does not, as in MySQL).
     sharded_insert: bool,
+    /// A read outside any transaction: retried once on a fresh connection when a part's
+    /// connection fails before that part produced anything and before the client got a byte.
+    retry: Option<Box<RouteRetry>>,
+}
+
+/// What a read needs to run one of its parts again.
+#[derive(Debug)]
+struct RouteRetry {
+    keyspace: String,
+    /// Per part: the slot key's shard (replica keys included) and the SQL sent.
+    shards: Vec<usize>,
+    sqls: Vec<String>,
+    /// Per part: the tablet used (a retry avoids it), and whether the part produced anything.
+    tablets: Vec<Option<ShardAddress>>,
+    started: Vec<bool>,
+    used: bool,
 }
 
 #[derive(Debug)]
@@ -223,6 +241,18 @@ enum SeqStage {
 const SEQUENCE_CONN: usize = usize::MAX;
 /// Keys at or above this are side connections (KILL QUERY); the shard is in the slot.
 const KILLER_BASE: usize = usize::MAX / 2;
+/// Keys from here up to [`KILLER_BASE`] are replica connections: `REPLICA_BASE + shard`.
+/// They get the session's SETs but never join a transaction.
+const REPLICA_BASE: usize = usize::MAX / 4;
+
+/// The shard index of a slot key's shard (replica keys map back to their shard).
+fn shard_index(key_shard: usize) -> usize {
+    if (REPLICA_BASE..KILLER_BASE).contains(&key_shard) {
+        key_shard - REPLICA_BASE
+    } else {
+        key_shard
+    }
+}
 
 /// One gateway client connection. See the module docs for the calling contract.
 #[derive(Debug)]
@@ -256,6 +286,13 @@ pub struct Session {
     /// Shards whose connection died while they held part of the open transaction: COMMIT
     /// must fail (their writes are gone), never answer OK.
     lost_in_txn: Vec<String>,
+    /// Savepoints of the open transaction, oldest first (names as written; compared
+    /// case-insensitively, as MySQL does). Replayed after BEGIN on shards joining later.
+    savepoints: Vec<String>,
+    /// Why the last `backend_for` found no tablet (an unhealthy primary, no healthy replica).
+    tablet_error: Option<SqlError>,
+    /// A tablet the next `backend_for` avoids when it can (a read being retried).
+    avoid_tablet: Option<ShardAddress>,
     /// Backends handed back to their pool, until the driver takes them.
     released: BTreeMap<BackendId, BackendConn>,
     /// The session created state that lives in its backend connections (temporary tables,
@@ -327,6 +364,9 @@ impl Session {
             current: None,
             max_execution_time_ms: None,
             lost_in_txn: Vec::new(),
+            savepoints: Vec::new(),
+            tablet_error: None,
+            avoid_tablet: None,
             released: BTreeMap::new(),
             reserved: false,
         }
@@ -811,16 +851,16 @@ impl Session {
         let Some(slot) = self.backends.get(&id) else {
             return;
         };
-        let (ks, shard) = slot.key.clone();
+        let ks = slot.key.0.clone();
+        let tablet = slot.tablet.clone();
         let thread = slot.conn.connection_id();
         let keep = slot.in_txn || self.in_txn || !self.autocommit;
-        let side_key = (ks.clone(), KILLER_BASE + self.next_backend);
-        if let Some(side) = self.open_side_backend(&ks, shard, side_key) {
-            if let Some(s) = self.backends.get_mut(&side) {
-                s.close_when_idle = true;
-            }
-            self.send(side, format!("KILL QUERY {thread}"), Owner::Internal);
+        let side_key = (ks, KILLER_BASE + self.next_backend);
+        let side = self.open_side_backend(tablet, side_key);
+        if let Some(s) = self.backends.get_mut(&side) {
+            s.close_when_idle = true;
         }
+        self.send(side, format!("KILL QUERY {thread}"), Owner::Internal);
         if !keep {
             self.drop_backend(id);
         }
@@ -884,6 +924,7 @@ impl Session {
                 // As in MySQL, the current database (here: the target) survives a reset.
                 self.sets.clear();
                 self.in_txn = false;
+                self.savepoints.clear();
                 self.autocommit = true;
                 // Connections holding session state are closed, never pooled.
                 self.close_all_backends();
@@ -1036,6 +1077,21 @@ impl Session {
         if let Some(Err(e)) = touched.map(|ks| self.check_keyspace(ks)) {
             return self.fail(&e);
         }
+        if self.tablet_type() == TabletType::Replica {
+            // Replicas take no writes (Vitess refuses DML on replica targets too).
+            let write = match plan.as_ref() {
+                Plan::Insert(_) => true,
+                Plan::Route(r) => r.is_write || r.opcode == crate::plan::Opcode::AllShards,
+                _ => false,
+            };
+            if write {
+                return self.fail(&SqlError::new(
+                    crate::error::codes::ER_OPTION_PREVENTS_STATEMENT,
+                    "HY000",
+                    "cannot write through a @replica target: replicas are read-only (USE the keyspace without @replica, or @primary)",
+                ));
+            }
+        }
         if !matches!(plan.as_ref(), Plan::Route(_)) {
             let ks = match plan.as_ref() {
                 Plan::Insert(i) => i.keyspace.clone(),
@@ -1079,12 +1135,16 @@ impl Session {
                     .map(|q| self.shard_label(&(ks.clone(), q.shard)))
                     .collect();
                 self.note_plan(plan.kind(), &ks, labels);
-                self.start_route_to(
-                    &ks,
-                    queries.into_iter().map(|q| (q.shard, q.sql)).collect(),
-                    merger,
-                    None,
-                );
+                let queries: Vec<(usize, String)> =
+                    queries.into_iter().map(|q| (q.shard, q.sql)).collect();
+                // A read outside any transaction may be retried once (see `retry_read`).
+                let retry = (!route.is_write
+                    && route.opcode != crate::plan::Opcode::AllShards
+                    && !self.in_txn
+                    && self.autocommit)
+                    .then(|| queries.clone());
+                self.start_route_to(&ks, queries, merger, None);
+                self.arm_retry(&ks, retry);
             }
             Plan::Insert(ins) => self.start_insert(planned.clone(), sql, ins),
             Plan::Join(j) => self.start_join(planned.clone(), sql, j),
@@ -1093,7 +1153,7 @@ impl Session {
                 self.target = t.clone();
                 self.conn.send_ok(&OkInfo::default());
             }
-            Plan::Transaction(op) => self.transaction(*op),
+            Plan::Transaction(op) => self.transaction(op.clone()),
             Plan::SessionSet { sql: set_sql } => self.session_set(set_sql.clone(), &sql),
         }
     }
@@ -1110,15 +1170,29 @@ impl Session {
         if let Some(e) = self.single_mode_violation(ks, &shards) {
             return self.fail(&e);
         }
+        let ty = self.tablet_type();
+        // Every tablet first: an unhealthy primary (or no healthy replica) is an ERR before
+        // any shard got the statement.
+        if !self.gw.passthrough {
+            for &shard in &shards {
+                let start = self.connection_id() as usize;
+                if let Err(e) = self.gw.pick_tablet(ks, shard, ty, start, None) {
+                    return self.fail(&e);
+                }
+            }
+        }
         let gen = self.next_gen();
         let mut parts = Vec::with_capacity(queries.len());
         for (shard, sql) in queries {
-            let Some(id) = self.backend_for(ks, shard) else {
-                return self.fail(&SqlError::new(
-                    1105,
-                    "HY000",
-                    format!("no shard {shard} in keyspace {ks}"),
-                ));
+            let key_shard = match ty {
+                TabletType::Primary => shard,
+                TabletType::Replica => REPLICA_BASE + shard,
+            };
+            let Some(id) = self.backend_for(ks, key_shard) else {
+                let e = self.tablet_error.take().unwrap_or_else(|| {
+                    SqlError::new(1105, "HY000", format!("no shard {shard} in keyspace {ks}"))
+                });
+                return self.fail(&e);
             };
             self.join_transaction(id);
             self.send(id, sql, Owner::Exec(gen));
@@ -1129,6 +1203,7 @@ impl Session {
         }
         // One merger slot per part, in order of `parts` (key-range order).
         self.exec = Exec::Route(RouteExec {
+            retry: None,
             sharded_insert: false,
             rows_sent: 0,
             parts,
@@ -1137,6 +1212,94 @@ impl Session {
             ok: OkInfo::default(),
             first_id,
         });
+    }
+
+    /// Makes the route just started retryable (its parts, in order, are `queries`).
+    fn arm_retry(&mut self, ks: &str, queries: Option<Vec<(usize, String)>>) {
+        let Some(queries) = queries else {
+            return;
+        };
+        let Exec::Route(r) = &self.exec else {
+            return;
+        };
+        if r.parts.len() != queries.len() {
+            return;
+        }
+        let offset = match self.tablet_type() {
+            TabletType::Primary => 0,
+            TabletType::Replica => REPLICA_BASE,
+        };
+        let tablets = r
+            .parts
+            .iter()
+            .map(|p| self.backends.get(&p.backend).map(|s| s.tablet.clone()))
+            .collect();
+        let n = queries.len();
+        let (shards, sqls) = queries.into_iter().map(|(sh, q)| (sh + offset, q)).unzip();
+        if let Exec::Route(r) = &mut self.exec {
+            r.retry = Some(Box::new(RouteRetry {
+                keyspace: ks.to_string(),
+                shards,
+                sqls,
+                tablets,
+                started: vec![false; n],
+                used: false,
+            }));
+        }
+    }
+
+    /// A read's connection to backend `id` failed with `e`: runs that part again on a fresh
+    /// connection (another healthy replica under `@replica`) when nothing of it reached the
+    /// client, the part produced nothing yet, the failure is a lost or refused connection,
+    /// and no retry was used. Never for writes or inside a transaction (not armed then).
+    /// Returns whether it retried.
+    fn retry_read(&mut self, id: BackendId, e: &SqlError) -> bool {
+        use crate::error::codes::{CR_SERVER_LOST, ER_CONNECT_TO_FOREIGN_DATA_SOURCE};
+        if !matches!(e.code, CR_SERVER_LOST | ER_CONNECT_TO_FOREIGN_DATA_SOURCE)
+            || self.in_txn
+            || !self.autocommit
+        {
+            return false;
+        }
+        let Exec::Route(r) = &mut self.exec else {
+            return false;
+        };
+        let Some(pi) = r.parts.iter().position(|p| p.backend == id && !p.done) else {
+            return false;
+        };
+        let Some(rt) = r.retry.as_mut() else {
+            return false;
+        };
+        if rt.used || rt.started[pi] || r.columns_sent || r.rows_sent > 0 {
+            return false;
+        }
+        rt.used = true;
+        let (ks, shard, sql) = (rt.keyspace.clone(), rt.shards[pi], rt.sqls[pi].clone());
+        self.avoid_tablet = rt.tablets[pi].clone();
+        // The failed connection is gone (or going): never reuse its slot.
+        if self.by_shard.get(&(ks.clone(), shard)) == Some(&id) {
+            self.drop_backend(id);
+        }
+        let Some(new_id) = self.backend_for(&ks, shard) else {
+            self.avoid_tablet = None;
+            return false;
+        };
+        self.avoid_tablet = None;
+        tracing::info!(conn = self.connection_id(), backend = id, retry_backend = new_id, error = %e, "read failed before any result: retrying once on a fresh connection");
+        self.gw
+            .counters
+            .read_retries
+            .fetch_add(1, Ordering::Relaxed);
+        let tablet = self.backends.get(&new_id).map(|s| s.tablet.clone());
+        let gen = self.gen;
+        if let Exec::Route(r) = &mut self.exec {
+            r.parts[pi].backend = new_id;
+            if let Some(rt) = r.retry.as_mut() {
+                rt.tablets[pi] = tablet;
+            }
+        }
+        self.send(new_id, sql, Owner::Exec(gen));
+        true
     }
 
     /// In a SINGLE-mode transaction, a statement reaching shards `shards` of `ks` must stay on
@@ -1377,6 +1540,9 @@ impl Session {
     }
 
     fn transaction(&mut self, op: TxnOp) {
+        if matches!(op, TxnOp::Begin | TxnOp::Commit | TxnOp::Rollback) {
+            self.savepoints.clear();
+        }
         match op {
             TxnOp::Begin => {
                 // An open transaction is committed first, as MySQL does.
@@ -1419,7 +1585,93 @@ impl Session {
                 self.sync_status();
                 self.conn.send_ok(&OkInfo::default());
             }
+            TxnOp::Savepoint(name) => self.savepoint(name),
+            TxnOp::RollbackTo(ref name) | TxnOp::Release(ref name) => {
+                let Some(i) = self.savepoint_index(name) else {
+                    return self.fail(&SqlError::new(
+                        crate::error::codes::ER_SP_DOES_NOT_EXIST,
+                        "42000",
+                        format!("SAVEPOINT {name} does not exist"),
+                    ));
+                };
+                // ROLLBACK TO keeps the savepoint and forgets later ones; RELEASE forgets it
+                // too (MySQL semantics).
+                let keep = if matches!(op, TxnOp::RollbackTo(_)) {
+                    i + 1
+                } else {
+                    i
+                };
+                self.savepoints.truncate(keep);
+                let ids = self.participants();
+                self.fan_out(ids, op.shard_sql());
+            }
         }
+    }
+
+    /// Whether statements run inside a transaction: an explicit one, or autocommit off.
+    fn txn_open(&self) -> bool {
+        self.in_txn || !self.autocommit
+    }
+
+    fn savepoint_index(&self, name: &str) -> Option<usize> {
+        if !self.txn_open() {
+            return None;
+        }
+        self.savepoints
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// `SAVEPOINT name`: outside a transaction (autocommit) it is an OK that changes nothing,
+    /// as in MySQL. Inside one it goes to every participating shard and is remembered so a
+    /// shard joining later gets it replayed after its BEGIN; setting a name again moves it to
+    /// the end, like MySQL.
+    fn savepoint(&mut self, name: String) {
+        if !self.txn_open() {
+            return self.conn.send_ok(&OkInfo::default());
+        }
+        /// A bound on remembered savepoints (each is replayed on every joining shard).
+        const MAX_SAVEPOINTS: usize = 256;
+        self.savepoints.retain(|n| !n.eq_ignore_ascii_case(&name));
+        if self.savepoints.len() >= MAX_SAVEPOINTS {
+            return self.fail(&SqlError::new(
+                1105,
+                "HY000",
+                format!("too many savepoints in one transaction (at most {MAX_SAVEPOINTS})"),
+            ));
+        }
+        let sql = TxnOp::Savepoint(name.clone()).shard_sql();
+        self.savepoints.push(name);
+        let ids = self.participants();
+        self.fan_out(ids, sql);
+    }
+
+    /// Sends `sql` to `ids` as the statement in progress: the client gets one OK, or the
+    /// first shard error.
+    fn fan_out(&mut self, ids: Vec<BackendId>, sql: String) {
+        if ids.is_empty() {
+            return self.conn.send_ok(&OkInfo::default());
+        }
+        let gen = self.next_gen();
+        let mut parts = Vec::with_capacity(ids.len());
+        for id in ids {
+            self.send(id, sql.clone(), Owner::Exec(gen));
+            parts.push(Part {
+                backend: id,
+                done: false,
+            });
+        }
+        let merger = (parts.len() > 1).then(|| Merger::new(Default::default(), parts.len()));
+        self.exec = Exec::Route(RouteExec {
+            retry: None,
+            sharded_insert: false,
+            rows_sent: 0,
+            parts,
+            merger,
+            columns_sent: false,
+            ok: OkInfo::default(),
+            first_id: None,
+        });
     }
 
     /// Sends `sql` (COMMIT or ROLLBACK) to every participant as session bookkeeping, without
@@ -1439,7 +1691,7 @@ impl Session {
         let mut v: Vec<(&(String, usize), BackendId)> = self
             .backends
             .iter()
-            .filter(|(_, s)| s.key.1 < KILLER_BASE && (s.in_txn || !self.autocommit))
+            .filter(|(_, s)| s.key.1 < REPLICA_BASE && (s.in_txn || !self.autocommit))
             .map(|(id, s)| (&s.key, *id))
             .collect();
         v.sort();
@@ -1474,12 +1726,20 @@ impl Session {
     }
 
     fn shard_label(&self, key: &(String, usize)) -> String {
+        let replica = if (REPLICA_BASE..KILLER_BASE).contains(&key.1) {
+            "@replica"
+        } else {
+            ""
+        };
         self.gw
             .topology
             .keyspaces
             .get(&key.0)
-            .and_then(|k| k.shards.get(key.1))
-            .map_or_else(|| key.0.clone(), |s| format!("{}/{}", key.0, s.name))
+            .and_then(|k| k.shards.get(shard_index(key.1)))
+            .map_or_else(
+                || key.0.clone(),
+                |s| format!("{}/{}{replica}", key.0, s.name),
+            )
     }
 
     /// `SET …`: remembered and applied to every backend (now and when opened later). The
@@ -1493,6 +1753,10 @@ impl Session {
         }
         let autocommit_before = self.autocommit;
         let only_autocommit = self.track_session_variables(original);
+        if self.autocommit && !self.in_txn {
+            // Back to autocommit: the implicit transaction ended with its savepoints.
+            self.savepoints.clear();
+        }
         if only_autocommit && self.sets.is_empty() && self.autocommit && autocommit_before {
             // `SET autocommit = 1` on an autocommit session (many drivers send it on
             // connect) changes nothing on any shard: answered here, so it neither costs a
@@ -1544,6 +1808,7 @@ impl Session {
         }
         let merger = (parts.len() > 1).then(|| Merger::new(Default::default(), parts.len()));
         self.exec = Exec::Route(RouteExec {
+            retry: None,
             sharded_insert: false,
             rows_sent: 0,
             parts,
@@ -1682,20 +1947,49 @@ impl Session {
         let Some(s) = self.backends.get_mut(&id) else {
             return;
         };
+        if s.key.1 >= REPLICA_BASE {
+            // Replica reads inside a transaction run outside it (replicas take no writes).
+            return;
+        }
         if !s.in_txn {
             s.in_txn = true;
             self.send(id, "BEGIN".into(), Owner::Internal);
+            // The transaction's savepoints, in order, so ROLLBACK TO reaches this shard too.
+            let replay: Vec<String> = self
+                .savepoints
+                .iter()
+                .map(|n| TxnOp::Savepoint(n.clone()).shard_sql())
+                .collect();
+            for sql in replay {
+                self.send(id, sql, Owner::Internal);
+            }
         }
     }
 
     // ---- backends ----
 
     /// The backend for shard `shard` of keyspace `ks`, opening it if needed.
+    /// `shard` is the slot key's shard: an index, `REPLICA_BASE + index` for a replica
+    /// connection, or `SEQUENCE_CONN`. Opening picks the tablet ([`Gateway::pick_tablet`]);
+    /// when there is none, `tablet_error` says why.
     fn backend_for(&mut self, ks: &str, shard: usize) -> Option<BackendId> {
         let key = (ks.to_string(), shard);
-        if let Some(id) = self.by_shard.get(&key) {
-            if self.backends.contains_key(id) {
-                return Some(*id);
+        if let Some(id) = self.by_shard.get(&key).copied() {
+            if let Some(s) = self.backends.get(&id) {
+                // An idle replica connection whose tablet has since failed its health check
+                // is dropped; a healthy replica serves instead.
+                let stale = (REPLICA_BASE..KILLER_BASE).contains(&shard)
+                    && s.owner == Owner::None
+                    && s.queue.is_empty()
+                    && s.conn.is_idle()
+                    && self
+                        .gw
+                        .tablet_health(&s.tablet)
+                        .is_some_and(|h| !h.is_healthy());
+                if !stale {
+                    return Some(id);
+                }
+                self.drop_backend(id);
             }
         }
         // A connection of ours still being reset for the pool serves again: waiting for the
@@ -1715,28 +2009,38 @@ impl Session {
             self.by_shard.insert(key, id);
             return Some(id);
         }
-        let idx = if shard == SEQUENCE_CONN { 0 } else { shard };
-        self.open_side_backend(ks, idx, key)
+        let (idx, ty) = if shard == SEQUENCE_CONN {
+            (0, TabletType::Primary)
+        } else if (REPLICA_BASE..KILLER_BASE).contains(&shard) {
+            (shard - REPLICA_BASE, TabletType::Replica)
+        } else {
+            (shard, TabletType::Primary)
+        };
+        let avoid = self.avoid_tablet.take();
+        let start = self.connection_id() as usize;
+        match self.gw.pick_tablet(ks, idx, ty, start, avoid.as_ref()) {
+            Ok(address) => Some(self.open_side_backend(address, key)),
+            Err(e) => {
+                self.tablet_error = Some(e);
+                None
+            }
+        }
+    }
+
+    /// The tablet type statements of the session's target use.
+    fn tablet_type(&self) -> TabletType {
+        match self.target.tablet_type.as_deref() {
+            Some("replica" | "rdonly") if !self.gw.passthrough => TabletType::Replica,
+            _ => TabletType::Primary,
+        }
     }
 
     /// Opens a connection to shard `idx` of `ks`, registered under `key`.
-    fn open_side_backend(
-        &mut self,
-        ks: &str,
-        idx: usize,
-        key: (String, usize),
-    ) -> Option<BackendId> {
+    fn open_side_backend(&mut self, address: ShardAddress, key: (String, usize)) -> BackendId {
         let shard = key.1;
-        let s = self
-            .gw
-            .topology
-            .keyspaces
-            .get(ks)
-            .and_then(|k| k.shards.get(idx))
-            .cloned()?;
         let id = self.next_backend;
         self.next_backend += 1;
-        let (user, password, tls) = match &s.address {
+        let (user, password, tls) = match &address {
             ShardAddress::Mysql {
                 user,
                 password,
@@ -1751,7 +2055,7 @@ impl Session {
         } else {
             None
         }
-        .or_else(|| Some(s.address.database().to_string()))
+        .or_else(|| Some(address.database().to_string()))
         .filter(|d| !d.is_empty());
         let found_rows = self.conn.capabilities() & crate::wire::consts::cap::FOUND_ROWS != 0;
         let conn = BackendConn::new(BackendConfig {
@@ -1770,6 +2074,7 @@ impl Session {
             in_txn: false,
             close_when_idle: false,
             reset: None,
+            tablet: address.clone(),
             connect_deadline_us: (self.gw.limits.shard_connect_timeout_ms > 0).then(|| {
                 self.now_us + self.gw.limits.shard_connect_timeout_ms.saturating_mul(1000)
             }),
@@ -1779,15 +2084,23 @@ impl Session {
             for set in &self.sets {
                 slot.queue.push_back((set.clone(), Owner::Internal));
             }
+            // Autocommit off: the new connection's implicit transaction gets the savepoints
+            // (an explicit transaction replays them after BEGIN in `join_transaction`).
+            if !self.in_txn && !self.autocommit {
+                for n in &self.savepoints {
+                    let sql = TxnOp::Savepoint(n.clone()).shard_sql();
+                    slot.queue.push_back((sql, Owner::Internal));
+                }
+            }
         }
         self.backends.insert(id, slot);
         self.by_shard.insert(key, id);
         self.events.push_back(SessionEvent::OpenBackend {
             id,
-            address: s.address.clone(),
+            address,
             pooled,
         });
-        Some(id)
+        id
     }
 
     /// Sends now if the connection is free, else queues behind what is in flight.
@@ -1900,6 +2213,9 @@ impl Session {
                 if let BackendEvent::Closed(e) = &ev {
                     if self.exec_backends().contains(&id) {
                         let e = e.clone();
+                        if self.retry_read(id, &e) {
+                            return;
+                        }
                         return self.fail(&e);
                     }
                 }
@@ -1924,6 +2240,11 @@ impl Session {
         let Some(pi) = r.parts.iter().position(|p| p.backend == id && !p.done) else {
             return;
         };
+        if let Some(rt) = r.retry.as_mut() {
+            if !matches!(ev, BackendEvent::Closed(_)) {
+                rt.started[pi] = true;
+            }
+        }
         match ev {
             BackendEvent::Columns(cols) => match &mut r.merger {
                 None => {
@@ -2010,7 +2331,12 @@ impl Session {
                     self.conn.send_ok(&out);
                 }
             }
-            BackendEvent::Error(e) | BackendEvent::Closed(e) => self.fail(&e),
+            BackendEvent::Closed(e) => {
+                if !self.retry_read(id, &e) {
+                    self.fail(&e);
+                }
+            }
+            BackendEvent::Error(e) => self.fail(&e),
             BackendEvent::Prepared { .. } | BackendEvent::Connected { .. } => {}
         }
     }

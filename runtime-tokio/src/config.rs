@@ -25,6 +25,9 @@ pub struct GatewaySpec {
     /// `KEYSPACE/SHARD` -> `mysql://…` or `embedded`.
     #[serde(default)]
     pub shards: BTreeMap<String, String>,
+    /// `KEYSPACE/SHARD` -> replica URLs (`--shard KEYSPACE/SHARD@replica=URL`, repeatable).
+    #[serde(default)]
+    pub replicas: BTreeMap<String, Vec<String>>,
     /// Address to listen on (config file form).
     #[serde(default)]
     pub listen: Option<String>,
@@ -105,6 +108,24 @@ pub fn parse_shard_flag(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// Adds one `--shard` flag to `spec`: `KEYSPACE/SHARD=URL` is the shard's primary,
+/// `KEYSPACE/SHARD@replica=URL` one of its replicas (repeatable).
+pub fn add_shard_flag(spec: &mut GatewaySpec, s: &str) -> Result<(), String> {
+    let (k, v) = parse_shard_flag(s)?;
+    match k.split_once('@') {
+        None => {
+            spec.shards.insert(k, v);
+        }
+        Some((name, "replica")) => spec.replicas.entry(name.to_string()).or_default().push(v),
+        Some((_, other)) => {
+            return Err(format!(
+                "--shard {s}: unknown tablet type {other:?} (KEYSPACE/SHARD=URL for the primary, KEYSPACE/SHARD@replica=URL for a replica)"
+            ))
+        }
+    }
+    Ok(())
+}
+
 /// Reads a `--config` file.
 pub fn read_config(path: &str) -> Result<GatewaySpec, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
@@ -139,6 +160,21 @@ pub fn build(spec: &GatewaySpec) -> Result<(Arc<Gateway>, Arc<EmbeddedShards>), 
             embedded.add(name, &[ks]).map_err(|e| e.to_string())?;
         }
         let sharded = vschema.keyspaces.get(ks).is_some_and(|k| k.sharded);
+        let replicas = spec
+            .replicas
+            .get(name)
+            .map(|urls| {
+                urls.iter()
+                    .map(|u| match ShardAddress::parse(u, name, ks)? {
+                        ShardAddress::Embedded { .. } => Err(format!(
+                            "replica of {name}: embedded replicas are not supported"
+                        )),
+                        a => Ok(a),
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         keyspaces
             .entry(ks.to_string())
             .or_insert_with(|| Keyspace {
@@ -150,7 +186,13 @@ pub fn build(spec: &GatewaySpec) -> Result<(Arc<Gateway>, Arc<EmbeddedShards>), 
             .push(Shard {
                 name: shard.to_string(),
                 address,
+                replicas,
             });
+    }
+    if let Some(name) = spec.replicas.keys().find(|n| !spec.shards.contains_key(*n)) {
+        return Err(format!(
+            "--shard {name}@replica=URL: shard {name} has no primary (add --shard {name}=URL)"
+        ));
     }
     let default_keyspace = vschema
         .keyspaces

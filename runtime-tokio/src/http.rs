@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Map, Value};
-use shardgate_core::gateway::{Gateway, Histogram};
+use shardgate_core::gateway::{Gateway, Histogram, TabletType};
 use shardgate_core::pool::PoolStats;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -77,6 +77,22 @@ pub fn debug_vars(gw: &Gateway) -> Value {
             }),
         );
     }
+    let mut health = Map::new();
+    for h in gw.health.values() {
+        health.insert(
+            h.name.clone(),
+            json!({
+                "TabletType": match h.tablet_type {
+                    TabletType::Primary => "primary",
+                    TabletType::Replica => "replica",
+                },
+                "Healthy": h.is_healthy(),
+                "Checks": h.checks.load(Ordering::Relaxed),
+                "Failures": h.failures.load(Ordering::Relaxed),
+                "LastError": h.last_error(),
+            }),
+        );
+    }
     let mut shards = Vec::new();
     for k in gw.topology.keyspaces.values() {
         for s in &k.shards {
@@ -95,6 +111,8 @@ pub fn debug_vars(gw: &Gateway) -> Value {
         "RowsReturned": stats.rows_returned,
         "QueryLatency": histogram_json(&stats.latency),
         "Pools": pools,
+        "TabletHealth": health,
+        "ReadRetries": c.read_retries.load(Ordering::Relaxed),
         "PlanCache": { "Hits": cache.hits, "Misses": cache.misses, "Entries": cache.entries },
         "Shards": shards,
     })
@@ -145,6 +163,30 @@ pub fn prometheus(gw: &Gateway) -> String {
         "Rows sent to clients.",
         stats.rows_returned,
     );
+    counter(
+        &mut o,
+        "shardgate_read_retries_total",
+        "Reads run again on a fresh connection after their connection failed before any result.",
+        c.read_retries.load(Ordering::Relaxed),
+    );
+    let _ = writeln!(o, "# HELP shardgate_tablet_healthy 1 when the tablet passed its last health check.\n# TYPE shardgate_tablet_healthy gauge");
+    for h in gw.health.values() {
+        let _ = writeln!(
+            o,
+            "shardgate_tablet_healthy{{tablet=\"{}\"}} {}",
+            h.name,
+            u8::from(h.is_healthy())
+        );
+    }
+    let _ = writeln!(o, "# HELP shardgate_tablet_health_check_failures_total Failed health checks per tablet.\n# TYPE shardgate_tablet_health_check_failures_total counter");
+    for h in gw.health.values() {
+        let _ = writeln!(
+            o,
+            "shardgate_tablet_health_check_failures_total{{tablet=\"{}\"}} {}",
+            h.name,
+            h.failures.load(Ordering::Relaxed)
+        );
+    }
     let _ = writeln!(o, "# HELP shardgate_sessions Authenticated client sessions.\n# TYPE shardgate_sessions gauge\nshardgate_sessions {}", gw.session_count());
     let _ = writeln!(o, "# HELP shardgate_queries_total Statements by plan type and keyspace.\n# TYPE shardgate_queries_total counter");
     for ((plan, ks), n) in &stats.queries {

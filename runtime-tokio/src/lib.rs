@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod driver;
 pub mod embedded;
+pub mod health;
 pub mod http;
 pub mod net;
 pub mod oneshot;

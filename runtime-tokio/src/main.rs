@@ -88,6 +88,13 @@ struct LimitArgs {
     /// A statement waits at most this long for a pooled connection, then gets ERR 1203.
     #[arg(long, default_value_t = 5_000)]
     pool_acquire_timeout_ms: u64,
+    /// Every tablet (primary and replica) is checked this often: connect, log in, SELECT 1
+    /// (0: no health checks; every tablet counts as healthy).
+    #[arg(long, default_value_t = 5_000)]
+    health_check_interval_ms: u64,
+    /// A health check not done within this time fails.
+    #[arg(long, default_value_t = 1_000)]
+    health_check_timeout_ms: u64,
 }
 
 /// Where the shards are.
@@ -101,7 +108,8 @@ struct GatewayArgs {
     #[arg(long, global = true)]
     vschema: Option<String>,
     /// A shard: KEYSPACE/SHARD=mysql://USER:PASS@HOST:PORT/DB, or KEYSPACE/SHARD=embedded.
-    /// Repeatable.
+    /// Repeatable. KEYSPACE/SHARD@replica=URL adds a replica of that shard (repeatable too):
+    /// reads under `USE ks@replica` go to a healthy replica.
     #[arg(long = "shard", global = true)]
     shards: Vec<String>,
     /// JSON config file with the same settings: {"vschema": FILE, "shards": {...}, "listen": ADDR, "users": {...}}.
@@ -217,8 +225,7 @@ async fn build(args: &GatewayArgs) -> Result<(Built, Option<String>), String> {
             Some(std::fs::read_to_string(vs).map_err(|e| format!("cannot read {vs}: {e}"))?);
     }
     for s in &args.shards {
-        let (k, v) = config::parse_shard_flag(s)?;
-        spec.shards.insert(k, v);
+        config::add_shard_flag(&mut spec, s)?;
     }
     let listen = spec.listen.clone();
     if spec.shards.is_empty() && spec.vschema_json.is_none() {
@@ -311,6 +318,17 @@ async fn serve(cli: &Cli) -> Result<(), String> {
             tracing::info!(%addr, backend = %redact(url), "shardgate listening (pass-through)")
         }
         None => tracing::info!(%addr, shards = %shards.join(","), "shardgate listening"),
+    }
+    if cli.limits.health_check_interval_ms > 0 && cli.gateway.backend.is_none() {
+        let every = std::time::Duration::from_millis(cli.limits.health_check_interval_ms);
+        let timeout = std::time::Duration::from_millis(cli.limits.health_check_timeout_ms.max(1));
+        tokio::spawn(shardgate_runtime::health::run(
+            net,
+            gateway.clone(),
+            embedded.clone(),
+            every,
+            timeout,
+        ));
     }
     let seed = std::process::id() as u64;
     let driver = Driver::new(net, gateway, embedded, seed);

@@ -682,6 +682,7 @@ impl L1World {
                         database: ks.name.clone(),
                         tls: false,
                     },
+                    replicas: Vec::new(),
                 });
             }
             keyspaces.insert(

@@ -188,6 +188,7 @@ impl World {
                         name,
                         database: ks.name.clone(),
                     },
+                    replicas: Vec::new(),
                 });
             }
             keyspaces.insert(

@@ -214,6 +214,14 @@ fn plan_session_statement(
         Statement::Rollback {
             savepoint: None, ..
         } => Plan::Transaction(TxnOp::Rollback),
+        Statement::Rollback {
+            savepoint: Some(name),
+            ..
+        } => Plan::Transaction(TxnOp::RollbackTo(name.value.clone())),
+        Statement::Savepoint { name } => Plan::Transaction(TxnOp::Savepoint(name.value.clone())),
+        Statement::ReleaseSavepoint { name } => {
+            Plan::Transaction(TxnOp::Release(name.value.clone()))
+        }
         Statement::Set(_) => Plan::SessionSet {
             sql: stmt.to_string(),
         },

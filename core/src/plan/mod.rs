@@ -199,11 +199,35 @@ pub enum LocalExpr {
 }
 
 /// Transaction control.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxnOp {
     Begin,
     Commit,
     Rollback,
+    /// `SAVEPOINT name`: sent to every participating shard and replayed on shards that join
+    /// the transaction later (the name as written, unquoted).
+    Savepoint(String),
+    /// `ROLLBACK [WORK] TO [SAVEPOINT] name` on every participating shard.
+    RollbackTo(String),
+    /// `RELEASE SAVEPOINT name` on every participating shard.
+    Release(String),
+}
+
+impl TxnOp {
+    /// The statement sent to shards (names quoted with backticks).
+    pub fn shard_sql(&self) -> String {
+        fn quote(name: &str) -> String {
+            format!("`{}`", name.replace('`', "``"))
+        }
+        match self {
+            TxnOp::Begin => "BEGIN".into(),
+            TxnOp::Commit => "COMMIT".into(),
+            TxnOp::Rollback => "ROLLBACK".into(),
+            TxnOp::Savepoint(n) => format!("SAVEPOINT {}", quote(n)),
+            TxnOp::RollbackTo(n) => format!("ROLLBACK TO SAVEPOINT {}", quote(n)),
+            TxnOp::Release(n) => format!("RELEASE SAVEPOINT {}", quote(n)),
+        }
+    }
 }
 
 /// What to do for one statement.

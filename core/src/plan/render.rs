@@ -113,15 +113,12 @@ fn header(plan: &Plan, out: &mut String) {
             let _ = writeln!(out, "Use {}", t.display().unwrap_or_default());
         }
         Plan::Transaction(op) => {
-            let _ = writeln!(
-                out,
-                "Transaction {}",
-                match op {
-                    TxnOp::Begin => "BEGIN",
-                    TxnOp::Commit => "COMMIT",
-                    TxnOp::Rollback => "ROLLBACK",
-                }
-            );
+            let scope = match op {
+                TxnOp::Begin | TxnOp::Commit | TxnOp::Rollback => "",
+                TxnOp::Savepoint(_) => " (every participant; replayed on shards joining later)",
+                TxnOp::RollbackTo(_) | TxnOp::Release(_) => " (every participant)",
+            };
+            let _ = writeln!(out, "Transaction {}{scope}", op.shard_sql());
         }
         Plan::SessionSet { sql } => {
             let _ = writeln!(out, "SessionSet (every backend of the session)\n    {sql}");

@@ -459,10 +459,6 @@ pub fn execute(
                 ))),
             }
         }
-        Statement::Savepoint { .. } | Statement::ReleaseSavepoint { .. } => ok(0),
-        Statement::Rollback {
-            savepoint: Some(_), ..
-        } => Err(crate::expr::unsupported("ROLLBACK TO SAVEPOINT")),
         Statement::Flush { .. } | Statement::UnlockTables | Statement::LockTables { .. } => ok(0),
         Statement::Kill { id, .. } => Err(SqlError::no_such_thread(*id)),
         other => Err(crate::expr::unsupported(

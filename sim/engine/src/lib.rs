@@ -59,6 +59,8 @@ pub struct EngineSession {
     pub(crate) in_tx: bool,
     /// Undo records of the open transaction, oldest first.
     pub(crate) undo: Vec<Undo>,
+    /// Savepoints of the open transaction, oldest first: (name lower-cased, undo mark).
+    pub(crate) savepoints: Vec<(String, usize)>,
     pub(crate) last_insert_id: u64,
     pub(crate) row_count: i64,
     pub(crate) found_rows: u64,
@@ -114,6 +116,7 @@ impl EngineSession {
             autocommit: true,
             in_tx: false,
             undo: Vec::new(),
+            savepoints: Vec::new(),
             last_insert_id: 0,
             row_count: -1,
             found_rows: 0,
@@ -291,6 +294,7 @@ impl Engine {
 
     pub(crate) fn commit(&mut self, session: &mut EngineSession) {
         session.undo.clear();
+        session.savepoints.clear();
         session.in_tx = false;
     }
 
@@ -371,11 +375,49 @@ impl Engine {
                 savepoint: None, ..
             } => {
                 self.rollback_to(session, 0);
+                session.savepoints.clear();
                 session.in_tx = false;
+                Ok(Res::Ok(OkInfo::default()))
+            }
+            // Savepoints as in InnoDB: outside a transaction SAVEPOINT is a no-op and
+            // ROLLBACK TO / RELEASE find nothing (1305); a name set again moves to the end;
+            // ROLLBACK TO keeps the savepoint and drops later ones; RELEASE drops it and
+            // later ones.
+            Statement::Savepoint { name } => {
+                if session.in_tx {
+                    let name = name.value.to_ascii_lowercase();
+                    session.savepoints.retain(|(n, _)| *n != name);
+                    session.savepoints.push((name, session.undo.len()));
+                }
+                Ok(Res::Ok(OkInfo::default()))
+            }
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => {
+                let i = savepoint_index(session, &name.value)?;
+                let mark = session.savepoints[i].1;
+                session.savepoints.truncate(i + 1);
+                self.rollback_to(session, mark);
+                Ok(Res::Ok(OkInfo::default()))
+            }
+            Statement::ReleaseSavepoint { name } => {
+                let i = savepoint_index(session, &name.value)?;
+                session.savepoints.truncate(i);
                 Ok(Res::Ok(OkInfo::default()))
             }
             Statement::Set(s) => vars::execute_set(self, session, s, params, now_ms),
             _ => ddl::execute(self, session, stmt, params, now_ms),
         }
     }
+}
+
+/// The position of savepoint `name` in the open transaction, or ERR 1305.
+fn savepoint_index(session: &EngineSession, name: &str) -> Result<usize, SqlError> {
+    let lower = name.to_ascii_lowercase();
+    session
+        .savepoints
+        .iter()
+        .position(|(n, _)| *n == lower)
+        .ok_or_else(|| SqlError::new(1305, "42000", format!("SAVEPOINT {name} does not exist")))
 }
