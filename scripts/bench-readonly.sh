@@ -107,7 +107,7 @@ for i in $(seq 1 "$BENCH_TABLES"); do
 done
 
 failed=0
-run() { # run NAME PORT: prints QPS (empty on failure)
+run() { # run NAME PORT: writes the QPS to $OUT/qps-NAME (empty on failure)
     local name="$1" port="$2" logf="$OUT/run-$1.log"
     log "run: $name, $BENCH_THREADS thread(s), ${BENCH_TIME}s, --db-ps-mode=$BENCH_PS_MODE"
     if sb "$port" --threads="$BENCH_THREADS" --time="$BENCH_TIME" --db-ps-mode="$BENCH_PS_MODE" \
@@ -116,16 +116,18 @@ run() { # run NAME PORT: prints QPS (empty on failure)
         local errs
         errs="$(awk '/^ *ignored errors:/ { print $3 }' "$logf")"
         [ "${errs:-0}" = "0" ] || { log "$name: $errs ignored errors"; failed=1; }
-        awk '/^ *queries:/ { gsub(/\(/, "", $3); print $3 }' "$logf"
+        awk '/^ *queries:/ { gsub(/\(/, "", $3); print $3 }' "$logf" >"$OUT/qps-$name"
     else
         log "sysbench failed ($name):"
         tail -n 15 "$logf" >&2 || true
         failed=1
-        echo ""
+        : >"$OUT/qps-$name"
     fi
 }
-QD="$(run direct "$MPORT")"
-QG="$(run shardgate "$GPORT")"
+run direct "$MPORT"
+run shardgate "$GPORT"
+QD="$(cat "$OUT/qps-direct")"
+QG="$(cat "$OUT/qps-shardgate")"
 
 python3 - "$QD" "$QG" "$BENCH_THREADS" "$BENCH_TIME" "$BENCH_PS_MODE" "$BENCH_TABLE_SIZE" \
     "$BENCH_TABLES" <<'PY' | tee "$OUT/results.txt"
