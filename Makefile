@@ -5,6 +5,7 @@
 #   make unit | make e2e     either half of `make test`; E2E_ARGS="-k prepared -x" goes to pytest
 #   make bench               criterion benchmarks (cargo bench --workspace)
 #   make bench-sysbench      sysbench oltp_point_select: direct vs haproxy vs shardgate
+#   make bench-readonly      sysbench oltp_read_only: 1 MariaDB direct vs shardgate over 2 shards
 #   make fuzz                cargo-fuzz targets under fuzz/, FUZZ_TIME seconds each (not in CI)
 #   make sim SEED=n          one randomised simulation run (replays a seed a failing run printed)
 #   make sim SCN=f [SEED=n]  one scenario file (scenarios/**/*.scn), optionally with another seed
@@ -29,7 +30,7 @@ SIM := $(CARGO) run --release -p shardgate-sim --bin shardgate-sim --
 FUZZ_TIME ?= 60
 FUZZ_TARGETS ?=
 
-.PHONY: run test unit e2e bench bench-sysbench fuzz sim sweep snap rust mariadb-start \
+.PHONY: run test unit e2e bench bench-sysbench bench-readonly fuzz sim sweep snap rust mariadb-start \
 	mariadb-stop clean-e2e
 
 rust:
@@ -54,6 +55,9 @@ bench: rust
 
 bench-sysbench:
 	scripts/bench-sysbench.sh
+
+bench-readonly:
+	scripts/bench-readonly.sh
 
 # cargo-fuzz on stable needs `-s none` (no sanitizer). Targets live in fuzz/ (its own crate).
 fuzz: rust

@@ -219,6 +219,8 @@ struct CommitExec {
     pending: VecDeque<BackendId>,
     committed: Vec<String>,
     current: Option<(BackendId, String)>,
+    /// The answer once every shard committed (an implicit transaction's statement result).
+    ok: OkInfo,
 }
 
 #[derive(Debug)]
@@ -298,6 +300,10 @@ pub struct Session {
     /// The session created state that lives in its backend connections (temporary tables,
     /// user variables, locks, SQL-level prepared statements): it keeps its connections.
     reserved: bool,
+    /// An autocommit write reaching several shards runs in a transaction of its own (Vitess's
+    /// autocommit multi-shard DML): BEGIN on each shard, the parts, then COMMIT in key-range
+    /// order once every part succeeded, or ROLLBACK everywhere when one failed.
+    implicit_txn: bool,
 }
 
 #[derive(Debug)]
@@ -367,6 +373,7 @@ impl Session {
             savepoints: Vec::new(),
             tablet_error: None,
             avoid_tablet: None,
+            implicit_txn: false,
             released: BTreeMap::new(),
             reserved: false,
         }
@@ -559,6 +566,7 @@ impl Session {
             self.kill_backend_query(id);
         }
         self.exec = Exec::Idle;
+        self.abort_implicit_txn();
         self.gw.counters.errors.fetch_add(1, Ordering::Relaxed);
         self.conn.send_error(&err);
     }
@@ -869,6 +877,7 @@ impl Session {
     fn fail(&mut self, e: &SqlError) {
         self.gw.counters.errors.fetch_add(1, Ordering::Relaxed);
         self.exec = Exec::Idle;
+        self.abort_implicit_txn();
         self.conn.send_error(e);
     }
 
@@ -1063,6 +1072,12 @@ impl Session {
         if !self.reserved && crate::sql::needs_reserved_connection(&sql) {
             self.reserved = true;
         }
+        // LAST_INSERT_ID() means this session's value, not the shard's: a literal before
+        // planning (so it is a bind value, and a vindex predicate on it still routes).
+        let sql = match crate::sql::substitute_last_insert_id(&sql, self.last_insert_id) {
+            Some(s) => s,
+            None => sql,
+        };
         let planned = match plan_sql(&sql, &self.gw, &self.target) {
             Ok(p) => p,
             Err(e) => return self.fail(&e),
@@ -1137,6 +1152,10 @@ impl Session {
                 self.note_plan(plan.kind(), &ks, labels);
                 let queries: Vec<(usize, String)> =
                     queries.into_iter().map(|q| (q.shard, q.sql)).collect();
+                // DML only: DDL commits implicitly on each shard anyway.
+                if route.is_write && route.opcode != crate::plan::Opcode::AllShards {
+                    self.begin_implicit_txn(queries.len());
+                }
                 // A read outside any transaction may be retried once (see `retry_read`).
                 let retry = (!route.is_write
                     && route.opcode != crate::plan::Opcode::AllShards
@@ -1305,7 +1324,7 @@ impl Session {
     /// In a SINGLE-mode transaction, a statement reaching shards `shards` of `ks` must stay on
     /// the one shard the transaction already uses.
     fn single_mode_violation(&self, ks: &str, shards: &[usize]) -> Option<SqlError> {
-        if !self.in_txn || self.transaction_mode != TransactionMode::Single {
+        if !self.in_txn || self.implicit_txn || self.transaction_mode != TransactionMode::Single {
             return None;
         }
         let mut all: Vec<(String, usize)> = self
@@ -1374,6 +1393,7 @@ impl Session {
             .map(|q| self.shard_label(&(ks.clone(), q.shard)))
             .collect();
         self.note_plan("Insert", &ks, labels);
+        self.begin_implicit_txn(queries.len());
         self.start_route_to(
             &ks,
             queries.into_iter().map(|q| (q.shard, q.sql)).collect(),
@@ -1575,6 +1595,7 @@ impl Session {
                     pending,
                     committed: Vec::new(),
                     current: None,
+                    ok: OkInfo::default(),
                 });
                 self.advance_commit();
             }
@@ -1719,9 +1740,31 @@ impl Session {
                 self.send(id, "COMMIT".into(), Owner::Exec(gen));
             }
             None => {
-                self.exec = Exec::Idle;
-                self.conn.send_ok(&OkInfo::default());
+                let Exec::Commit(c) = std::mem::replace(&mut self.exec, Exec::Idle) else {
+                    return;
+                };
+                self.conn.send_ok(&c.ok);
             }
+        }
+    }
+
+    /// Starts an implicit transaction for an autocommit write over `shards` shards (more than
+    /// one); see [`Session::implicit_txn`]. The client's status flags don't change.
+    fn begin_implicit_txn(&mut self, shards: usize) {
+        if shards > 1 && !self.in_txn && self.autocommit && !self.gw.passthrough {
+            self.in_txn = true;
+            self.implicit_txn = true;
+            self.lost_in_txn.clear();
+        }
+    }
+
+    /// The implicit transaction's statement failed: roll back every shard that took part.
+    fn abort_implicit_txn(&mut self) {
+        if std::mem::take(&mut self.implicit_txn) {
+            self.end_participants("ROLLBACK");
+            self.in_txn = false;
+            self.lost_in_txn.clear();
+            self.sync_status();
         }
     }
 
@@ -2327,6 +2370,32 @@ impl Session {
                         self.last_insert_id = out.last_insert_id;
                     }
                     out.status = 0;
+                    if std::mem::take(&mut self.implicit_txn) {
+                        // Every part succeeded: commit the implicit transaction, then answer.
+                        if !self.lost_in_txn.is_empty() {
+                            let lost = std::mem::take(&mut self.lost_in_txn).join(", ");
+                            self.end_participants("ROLLBACK");
+                            self.in_txn = false;
+                            self.sync_status();
+                            return self.fail(&SqlError::new(
+                                crate::error::codes::CR_SERVER_LOST,
+                                "HY000",
+                                format!("statement rolled back: the connection to shard(s) [{lost}] was lost"),
+                            ));
+                        }
+                        let pending: VecDeque<BackendId> = self.participants().into();
+                        self.in_txn = false;
+                        self.sync_status();
+                        let gen = self.next_gen();
+                        self.exec = Exec::Commit(CommitExec {
+                            gen,
+                            pending,
+                            committed: Vec::new(),
+                            current: None,
+                            ok: out,
+                        });
+                        return self.advance_commit();
+                    }
                     self.sync_status();
                     self.conn.send_ok(&out);
                 }

@@ -1,10 +1,12 @@
 //! SQL text helpers shared by the gateway and the engine: splitting multi-statement
 //! batches and mapping parser errors to MySQL's 1064.
 
+mod last_insert_id;
 mod normalize;
 mod reserve;
 mod split;
 
+pub use last_insert_id::substitute_last_insert_id;
 pub use normalize::{normalize, render_with_params, Literal, LiteralKind, Normalized};
 pub use reserve::needs_reserved_connection;
 pub use split::split_statements;

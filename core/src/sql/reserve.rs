@@ -49,7 +49,7 @@ pub fn needs_reserved_connection(sql: &str) -> bool {
     false
 }
 
-fn is_word(c: u8) -> bool {
+pub(crate) fn is_word(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'$'
 }
 
@@ -60,7 +60,7 @@ fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Index after the closing quote (a doubled quote or a backslash escape stays inside).
-fn skip_quoted(b: &[u8], mut i: usize, q: u8) -> usize {
+pub(crate) fn skip_quoted(b: &[u8], mut i: usize, q: u8) -> usize {
     while i < b.len() {
         if b[i] == b'\\' && q != b'`' {
             i += 2;
@@ -77,14 +77,14 @@ fn skip_quoted(b: &[u8], mut i: usize, q: u8) -> usize {
     b.len()
 }
 
-fn skip_line(b: &[u8], i: usize) -> usize {
+pub(crate) fn skip_line(b: &[u8], i: usize) -> usize {
     b[i..]
         .iter()
         .position(|c| *c == b'\n')
         .map_or(b.len(), |p| i + p + 1)
 }
 
-fn skip_block(b: &[u8], i: usize) -> usize {
+pub(crate) fn skip_block(b: &[u8], i: usize) -> usize {
     b[i..]
         .windows(2)
         .position(|w| w == b"*/")

@@ -287,6 +287,10 @@ pub fn execute(
             }
             ok(0)
         }
+        Statement::AlterTable(at) => {
+            engine.commit(sess);
+            alter_table(engine, sess, at, params, now_ms)
+        }
         Statement::Truncate(t) => {
             engine.commit(sess);
             for target in &t.table_names {
@@ -853,4 +857,232 @@ fn create_table(
         d.tables.insert(name, table);
     }
     Ok(Res::Ok(OkInfo::default()))
+}
+
+/// `ALTER TABLE t ADD [COLUMN] c type … [FIRST | AFTER x]` (existing rows get the column's
+/// default: the DEFAULT clause, else NULL, else the type's implicit zero value, as MySQL fills
+/// them) and `DROP [COLUMN] c` (dropped from its indexes too; an index left empty goes).
+/// Other operations answer 1235 (not supported). Operations apply in order; a failing one
+/// leaves the table as it was.
+fn alter_table(
+    engine: &mut Engine,
+    sess: &mut EngineSession,
+    at: &ast::AlterTable,
+    params: &[Value],
+    now_ms: u64,
+) -> Result<Res, SqlError> {
+    use ast::AlterTableOperation as Op;
+    let (db, name) = split_name(sess, &at.name)?;
+    if !engine.dbs.contains_key(&db) {
+        return Err(unknown_db(&db));
+    }
+    let Some(mut table) = engine.table_mut(&db, &name).cloned() else {
+        if at.if_exists {
+            return Ok(Res::Ok(OkInfo::default()));
+        }
+        return Err(SqlError::no_such_table(&format!("{db}.{name}")));
+    };
+    for op in &at.operations {
+        match op {
+            Op::AddColumn {
+                if_not_exists,
+                column_def,
+                column_position,
+                ..
+            } => {
+                if table
+                    .schema
+                    .columns
+                    .iter()
+                    .any(|c| c.name.eq_ignore_ascii_case(&column_def.name.value))
+                {
+                    if *if_not_exists {
+                        continue;
+                    }
+                    return Err(SqlError::new(
+                        1060,
+                        "42S21",
+                        format!("Duplicate column name '{}'", column_def.name.value),
+                    ));
+                }
+                let ctx = Ctx {
+                    engine,
+                    sess,
+                    params,
+                    now_ms,
+                };
+                let col = added_column(&ctx, &db, &name, column_def)?;
+                let pos = match column_position {
+                    None => table.schema.columns.len(),
+                    Some(ast::MySQLColumnPosition::First) => 0,
+                    Some(ast::MySQLColumnPosition::After(after)) => {
+                        match table
+                            .schema
+                            .columns
+                            .iter()
+                            .position(|c| c.name.eq_ignore_ascii_case(&after.value))
+                        {
+                            Some(i) => i + 1,
+                            None => return Err(unknown_column(&after.value, &name)),
+                        }
+                    }
+                };
+                let fill = if col.default_now {
+                    let dt = crate::time::DateTime::from_unix_ms(now_ms);
+                    let f = match col.ty {
+                        SqlType::DateTime(f) | SqlType::Timestamp(f) => f,
+                        _ => 0,
+                    };
+                    Val::str(&dt.datetime_string(f))
+                } else {
+                    match &col.default {
+                        Some(v) => v.clone(),
+                        None if col.nullable => Val::Null,
+                        // (MySQL fills the type's implicit zero value)
+                        None => crate::dml::implicit_default(&col.ty),
+                    }
+                };
+                let shift = |i: &mut usize| {
+                    if *i >= pos {
+                        *i += 1;
+                    }
+                };
+                table.schema.primary.iter_mut().for_each(shift);
+                for ix in &mut table.schema.indexes {
+                    ix.columns.iter_mut().for_each(shift);
+                }
+                table.schema.columns.insert(pos, col);
+                for row in table.rows.values_mut() {
+                    row.insert(pos.min(row.len()), fill.clone());
+                }
+            }
+            Op::DropColumn {
+                column_names,
+                if_exists,
+                ..
+            } => {
+                for cn in column_names {
+                    let Some(pos) = table
+                        .schema
+                        .columns
+                        .iter()
+                        .position(|c| c.name.eq_ignore_ascii_case(&cn.value))
+                    else {
+                        if *if_exists {
+                            continue;
+                        }
+                        return Err(SqlError::new(
+                            1091,
+                            "42000",
+                            format!("Can't DROP COLUMN `{}`; check that it exists", cn.value),
+                        ));
+                    };
+                    if table.schema.columns.len() == 1 {
+                        return Err(SqlError::new(
+                            1090,
+                            "42000",
+                            "You can't delete all columns with ALTER TABLE; use DROP TABLE instead",
+                        ));
+                    }
+                    if table.schema.primary.contains(&pos) {
+                        return Err(crate::expr::unsupported(
+                            "ALTER TABLE ... DROP COLUMN of a primary key column",
+                        ));
+                    }
+                    let unshift = |i: &mut usize| {
+                        if *i > pos {
+                            *i -= 1;
+                        }
+                    };
+                    table.schema.primary.iter_mut().for_each(unshift);
+                    for ix in &mut table.schema.indexes {
+                        ix.columns.retain(|&c| c != pos);
+                        ix.columns.iter_mut().for_each(unshift);
+                    }
+                    table.schema.indexes.retain(|ix| !ix.columns.is_empty());
+                    table.schema.columns.remove(pos);
+                    for row in table.rows.values_mut() {
+                        if pos < row.len() {
+                            row.remove(pos);
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(crate::expr::unsupported(&format!(
+                    "ALTER TABLE ... {}",
+                    other.to_string().chars().take(40).collect::<String>()
+                )))
+            }
+        }
+    }
+    // Unique indexes over fewer columns may now collide (MySQL refuses with 1062).
+    table.rebuild_indexes()?;
+    if let Some(t) = engine.table_mut(&db, &name) {
+        *t = table;
+    }
+    Ok(Res::Ok(OkInfo::default()))
+}
+
+fn unknown_column(col: &str, table: &str) -> SqlError {
+    SqlError::new(
+        1054,
+        "42S22",
+        format!("Unknown column '{col}' in '{table}'"),
+    )
+}
+
+/// A column added by ALTER TABLE: type, NULL/NOT NULL, DEFAULT; keys and AUTO_INCREMENT on an
+/// added column are not supported (1235).
+fn added_column(ctx: &Ctx, db: &str, table: &str, c: &ast::ColumnDef) -> Result<Column, SqlError> {
+    let mut col = Column {
+        name: c.name.value.clone(),
+        ty: sql_type(&c.data_type)?,
+        nullable: true,
+        default: None,
+        default_now: false,
+        auto_increment: false,
+    };
+    let mut default = None;
+    for o in &c.options {
+        match &o.option {
+            ColumnOption::Null => col.nullable = true,
+            ColumnOption::NotNull => col.nullable = false,
+            ColumnOption::Default(e) if is_now(e) => col.default_now = true,
+            ColumnOption::Default(e) => default = Some(e.clone()),
+            ColumnOption::PrimaryKey(_) | ColumnOption::Unique(_) => {
+                return Err(crate::expr::unsupported(
+                    "ALTER TABLE ... ADD COLUMN with a key",
+                ))
+            }
+            ColumnOption::DialectSpecific(tokens) => {
+                let s: String = tokens.iter().map(|t| t.to_string()).collect();
+                if s.to_ascii_uppercase().contains("AUTO_INCREMENT") {
+                    return Err(crate::expr::unsupported(
+                        "ALTER TABLE ... ADD COLUMN with AUTO_INCREMENT",
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(e) = default {
+        let v = const_eval(ctx, &e)?;
+        let bad = || {
+            SqlError::new(
+                1067,
+                "42000",
+                format!("Invalid default value for '{}'", col.name),
+            )
+        };
+        if v.is_null() {
+            if !col.nullable {
+                return Err(bad());
+            }
+        } else {
+            let stored = store(&col, v, &StoreCtx { db, table }, 1).map_err(|_| bad())?;
+            col.default = Some(stored);
+        }
+    }
+    Ok(col)
 }

@@ -439,7 +439,7 @@ fn insert(
 }
 
 /// The value strict mode would refuse but IGNORE stores instead of a missing NOT NULL value.
-fn implicit_default(t: &SqlType) -> Val {
+pub(crate) fn implicit_default(t: &SqlType) -> Val {
     match t {
         SqlType::Int { unsigned: true, .. } | SqlType::Year | SqlType::Bit(_) => Val::UInt(0),
         SqlType::Int { .. } => Val::Int(0),

@@ -654,7 +654,17 @@ impl<'c, 'a> Compiler<'c, 'a> {
                 Ok((self.fold(CExpr::In(b(x), items, *negated)), ty_int()))
             }
             Expr::Exists { subquery, negated } => {
-                let (_, rows) = crate::select::run_query(self.ctx, subquery)?;
+                let rows = match crate::select::run_query(self.ctx, subquery) {
+                    Ok((_, rows)) => rows,
+                    // An outer column inside: a correlated subquery.
+                    Err(e) if e.code == codes::ER_BAD_FIELD => {
+                        return match crate::correlated::exists(self, subquery, *negated) {
+                            Some(r) => r.map(|x| (x, ty_int())),
+                            None => Err(e),
+                        };
+                    }
+                    Err(e) => return Err(e),
+                };
                 Ok((CExpr::Lit(Val::bool(rows.is_empty() == *negated)), ty_int()))
             }
             Expr::Subquery(q) => {

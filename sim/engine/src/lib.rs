@@ -17,6 +17,7 @@
 
 pub mod catalog;
 pub mod conn;
+mod correlated;
 pub mod ddl;
 pub mod dml;
 pub mod expr;
@@ -307,8 +308,14 @@ impl Engine {
                         t.remove(&pk);
                     }
                 }
+                // (a row saved before an ALTER TABLE changed the table's columns is dropped:
+                // ALTER commits its own session, and another session's stale undo must not
+                // store a row of the wrong width)
                 Undo::Deleted { db, table, pk, row } => {
                     if let Some(t) = self.table_mut(&db, &table) {
+                        if row.len() != t.schema.columns.len() {
+                            continue;
+                        }
                         t.put_raw(pk, row);
                     }
                 }
@@ -321,6 +328,9 @@ impl Engine {
                 } => {
                     if let Some(t) = self.table_mut(&db, &table) {
                         t.remove(&new_pk);
+                        if old_row.len() != t.schema.columns.len() {
+                            continue;
+                        }
                         t.put_raw(old_pk, old_row);
                     }
                 }
