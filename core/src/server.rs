@@ -809,7 +809,14 @@ impl ServerConn {
             },
         );
         let params = vec![ColumnDef::new("?", ColumnType::VarString); param_count];
-        let _ = self.writer.prepared(&mut self.out, id, &params, &[]);
+        // Names only: the types come with each execute's result set (clients take them
+        // from there), as the statement may reach different shards each time.
+        let columns: Vec<ColumnDef> = sql::prepared_result_columns(&stmt)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|name| ColumnDef::new(name, ColumnType::VarString))
+            .collect();
+        let _ = self.writer.prepared(&mut self.out, id, &params, &columns);
     }
 
     fn on_execute(&mut self, body: &[u8]) {

@@ -99,6 +99,35 @@ mod tests {
     }
 }
 
+/// The result column names of a prepared SELECT, as COM_STMT_PREPARE announces them: the
+/// select list (the leftmost SELECT of a UNION). `None` when unknown without a shard (`*`,
+/// not a query): then no columns are announced and the execute's result set carries them.
+/// Clients built on libmysqlclient (sysbench, PHP, MySQLdb) only read the result of a
+/// statement whose PREPARE announced columns, so a SELECT must never announce none.
+pub fn prepared_result_columns(stmt: &sqlparser::ast::Statement) -> Option<Vec<String>> {
+    use sqlparser::ast::{SelectItem, SetExpr, Statement};
+    fn body(e: &SetExpr) -> Option<Vec<String>> {
+        match e {
+            SetExpr::Select(s) => s
+                .projection
+                .iter()
+                .map(|item| match item {
+                    SelectItem::UnnamedExpr(e) => Some(e.to_string()),
+                    SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                    _ => None,
+                })
+                .collect(),
+            SetExpr::Query(q) => body(&q.body),
+            SetExpr::SetOperation { left, .. } => body(left),
+            _ => None,
+        }
+    }
+    match stmt {
+        Statement::Query(q) => body(&q.body).filter(|c| !c.is_empty()),
+        _ => None,
+    }
+}
+
 /// Counts the `?` placeholders of a parsed statement (COM_STMT_PREPARE's parameter count).
 pub fn count_placeholders(stmt: &sqlparser::ast::Statement) -> usize {
     use sqlparser::ast::{visit_expressions, Expr, Value as AstValue};
@@ -196,5 +225,33 @@ mod bind_tests {
         assert_eq!(s.to_string(), "SELECT _utf8mb4 X'615C62'");
         let mut s = parse_one("select ?").unwrap();
         assert_eq!(bind_placeholders(&mut s, &[]).unwrap_err().code, 1210);
+    }
+}
+
+#[cfg(test)]
+mod prepared_columns_tests {
+    use super::{parse_one, prepared_result_columns};
+
+    fn cols(sql: &str) -> Option<Vec<String>> {
+        prepared_result_columns(&parse_one(sql).expect("parses"))
+    }
+
+    #[test]
+    fn a_prepared_select_announces_its_select_list() {
+        assert_eq!(
+            cols("SELECT c, SUM(k) AS s FROM sbtest1 WHERE id BETWEEN ? AND ?"),
+            Some(vec!["c".to_string(), "s".to_string()])
+        );
+        assert_eq!(
+            cols("select a from t union select b from u"),
+            Some(vec!["a".to_string()])
+        );
+    }
+
+    #[test]
+    fn unknown_or_no_result_columns_announce_none() {
+        assert_eq!(cols("select * from t where id = ?"), None);
+        assert_eq!(cols("select t.* from t"), None);
+        assert_eq!(cols("update t set a = ? where id = 1"), None);
     }
 }
