@@ -2655,28 +2655,18 @@ impl Session {
                 run.post_done = true;
                 m.done(0);
             }
-            loop {
-                let Exec::Join(run) = &mut self.exec else {
-                    return;
-                };
-                let Some(m) = &mut run.post else { return };
-                match m.next_row() {
-                    Some(row) => {
-                        run.rows_sent += 1;
-                        let n = run.rows_sent;
-                        if self.over_row_cap(n) || !self.conn.send_row_text(&row) {
-                            self.exec = Exec::Idle;
-                            return;
-                        }
-                    }
-                    None => {
-                        if m.is_finished() {
-                            self.conn.send_finish(0);
-                            self.exec = Exec::Idle;
-                        }
-                        return;
-                    }
-                }
+            let Exec::Join(run) = &mut self.exec else {
+                return;
+            };
+            let Some(m) = &mut run.post else { return };
+            if send_merged_rows(
+                &mut self.conn,
+                &self.gw,
+                self.workload,
+                m,
+                &mut run.rows_sent,
+            ) {
+                self.exec = Exec::Idle;
             }
         }
         let Exec::Join(run) = &mut self.exec else {
@@ -2718,17 +2708,7 @@ impl Session {
 
     /// OLTP row cap: past it the result ends with an ERR in place of the terminator.
     fn over_row_cap(&mut self, rows: u64) -> bool {
-        let cap = self.gw.limits.oltp_max_rows;
-        if self.workload == Workload::Oltp && rows > cap {
-            self.gw.counters.errors.fetch_add(1, Ordering::Relaxed);
-            self.conn.send_error(&SqlError::new(
-                1105,
-                "HY000",
-                format!("Row count exceeded {cap} (OLTP workload); use set workload='olap' to stream larger results"),
-            ));
-            return true;
-        }
-        false
+        over_row_cap(&mut self.conn, &self.gw, self.workload, rows)
     }
 
     /// The rest of backend `id`'s answer belongs to nobody but is watched for errors.
@@ -2740,32 +2720,15 @@ impl Session {
 
     /// Sends every merged row that can leave now; ends the result when the merge is over.
     fn flush_merged(&mut self) {
-        loop {
-            let Exec::Route(r) = &mut self.exec else {
-                return;
-            };
-            if !r.columns_sent {
-                return;
-            }
-            let Some(m) = &mut r.merger else { return };
-            match m.next_row() {
-                Some(row) => {
-                    r.rows_sent += 1;
-                    let n = r.rows_sent;
-                    if self.over_row_cap(n) || !self.conn.send_row_text(&row) {
-                        self.exec = Exec::Idle;
-                        return;
-                    }
-                }
-                None => {
-                    if m.is_finished() {
-                        // A satisfied LIMIT ends the result early; shards still sending are drained.
-                        self.conn.send_finish(0);
-                        self.exec = Exec::Idle;
-                    }
-                    return;
-                }
-            }
+        let Exec::Route(r) = &mut self.exec else {
+            return;
+        };
+        if !r.columns_sent {
+            return;
+        }
+        let Some(m) = &mut r.merger else { return };
+        if send_merged_rows(&mut self.conn, &self.gw, self.workload, m, &mut r.rows_sent) {
+            self.exec = Exec::Idle;
         }
     }
 
@@ -2929,3 +2892,47 @@ impl Session {
 
 #[cfg(test)]
 mod tests;
+
+/// OLTP row cap: past it the result ends with an ERR in place of the terminator.
+fn over_row_cap(conn: &mut ServerConn, gw: &Gateway, workload: Workload, rows: u64) -> bool {
+    let cap = gw.limits.oltp_max_rows;
+    if workload == Workload::Oltp && rows > cap {
+        gw.counters.errors.fetch_add(1, Ordering::Relaxed);
+        conn.send_error(&SqlError::new(
+            1105,
+            "HY000",
+            format!("Row count exceeded {cap} (OLTP workload); use set workload='olap' to stream larger results"),
+        ));
+        return true;
+    }
+    false
+}
+
+/// Sends every row a merge can give now (a route's or a join's). Returns whether the
+/// statement's answer ended: the merge finished (a satisfied LIMIT ends it early; shards still
+/// sending are drained), the row cap was passed, or a row could not be written.
+fn send_merged_rows(
+    conn: &mut ServerConn,
+    gw: &Gateway,
+    workload: Workload,
+    m: &mut Merger,
+    rows_sent: &mut u64,
+) -> bool {
+    loop {
+        match m.next_row() {
+            Some(row) => {
+                *rows_sent += 1;
+                if over_row_cap(conn, gw, workload, *rows_sent) || !conn.send_row_text(&row) {
+                    return true;
+                }
+            }
+            None => {
+                if m.is_finished() {
+                    conn.send_finish(0);
+                    return true;
+                }
+                return false;
+            }
+        }
+    }
+}
