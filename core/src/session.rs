@@ -2217,14 +2217,16 @@ impl Session {
             }
         }
         match owner {
-            Owner::Exec(g) if g == self.gen => self.on_exec_event(id, ev),
+            Owner::Exec(g) if g == self.gen => return self.on_exec_event(id, ev),
             Owner::Internal => {
                 let resetting = self.backends.get(&id).is_some_and(|s| s.reset.is_some());
                 match &ev {
                     BackendEvent::Error(e) if resetting => {
                         // Its settings could not be cleared: never lend it to another session.
                         tracing::warn!(conn = self.connection_id(), backend = id, error = %e, "backend reset failed; closing it");
+                        let e = e.clone();
                         self.drop_backend(id);
+                        return self.on_waiting_backend_lost(id, e);
                     }
                     BackendEvent::Ok { .. } if resetting => {
                         if let Some(s) = self.backends.get_mut(&id) {
@@ -2245,24 +2247,23 @@ impl Session {
                     }
                 }
             }
-            _ => {
-                // An exec that connected lazily and lost its backend before any command.
-                if let (BackendEvent::Closed(e), Exec::Connecting { backend }) = (&ev, &self.exec) {
-                    if *backend == id {
-                        let e = e.clone();
-                        return self.fail(&e);
-                    }
-                }
-                if let BackendEvent::Closed(e) = &ev {
-                    if self.exec_backends().contains(&id) {
-                        let e = e.clone();
-                        if self.retry_read(id, &e) {
-                            return;
-                        }
-                        return self.fail(&e);
-                    }
-                }
-            }
+            _ => {}
+        }
+        if let BackendEvent::Closed(e) = ev {
+            self.on_waiting_backend_lost(id, e);
+        }
+    }
+
+    /// A connection closed while the statement in progress was still waiting on it: it
+    /// connected lazily and had sent nothing yet, or its command was queued behind another
+    /// one (a replayed SET, a BEGIN, the previous statement's tail). That statement ends
+    /// with the error (or its read is retried once) instead of waiting for ever.
+    fn on_waiting_backend_lost(&mut self, id: BackendId, e: SqlError) {
+        if matches!(self.exec, Exec::Connecting { backend } if backend == id) {
+            return self.fail(&e);
+        }
+        if self.exec_backends().contains(&id) && !self.retry_read(id, &e) {
+            self.fail(&e);
         }
     }
 
