@@ -1152,12 +1152,16 @@ def test_replica_reads_skip_unhealthy_replica(cluster, gw, clean):
             try:
                 assert query(c, "select id, v from kv order by id") == ((2, "two"), (3, "three"))
                 assert query(c, "select v from kv where id = 3") == (("three",),)
+                # a cross-shard join reads replicas on both sides too
+                join = "select a.id, b.id from kv a join kv b on a.v = b.v order by a.id, b.id"
+                assert query(c, join) == ((2, 2), (3, 3))
                 e = mysql_error(lambda: query(c, "insert into kv (id, v) values (8, 'no')"))
                 assert e.args[0] == 1290 and "replica" in e.args[1], e
                 e = mysql_error(lambda: query(c, "update kv set v = 'no' where id = 2"))
                 assert e.args[0] == 1290, e
                 query(c, "use ks")
                 assert query(c, "select v from kv order by id") == (("primary",), ("primary",))
+                assert len(query(c, join)) == 4
             finally:
                 c.close()
         v = json.loads(g.http_get("/debug/vars")[1])

@@ -153,6 +153,12 @@ def test_tls_pymysql_reports_a_cipher(gw):
         cipher = cnx._sock.cipher()
         assert cipher and cipher[1].startswith("TLS"), cipher
         assert select_1(cnx) == [(1,)]
+        # The gateway reports the client connection's TLS session (not a shard's), as
+        # MySQL does: the client's own view and the server's agree.
+        with cnx.cursor() as cur:
+            cur.execute("show status like 'Ssl_%'")
+            status = dict(cur.fetchall())
+        assert status == {"Ssl_cipher": cipher[0], "Ssl_version": cipher[1]}, (status, cipher)
     finally:
         cnx.close()
 
@@ -171,6 +177,9 @@ def test_without_tls_the_same_gateway_still_serves(gw):
     try:
         assert not isinstance(cnx._sock, ssl.SSLSocket)
         assert select_1(cnx) == [(1,)]
+        with cnx.cursor() as cur:
+            cur.execute("show session status like 'ssl_cipher'")
+            assert cur.fetchall() == (("Ssl_cipher", ""),)
     finally:
         cnx.close()
 

@@ -256,6 +256,14 @@ fn shard_index(key_shard: usize) -> usize {
     }
 }
 
+/// What the driver's TLS handshake with the client settled on, in MySQL's terms
+/// (`SHOW STATUS LIKE 'Ssl_%'`): e.g. `TLSv1.3` and `TLS_AES_256_GCM_SHA384`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub version: String,
+    pub cipher: String,
+}
+
 /// One gateway client connection. See the module docs for the calling contract.
 #[derive(Debug)]
 pub struct Session {
@@ -297,6 +305,8 @@ pub struct Session {
     avoid_tablet: Option<ShardAddress>,
     /// Backends handed back to their pool, until the driver takes them.
     released: BTreeMap<BackendId, BackendConn>,
+    /// The client connection's TLS parameters, once it upgraded.
+    tls: Option<Box<TlsInfo>>,
     /// The session created state that lives in its backend connections (temporary tables,
     /// user variables, locks, SQL-level prepared statements): it keeps its connections.
     reserved: bool,
@@ -359,6 +369,7 @@ impl Session {
             target: Target::default(),
             database: None,
             sets: Vec::new(),
+            tls: None,
             in_txn: false,
             autocommit: true,
             last_insert_id: 0,
@@ -525,8 +536,9 @@ impl Session {
         self.conn.set_peer_host(host);
     }
 
-    /// The TLS handshake requested by [`SessionEvent::StartTls`] is done.
-    pub fn handle_tls_established(&mut self) {
+    /// The TLS handshake requested by [`SessionEvent::StartTls`] is done, with `info`.
+    pub fn handle_tls_established(&mut self, info: TlsInfo) {
+        self.tls = Some(Box::new(info));
         self.conn.handle_tls_established();
         self.pump();
     }
@@ -1185,41 +1197,11 @@ impl Session {
         merger: Option<Merger>,
         first_id: Option<u64>,
     ) {
-        let shards: Vec<usize> = queries.iter().map(|(sh, _)| *sh).collect();
-        if let Some(e) = self.single_mode_violation(ks, &shards) {
-            return self.fail(&e);
-        }
-        let ty = self.tablet_type();
-        // Every tablet first: an unhealthy primary (or no healthy replica) is an ERR before
-        // any shard got the statement.
-        if !self.gw.passthrough {
-            for &shard in &shards {
-                let start = self.connection_id() as usize;
-                if let Err(e) = self.gw.pick_tablet(ks, shard, ty, start, None) {
-                    return self.fail(&e);
-                }
-            }
-        }
         let gen = self.next_gen();
-        let mut parts = Vec::with_capacity(queries.len());
-        for (shard, sql) in queries {
-            let key_shard = match ty {
-                TabletType::Primary => shard,
-                TabletType::Replica => REPLICA_BASE + shard,
-            };
-            let Some(id) = self.backend_for(ks, key_shard) else {
-                let e = self.tablet_error.take().unwrap_or_else(|| {
-                    SqlError::new(1105, "HY000", format!("no shard {shard} in keyspace {ks}"))
-                });
-                return self.fail(&e);
-            };
-            self.join_transaction(id);
-            self.send(id, sql, Owner::Exec(gen));
-            parts.push(Part {
-                backend: id,
-                done: false,
-            });
-        }
+        let parts = match self.send_parts(ks, queries.into_iter(), gen) {
+            Ok(parts) => parts,
+            Err(e) => return self.fail(&e),
+        };
         // One merger slot per part, in order of `parts` (key-range order).
         self.exec = Exec::Route(RouteExec {
             retry: None,
@@ -1500,6 +1482,18 @@ impl Session {
                     })
                     .collect();
                 self.send_rows(&["Shards"], rows);
+            }
+            Local::SslStatus(pattern) => {
+                let (version, cipher) = match &self.tls {
+                    Some(t) => (t.version.clone(), t.cipher.clone()),
+                    None => (String::new(), String::new()),
+                };
+                let rows = [("Ssl_cipher", cipher), ("Ssl_version", version)]
+                    .into_iter()
+                    .filter(|(name, _)| crate::sql::like::like_ascii_ci(name, pattern))
+                    .map(|(name, value)| vec![name.to_string(), value])
+                    .collect();
+                self.send_rows(&["Variable_name", "Value"], rows);
             }
             Local::ShowTablets => {
                 let rows = self
@@ -2500,10 +2494,25 @@ impl Session {
         if let Some(e) = self.single_mode_violation(ks, &shards) {
             return Err(e);
         }
-        let mut parts = Vec::new();
+        let ty = self.tablet_type();
+        // Every tablet first: an unhealthy primary (or no healthy replica) is an ERR before
+        // any shard got the statement.
+        if !self.gw.passthrough {
+            for &shard in &shards {
+                let start = self.connection_id() as usize;
+                self.gw.pick_tablet(ks, shard, ty, start, None)?;
+            }
+        }
+        let mut parts = Vec::with_capacity(queries.len());
         for (shard, sql) in queries {
-            let id = self.backend_for(ks, shard).ok_or_else(|| {
-                SqlError::new(1105, "HY000", format!("no shard {shard} in keyspace {ks}"))
+            let key_shard = match ty {
+                TabletType::Primary => shard,
+                TabletType::Replica => REPLICA_BASE + shard,
+            };
+            let id = self.backend_for(ks, key_shard).ok_or_else(|| {
+                self.tablet_error.take().unwrap_or_else(|| {
+                    SqlError::new(1105, "HY000", format!("no shard {shard} in keyspace {ks}"))
+                })
             })?;
             self.join_transaction(id);
             self.send(id, sql, Owner::Exec(gen));

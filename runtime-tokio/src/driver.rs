@@ -19,7 +19,7 @@ use crate::tls::{ClientStream, Prefixed};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardgate_core::gateway::{Gateway, ShardAddress};
-use shardgate_core::session::{BackendId, Session, SessionEvent};
+use shardgate_core::session::{BackendId, Session, SessionEvent, TlsInfo};
 use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::io;
@@ -324,7 +324,7 @@ impl<N: Net> Driver<N> {
                             client.write_all(&bytes).await?;
                         }
                         match self.start_tls(client, preamble).await {
-                            Ok(()) => session.handle_tls_established(),
+                            Ok(info) => session.handle_tls_established(info),
                             Err(e) => {
                                 tracing::warn!(conn = session.connection_id(), error = %e, "TLS handshake failed; closing client connection");
                                 session.handle_client_close();
@@ -437,7 +437,7 @@ impl<N: Net> Driver<N> {
         &self,
         client: &mut ClientStream<N::Stream>,
         preamble: bytes::Bytes,
-    ) -> io::Result<()> {
+    ) -> io::Result<TlsInfo> {
         let Some(acceptor) = self.tls.get().cloned() else {
             return Err(io::Error::other(
                 "client asked for TLS but no certificate is configured",
@@ -459,8 +459,9 @@ impl<N: Net> Driver<N> {
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??
         };
+        let info = crate::tls::negotiated(tls.get_ref().1);
         *client = ClientStream::Tls(Box::new(tls));
-        Ok(())
+        Ok(info)
     }
 
     /// Sends the SSLRequest in clear on backend `id`, then runs the client side of the TLS

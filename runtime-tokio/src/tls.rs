@@ -62,6 +62,29 @@ pub fn shard_connector() -> Result<tokio_rustls::TlsConnector, String> {
 }
 
 /// The server name presented to a shard: its host (a name or an IP address).
+/// The protocol version and cipher suite a TLS handshake settled on, named as MySQL's
+/// `Ssl_version` / `Ssl_cipher` show them (`TLSv1.3`, `TLS_AES_256_GCM_SHA384`; TLS 1.2
+/// suites by their IANA names).
+pub fn negotiated(conn: &rustls::ServerConnection) -> shardgate_core::session::TlsInfo {
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+        Some(v) => format!("{v:?}"),
+        None => String::new(),
+    };
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map(|s| {
+            let name = s
+                .suite()
+                .as_str()
+                .map_or_else(|| format!("{:?}", s.suite()), str::to_string);
+            name.replacen("TLS13_", "TLS_", 1)
+        })
+        .unwrap_or_default();
+    shardgate_core::session::TlsInfo { version, cipher }
+}
+
 pub fn server_name(host: &str) -> rustls_pki_types::ServerName<'static> {
     rustls_pki_types::ServerName::try_from(host.to_string()).unwrap_or_else(|_| {
         rustls_pki_types::ServerName::try_from("shard").expect("a valid DNS name")

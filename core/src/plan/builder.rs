@@ -226,6 +226,15 @@ fn plan_session_statement(
             sql: stmt.to_string(),
         },
         Statement::ShowDatabases { .. } => Plan::Local(Local::ShowKeyspaces),
+        // The TLS status of the client's connection is the gateway's to tell: a shard would
+        // describe its own connection to the gateway.
+        Statement::ShowStatus {
+            filter: Some(sqlparser::ast::ShowStatementFilter::Like(pattern)),
+            global: false,
+            ..
+        } if pattern.to_ascii_lowercase().starts_with("ssl") => {
+            Plan::Local(Local::SslStatus(pattern.clone()))
+        }
         Statement::ShowVariable { variable } => {
             let name: Vec<String> = variable
                 .iter()

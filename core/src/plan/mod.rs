@@ -181,6 +181,9 @@ pub enum Local {
     ShowKeyspaces,
     ShowShards,
     ShowTablets,
+    /// `SHOW [SESSION] STATUS LIKE 'ssl...'`: Ssl_cipher and Ssl_version of the client's
+    /// connection, filtered by the pattern.
+    SslStatus(String),
     /// EXPLAIN FORMAT=shardgate / vexplain plan: the rendered plan as rows.
     Explain(String),
     /// A statement accepted and ignored (e.g. `SET NAMES` on a sharded keyspace).

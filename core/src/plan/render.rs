@@ -264,6 +264,7 @@ fn local_name(l: &Local) -> String {
         Local::ShowKeyspaces => "SHOW KEYSPACES".into(),
         Local::ShowShards => "SHOW VITESS_SHARDS".into(),
         Local::ShowTablets => "SHOW VITESS_TABLETS".into(),
+        Local::SslStatus(p) => format!("SHOW STATUS LIKE '{p}' (the client's TLS)"),
         Local::Explain(_) => "EXPLAIN".into(),
         Local::Ok => "OK".into(),
     }

@@ -2,6 +2,7 @@
 //! batches and mapping parser errors to MySQL's 1064.
 
 mod last_insert_id;
+pub mod like;
 mod normalize;
 mod reserve;
 mod split;

@@ -1327,64 +1327,8 @@ pub fn like(text: &[u8], pat: &[u8], esc: char) -> bool {
     let p: Vec<char> = String::from_utf8_lossy(&ci_key_keep_spaces(pat))
         .chars()
         .collect();
-    // Tokenise the pattern: Some(c) literal, None = '_', and a separate marker for '%'.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Tok {
-        Lit(char),
-        One,
-        Any,
-    }
-    let mut toks = Vec::new();
-    let mut i = 0;
-    let esc_u = esc.to_uppercase().next().unwrap_or(esc);
-    while i < p.len() {
-        let c = p[i];
-        if c == esc_u && i + 1 < p.len() {
-            toks.push(Tok::Lit(p[i + 1]));
-            i += 2;
-            continue;
-        }
-        toks.push(match c {
-            '%' => Tok::Any,
-            '_' => Tok::One,
-            c => Tok::Lit(c),
-        });
-        i += 1;
-    }
-    // Iterative wildcard matching with backtracking on the last '%'.
-    let (mut ti, mut pi) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < toks.len() {
-            match toks[pi] {
-                Tok::Any => {
-                    star = Some((pi, ti));
-                    pi += 1;
-                    continue;
-                }
-                Tok::One => {
-                    ti += 1;
-                    pi += 1;
-                    continue;
-                }
-                Tok::Lit(c) if c == t[ti] => {
-                    ti += 1;
-                    pi += 1;
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        match star {
-            Some((sp, st)) => {
-                pi = sp + 1;
-                ti = st + 1;
-                star = Some((sp, st + 1));
-            }
-            None => return false,
-        }
-    }
-    toks[pi..].iter().all(|t| *t == Tok::Any)
+    let esc = esc.to_uppercase().next().unwrap_or(esc);
+    shardgate_core::sql::like::like_chars(&t, &p, esc)
 }
 
 fn ci_key_keep_spaces(b: &[u8]) -> Vec<u8> {
