@@ -19,7 +19,7 @@ import pymysql
 import pytest
 from mysql.connector import errors
 
-from gateway import Gateway
+from gateway import Gateway, GatewayError
 
 CLI = shutil.which("mariadb") or shutil.which("mysql")
 OPENSSL = shutil.which("openssl")
@@ -356,3 +356,64 @@ def test_shard_over_tls(certs, secure_gw):
             cnx.close()
     finally:
         plain.stop()
+
+
+def _openssl(*args):
+    r = subprocess.run([OPENSSL, *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def ca_signed(tmp_path_factory, certs):
+    """A CA and a server certificate it signed for 127.0.0.1 (the shard's host in its URL)."""
+    d = tmp_path_factory.mktemp("ca")
+    ca, ca_key = str(d / "ca.pem"), str(d / "ca-key.pem")
+    cert, key, csr = str(d / "server.pem"), str(d / "server-key.pem"), str(d / "server.csr")
+    ext = d / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+             "-days", "2", "-subj", "/CN=shardgate test CA")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+             "-subj", "/CN=shard")
+    _openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+             "-out", cert, "-days", "2", "-extfile", str(ext))
+    return ca, cert, key, certs[2]
+
+
+def test_shard_over_tls_verified_against_a_ca(ca_signed, certs):
+    """?ssl-ca=FILE: the shard's certificate must chain to that CA and name the URL's host.
+    The same shard seen through another CA (the module's self-signed certificate) is refused
+    with a clear error, and the client connection stays usable."""
+    ca, cert, key, users = ca_signed
+    shard = _start("tls-auth-ca-shard", (cert, key, users), "--require-secure-transport")
+    url = f"mysql://app:app-secret@127.0.0.1:{shard.port}/lookup"
+    try:
+        front = Gateway("tls-auth-ca-front", shards=[("lookup/0", url + f"?ssl-ca={ca}")]).start()
+        try:
+            cnx = pymysql_connect(front, "root", "", tls=False)
+            try:
+                assert select_1(cnx) == [(1,)]
+            finally:
+                cnx.close()
+        finally:
+            front.stop()
+        wrong = Gateway("tls-auth-ca-wrong", shards=[("lookup/0", url + f"?ssl-ca={certs[0]}")]).start()
+        try:
+            cnx = pymysql_connect(wrong, "root", "", tls=False)
+            try:
+                with pytest.raises(pymysql.err.MySQLError) as e:
+                    select_1(cnx)
+                assert e.value.args[0] in (2013, 1429), e.value
+                with open(wrong.log_path) as f:
+                    log = f.read()
+                assert "TLS toward the shard failed" in log and "UnknownIssuer" in log, log[-2000:]
+            finally:
+                cnx.close()
+        finally:
+            wrong.stop()
+    finally:
+        shard.stop()
+    # A CA file that is not there stops the gateway at start-up, naming the file.
+    with pytest.raises(GatewayError) as e:
+        Gateway("tls-auth-ca-missing", shards=[("lookup/0", url + "?ssl-ca=/nonexistent/ca.pem")]).start()
+    assert "/nonexistent/ca.pem" in str(e.value), e.value

@@ -26,6 +26,9 @@ pub enum ShardAddress {
         /// `?ssl=true`: TLS toward the shard (MySQL's ssl-mode=REQUIRED: encrypted, the
         /// server's certificate is not verified).
         tls: bool,
+        /// `?ssl-ca=PATH` (implies TLS): the server's certificate must chain to a CA of this
+        /// PEM file and name the URL's host (MySQL's ssl-mode=VERIFY_IDENTITY).
+        ssl_ca: Option<String>,
     },
     /// An in-process simulated engine; `name` identifies its data set.
     Embedded { name: String, database: String },
@@ -56,16 +59,24 @@ impl ShardAddress {
             None => (hostpart, ""),
         };
         let mut tls = false;
+        let mut ssl_ca = None;
         for param in query.split('&').filter(|p| !p.is_empty()) {
             match param.split_once('=') {
                 Some(("ssl", "true" | "1")) => tls = true,
                 Some(("ssl", "false" | "0")) => tls = false,
-                _ => {
-                    return Err(format!(
-                        "unknown URL parameter {param:?} in {url} (known: ssl=true|false)"
-                    ))
+                Some(("ssl-ca" | "ssl_ca", path)) if !path.is_empty() => {
+                    ssl_ca = Some(path.to_string())
                 }
+                _ => return Err(format!(
+                    "unknown URL parameter {param:?} in {url} (known: ssl=true|false, ssl-ca=PATH)"
+                )),
             }
+        }
+        if ssl_ca.is_some() {
+            if query.split('&').any(|p| matches!(p, "ssl=false" | "ssl=0")) {
+                return Err(format!("ssl-ca needs TLS, but {url} says ssl=false"));
+            }
+            tls = true;
         }
         let (hostport, database) = match hostpart.split_once('/') {
             Some((h, d)) => (h, d.to_string()),
@@ -88,6 +99,7 @@ impl ShardAddress {
             port,
             database,
             tls,
+            ssl_ca,
         })
     }
 
@@ -869,8 +881,14 @@ mod tests {
                 port: 17100,
                 database: "commerce_x80".into(),
                 tls: false,
+                ssl_ca: None,
             }
         );
+        let v = ShardAddress::parse("mysql://u@h:1/db?ssl-ca=/etc/ca.pem", "x", "d").unwrap();
+        assert!(
+            matches!(v, ShardAddress::Mysql { tls: true, ssl_ca: Some(ref ca), .. } if ca == "/etc/ca.pem")
+        );
+        assert!(ShardAddress::parse("mysql://u@h/db?ssl=false&ssl-ca=/ca.pem", "x", "d").is_err());
         let t = ShardAddress::parse("mysql://u:p@h:1/db?ssl=true", "x", "d").unwrap();
         assert!(
             matches!(t, ShardAddress::Mysql { tls: true, ref database, .. } if database == "db")

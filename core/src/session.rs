@@ -77,6 +77,8 @@ pub enum SessionEvent {
         id: BackendId,
         server_name: String,
         ssl_request: Bytes,
+        /// The shard URL's `ssl-ca`: verify the server's certificate against it.
+        ca: Option<String>,
     },
     /// The client asked for TLS: flush pending client bytes, then run the TLS handshake on
     /// the client socket, feeding the TLS engine `preamble` (bytes already received after the
@@ -640,6 +642,10 @@ impl Session {
                     id: *id,
                     server_name: slot.conn.tls_server_name().unwrap_or_default().to_string(),
                     ssl_request,
+                    ca: match &slot.tablet {
+                        ShardAddress::Mysql { ssl_ca, .. } => ssl_ca.clone(),
+                        ShardAddress::Embedded { .. } => None,
+                    },
                 });
             }
         }

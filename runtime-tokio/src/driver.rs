@@ -58,7 +58,9 @@ pub struct Driver<N: Net> {
     /// The TLS acceptor, when a certificate is configured ([`Driver::set_tls`]).
     tls: OnceLock<tokio_rustls::TlsAcceptor>,
     /// TLS toward `?ssl=true` shards, made on first use.
-    shard_tls: OnceLock<tokio_rustls::TlsConnector>,
+    /// TLS connectors toward shards, by the CA file that verifies them (`None`: unverified),
+    /// built on first use.
+    shard_tls: Mutex<BTreeMap<Option<String>, tokio_rustls::TlsConnector>>,
 }
 
 /// A session's backend socket, and the pool capacity it holds (none for side connections).
@@ -83,7 +85,7 @@ impl<N: Net> Driver<N> {
             controls: Mutex::new(BTreeMap::new()),
             draining: tokio::sync::watch::channel(false).0,
             tls: OnceLock::new(),
-            shard_tls: OnceLock::new(),
+            shard_tls: Mutex::new(BTreeMap::new()),
             pools: Pools::new(&gateway),
             gateway,
         })
@@ -303,11 +305,12 @@ impl<N: Net> Driver<N> {
                         id,
                         server_name,
                         ssl_request,
+                        ca,
                     } => {
                         // Bytes queued for other backends are written by the loop below;
                         // this backend has nothing queued before its SSLRequest.
                         match self
-                            .backend_tls(backends, id, &server_name, &ssl_request)
+                            .backend_tls(backends, id, &server_name, &ssl_request, ca)
                             .await
                         {
                             Ok(()) => session.handle_backend_tls_established(id),
@@ -472,12 +475,16 @@ impl<N: Net> Driver<N> {
         id: BackendId,
         server_name: &str,
         ssl_request: &[u8],
+        ca: Option<String>,
     ) -> io::Result<()> {
-        let connector = match self.shard_tls.get() {
-            Some(c) => c.clone(),
+        let cached = self.shard_tls.lock().ok().and_then(|m| m.get(&ca).cloned());
+        let connector = match cached {
+            Some(c) => c,
             None => {
-                let c = crate::tls::shard_connector().map_err(io::Error::other)?;
-                let _ = self.shard_tls.set(c.clone());
+                let c = crate::tls::shard_connector(ca.as_deref()).map_err(io::Error::other)?;
+                if let Ok(mut m) = self.shard_tls.lock() {
+                    m.insert(ca, c.clone());
+                }
                 c
             }
         };

@@ -1,6 +1,7 @@
 //! `shardgate`: the gateway binary.
 
 use clap::{Parser, Subcommand};
+use shardgate_core::gateway::ShardAddress;
 use shardgate_runtime::config::{self, GatewaySpec};
 use shardgate_runtime::driver::Driver;
 use shardgate_runtime::net::{Net, TokioNet};
@@ -206,7 +207,7 @@ type Built = (
 
 async fn build(args: &GatewayArgs) -> Result<(Built, Option<String>), String> {
     if let Some(url) = &args.backend {
-        let address = shardgate_core::gateway::ShardAddress::parse(url, "", "")?;
+        let address = ShardAddress::parse(url, "", "")?;
         let version = match shardgate_runtime::oneshot::server_version(&TokioNet, &address).await {
             Ok(v) => Some(v),
             Err(e) => {
@@ -269,6 +270,20 @@ async fn serve(cli: &Cli) -> Result<(), String> {
     };
     if sec.require_secure_transport && acceptor.is_none() {
         return Err("--require-secure-transport needs --tls-cert and --tls-key".into());
+    }
+    // A shard URL's CA file is read now, so that a wrong path stops the start-up instead of
+    // failing every connection to that shard later.
+    for k in gateway.topology.keyspaces.values() {
+        for s in &k.shards {
+            for address in std::iter::once(&s.address).chain(&s.replicas) {
+                if let ShardAddress::Mysql {
+                    ssl_ca: Some(ca), ..
+                } = address
+                {
+                    shardgate_runtime::tls::shard_connector(Some(ca))?;
+                }
+            }
+        }
     }
     let gateway = gateway.with_server_config(|server| {
         if let Some(users) = users {

@@ -43,25 +43,46 @@ pub fn acceptor_from_pem(cert_path: &str, key_path: &str) -> Result<TlsAcceptor,
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// The TLS connector toward shards whose URL says `?ssl=true`: MySQL's `ssl-mode=REQUIRED`
-/// — the connection is encrypted and the server must prove it holds the key of the certificate
-/// it presents, but the certificate itself is not verified (no CA is configured for shards).
+/// The TLS connector toward shards whose URL asks for TLS.
+/// - `ca: None` (`?ssl=true`): MySQL's `ssl-mode=REQUIRED` — the connection is encrypted and
+///   the server must prove it holds the key of the certificate it presents, but the
+///   certificate itself is not verified;
+/// - `ca: Some(file)` (`?ssl-ca=file`): MySQL's `ssl-mode=VERIFY_IDENTITY` — the certificate
+///   must chain to a CA certificate of that PEM file and name the shard's host.
 ///
 /// # Errors
-/// rustls refuses the configuration (not expected with the ring provider).
-pub fn shard_connector() -> Result<tokio_rustls::TlsConnector, String> {
+/// The CA file cannot be read or holds no usable certificate.
+pub fn shard_connector(ca: Option<&str>) -> Result<tokio_rustls::TlsConnector, String> {
     #[allow(deprecated)] // ring: see acceptor_from_pem
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(UnverifiedCertificate(provider)))
-        .with_no_client_auth();
+        .map_err(|e| format!("TLS: {e}"))?;
+    let config = match ca {
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(UnverifiedCertificate(provider)))
+            .with_no_client_auth(),
+        Some(path) => {
+            use rustls_pki_types::pem::PemObject;
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("shard CA file {path}: {e}"))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("shard CA file {path}: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("shard CA file {path}: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("shard CA file {path}: no certificate in it"));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
-/// The server name presented to a shard: its host (a name or an IP address).
 /// The protocol version and cipher suite a TLS handshake settled on, named as MySQL's
 /// `Ssl_version` / `Ssl_cipher` show them (`TLSv1.3`, `TLS_AES_256_GCM_SHA384`; TLS 1.2
 /// suites by their IANA names).
@@ -85,6 +106,7 @@ pub fn negotiated(conn: &rustls::ServerConnection) -> shardgate_core::session::T
     shardgate_core::session::TlsInfo { version, cipher }
 }
 
+/// The server name presented to a shard: its host (a name or an IP address).
 pub fn server_name(host: &str) -> rustls_pki_types::ServerName<'static> {
     rustls_pki_types::ServerName::try_from(host.to_string()).unwrap_or_else(|_| {
         rustls_pki_types::ServerName::try_from("shard").expect("a valid DNS name")

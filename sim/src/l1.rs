@@ -681,6 +681,7 @@ impl L1World {
                         port: PORT,
                         database: ks.name.clone(),
                         tls: false,
+                        ssl_ca: None,
                     },
                     replicas: Vec::new(),
                 });
