@@ -15,21 +15,16 @@ binary is $SG_BIN or target/release/shardgate (scripts/e2e.sh builds it). Logs g
 .e2e/run/differential-<setup>.log. One setup alone: scripts/e2e.sh -k 'differential and b4'.
 """
 
-import ctypes
 import os
-import signal
-import socket
-import subprocess
-import time
 
 import pytest
 
 import slt
+from gateway import Gateway, GatewayError, binary_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SQL_DIR = os.path.join(REPO, "scenarios", "sql")
 VSCHEMA = os.path.join(SQL_DIR, "vschema.json")
-RUN_DIR = os.path.join(os.environ.get("E2E_DIR", os.path.join(REPO, ".e2e")), "run")
 
 SETUPS = {
     "b2": {"labels": {"sharded", "shards2", "embedded"}, "shards": ["-80", "80-"], "mariadb": False},
@@ -50,10 +45,11 @@ def suite_files():
 
 
 def binary():
+    """The gateway binary, or skip/fail as SG_TARGETS and SG_REQUIRE_TARGETS ask."""
     targets = os.environ.get("SG_TARGETS")
     if targets is not None and not ({"backend", "embedded"} & set(targets.split(","))):
         pytest.skip(f"SG_TARGETS={targets}: no gateway")
-    path = os.environ.get("SG_BIN") or os.path.join(REPO, "target", "release", "shardgate")
+    path = binary_path()
     if not os.access(path, os.X_OK):
         required = os.environ.get("SG_REQUIRE_TARGETS", "")
         if "backend" in required or "embedded" in required:
@@ -62,97 +58,15 @@ def binary():
     return path
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent():
-    # The gateway gets SIGTERM when pytest dies (a timeout, a kill), so it never outlives the run.
+def start_gateway(name, shard_urls):
+    """A gateway over `shard_urls` with the suite's vschema; log .e2e/run/differential-<name>.log
+    (scripts/e2e.sh stops gateways whose pid files an interrupted run left)."""
+    binary()
+    gw = Gateway(f"differential-{name}", shard_urls, vschema=VSCHEMA)
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-def wait_port(port, proc, timeout_s=60):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-class Gateway:
-    def __init__(self, name, shard_urls):
-        self.name = name
-        self.shard_urls = shard_urls
-        self.proc = None
-        self.port = None
-        self.log_path = os.path.join(RUN_DIR, f"differential-{name}.log")
-        # scripts/e2e.sh stops the gateways whose pid files it finds from an interrupted run
-        self.pid_path = os.path.join(RUN_DIR, f"differential-{name}.pid")
-
-    def args(self, port):
-        a = [binary(), "--listen", f"127.0.0.1:{port}", "--vschema", VSCHEMA]
-        for spec, url in self.shard_urls:
-            a += ["--shard", f"{spec}={url}"]
-        return a
-
-    def start(self):
-        os.makedirs(RUN_DIR, exist_ok=True)
-        env = dict(os.environ, SHARDGATE_LOG=os.environ.get("SHARDGATE_LOG", "info"))
-        for _ in range(3):
-            port = free_port()
-            with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(
-                    self.args(port),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    preexec_fn=_die_with_parent,
-                )
-            with open(self.pid_path, "w") as f:
-                f.write(f"{self.proc.pid}\n")
-            if wait_port(port, self.proc):
-                self.port = port
-                return self
-            if self.proc.poll() is None:
-                self.stop()
-                break
-        pytest.fail(f"the {self.name} gateway did not start; log: {self.log_path}\n{self.log_tail()}")
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        try:
-            os.remove(self.pid_path)
-        except OSError:
-            pass
-
-    def log_tail(self, n=30):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return ""
+        return gw.start()
+    except GatewayError as e:
+        pytest.fail(str(e))
 
 
 def reset_databases(mariadb, names):
@@ -184,7 +98,7 @@ def setup_conn(request, mariadb):
             urls.append(("seq/0", base + "diff_c_seq"))
         else:
             urls = [(f"ks/{s}", "embedded") for s in spec["shards"]] + [("seq/0", "embedded")]
-        gw = Gateway(name, urls).start()
+        gw = start_gateway(name, urls)
         port = gw.port
     conn = slt.connect(port, "ks")
     try:

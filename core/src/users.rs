@@ -102,9 +102,9 @@ impl Account {
     /// Checks a clear-text password (caching_sha2_password full authentication).
     pub fn verify_clear(&self, password: &[u8]) -> bool {
         match &self.secret {
-            Secret::Plain(p) => ct_eq(p.as_bytes(), password),
+            Secret::Plain(p) => auth::constant_time_eq(p.as_bytes(), password),
             Secret::NativeHash(h) => {
-                !password.is_empty() && ct_eq(&auth::native_password_hash(password), h)
+                !password.is_empty() && auth::constant_time_eq(&auth::native_password_hash(password), h)
             }
         }
     }
@@ -115,33 +115,6 @@ pub fn sha2_stage2(password: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(&Sha256::digest(Sha256::digest(password)));
     out
-}
-
-/// Checks a caching_sha2_password fast-path response against a stored
-/// `SHA256(SHA256(password))`.
-pub fn verify_sha2_stage2(stage2: &[u8; 32], nonce: &[u8], response: &[u8]) -> bool {
-    if response.len() != 32 {
-        return false;
-    }
-    // response = SHA256(pw) XOR SHA256(stage2 + nonce): undo the mask, hash, compare.
-    let mut h = Sha256::new();
-    h.update(stage2);
-    h.update(nonce);
-    let mask = h.finalize();
-    let stage1: Vec<u8> = response
-        .iter()
-        .zip(mask.iter())
-        .map(|(a, b)| a ^ b)
-        .collect();
-    ct_eq(&Sha256::digest(&stage1), stage2)
-}
-
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 /// What a caching_sha2_password fast-path response leads to.
@@ -254,7 +227,7 @@ impl Users {
                         uncheckable = true;
                         cache
                             .get(&(user.to_string(), *i))
-                            .is_some_and(|s| verify_sha2_stage2(s, nonce, response))
+                            .is_some_and(|s| auth::verify_sha2_stage2(s, nonce, response))
                     }
                 }
             };
@@ -505,8 +478,8 @@ mod tests {
     fn stage2_check_matches_the_clear_text_check() {
         let s = sha2_stage2(b"password");
         let r = auth::scramble_sha2(b"password", NONCE);
-        assert!(verify_sha2_stage2(&s, NONCE, &r));
-        assert!(!verify_sha2_stage2(&s, b"other nonce 01234567", &r));
-        assert!(!verify_sha2_stage2(&s, NONCE, &r[..31]));
+        assert!(auth::verify_sha2_stage2(&s, NONCE, &r));
+        assert!(!auth::verify_sha2_stage2(&s, b"other nonce 01234567", &r));
+        assert!(!auth::verify_sha2_stage2(&s, NONCE, &r[..31]));
     }
 }

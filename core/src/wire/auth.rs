@@ -57,13 +57,29 @@ pub fn verify_native_hash(stage2: Option<&[u8; 20]>, nonce: &[u8], response: &[u
     let mut h = Sha1::new();
     h.update(nonce);
     h.update(stage2);
-    let mask = h.finalize();
-    let stage1: Vec<u8> = response
-        .iter()
-        .zip(mask.iter())
-        .map(|(a, b)| a ^ b)
-        .collect();
-    constant_time_eq(&Sha1::digest(&stage1), stage2)
+    constant_time_eq(&Sha1::digest(unmask::<20>(response, &h.finalize())), stage2)
+}
+
+/// Checks a caching_sha2_password fast-path response against a stored
+/// `SHA256(SHA256(password))`.
+pub fn verify_sha2_stage2(stage2: &[u8; 32], nonce: &[u8], response: &[u8]) -> bool {
+    if response.len() != 32 {
+        return false;
+    }
+    // response = SHA256(pw) XOR SHA256(stage2 + nonce): undo the mask, hash, compare.
+    let mut h = Sha256::new();
+    h.update(stage2);
+    h.update(nonce);
+    constant_time_eq(&Sha256::digest(unmask::<32>(response, &h.finalize())), stage2)
+}
+
+/// `response XOR mask`, both `N` bytes long (checked by the callers).
+fn unmask<const N: usize>(response: &[u8], mask: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (o, (a, b)) in out.iter_mut().zip(response.iter().zip(mask)) {
+        *o = a ^ b;
+    }
+    out
 }
 
 /// `SHA256(password) XOR SHA256(SHA256(SHA256(password)) + nonce)`; empty password → empty
@@ -87,7 +103,7 @@ pub fn verify_sha2(password: &[u8], nonce: &[u8], response: &[u8]) -> bool {
 }
 
 /// Equality whose running time depends only on the lengths (which are public).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
