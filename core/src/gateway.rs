@@ -67,9 +67,11 @@ impl ShardAddress {
                 Some(("ssl-ca" | "ssl_ca", path)) if !path.is_empty() => {
                     ssl_ca = Some(path.to_string())
                 }
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "unknown URL parameter {param:?} in {url} (known: ssl=true|false, ssl-ca=PATH)"
-                )),
+                ))
+                }
             }
         }
         if ssl_ca.is_some() {

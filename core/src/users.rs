@@ -104,7 +104,8 @@ impl Account {
         match &self.secret {
             Secret::Plain(p) => auth::constant_time_eq(p.as_bytes(), password),
             Secret::NativeHash(h) => {
-                !password.is_empty() && auth::constant_time_eq(&auth::native_password_hash(password), h)
+                !password.is_empty()
+                    && auth::constant_time_eq(&auth::native_password_hash(password), h)
             }
         }
     }

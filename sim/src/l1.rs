@@ -863,23 +863,8 @@ impl L1World {
 
     fn shard_index(&self, shard: &str) -> Result<usize, String> {
         let sh = self.shared.borrow();
-        let found: Vec<usize> = (0..sh.shards.len())
-            .filter(|&i| sh.shards[i].display == shard)
-            .collect();
-        match found.as_slice() {
-            [i] => Ok(*i),
-            [] => Err(format!(
-                "no shard {shard}; shards: {}",
-                sh.shards
-                    .iter()
-                    .map(|s| s.display.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            _ => Err(format!(
-                "shard name {shard} is ambiguous; use keyspace/shard"
-            )),
-        }
+        let displays: Vec<&str> = sh.shards.iter().map(|s| s.display.as_str()).collect();
+        crate::scenario::one_shard(shard, &displays, |i| displays[i] == shard)
     }
 
     fn send_command(

@@ -1037,6 +1037,23 @@ pub fn parse_params(s: &str) -> Result<Vec<Value>, String> {
     Ok(out)
 }
 
+/// The index of the one shard a scenario line names (`is_match` on each of `displays`), or
+/// an error listing the shards when none or several match.
+pub(crate) fn one_shard(
+    shard: &str,
+    displays: &[&str],
+    is_match: impl Fn(usize) -> bool,
+) -> Result<usize, String> {
+    let found: Vec<usize> = (0..displays.len()).filter(|&i| is_match(i)).collect();
+    match found.as_slice() {
+        [i] => Ok(*i),
+        [] => Err(format!("no shard {shard}; shards: {}", displays.join(", "))),
+        _ => Err(format!(
+            "shard name {shard} is ambiguous; use keyspace/shard"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

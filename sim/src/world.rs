@@ -294,23 +294,10 @@ impl World {
     }
 
     fn host_index(&self, shard: &str) -> Result<usize, String> {
-        let found: Vec<usize> = (0..self.hosts.len())
-            .filter(|&i| self.hosts[i].display == shard || self.hosts[i].name == shard)
-            .collect();
-        match found.as_slice() {
-            [i] => Ok(*i),
-            [] => Err(format!(
-                "no shard {shard}; shards: {}",
-                self.hosts
-                    .iter()
-                    .map(|h| h.display.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            _ => Err(format!(
-                "shard name {shard} is ambiguous; use keyspace/shard"
-            )),
-        }
+        let displays: Vec<&str> = self.hosts.iter().map(|h| h.display.as_str()).collect();
+        crate::scenario::one_shard(shard, &displays, |i| {
+            displays[i] == shard || self.hosts[i].name == shard
+        })
     }
 
     fn scramble(&mut self) -> [u8; 20] {

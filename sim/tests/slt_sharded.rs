@@ -10,7 +10,7 @@
 #[allow(dead_code)]
 mod engine_slt;
 
-use engine_slt::{is_int, is_num, parse, render, suite_files, Expect, Record};
+use engine_slt::{check_error, check_ok, check_rows, parse, suite_files, Record};
 use shardgate_sim::client::Answer;
 use shardgate_sim::harness::{ConnectOptions, Harness, KeyspaceSpec, TopologySpec, VSchemaSource};
 use shardgate_sim::world::{World, WorldConfig};
@@ -23,63 +23,10 @@ fn applies(rec: &Record, labels: &[&str]) -> bool {
 fn check(rec: &Record, answer: Answer) -> Result<String, (String, String)> {
     match answer {
         Answer::Error { error, .. } | Answer::Closed(error) => {
-            let got = format!("ERROR {}: {}", error.code, error.message);
-            if rec.expect == Expect::Error(error.code) {
-                Ok(got)
-            } else {
-                Err(("unexpected error".into(), got))
-            }
+            check_error(rec, error.code, &error.message)
         }
-        Answer::Rows { columns, rows, .. } => {
-            let mut got: Vec<String> = rows
-                .iter()
-                .map(|r| {
-                    r.iter()
-                        .map(|v| render(v.to_text()))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .collect();
-            if rec.rowsort {
-                got.sort();
-            }
-            let shown = format!("rows {got:?}");
-            if !rec.is_query {
-                return Err(("a statement record returned rows".into(), shown));
-            }
-            if columns.len() != rec.types.len() {
-                return Err((
-                    format!(
-                        "{} column(s), the record says {}",
-                        columns.len(),
-                        rec.types.len()
-                    ),
-                    shown,
-                ));
-            }
-            if got != rec.rows {
-                return Err(("rows differ".into(), shown));
-            }
-            for r in &rows {
-                for (t, v) in rec.types.chars().zip(r) {
-                    let Some(v) = v.to_text() else { continue };
-                    if (t == 'I' && !is_int(&v)) || (t == 'R' && !is_num(&v)) {
-                        return Err((format!("column type {t} but value {v:?}"), shown));
-                    }
-                }
-            }
-            Ok(shown)
-        }
-        Answer::Ok { ok, .. } => {
-            let got = format!("OK, {} row(s) affected", ok.affected_rows);
-            match rec.expect {
-                Expect::Ok => Ok(got),
-                Expect::Count(n) if n == ok.affected_rows => Ok(got),
-                Expect::Count(_) => Err(("affected rows differ".into(), got)),
-                Expect::Error(_) => Err(("expected an error".into(), got)),
-                Expect::Rows => Err(("expected rows".into(), got)),
-            }
-        }
+        Answer::Rows { columns, rows, .. } => check_rows(rec, columns.len(), &rows),
+        Answer::Ok { ok, .. } => check_ok(rec, ok.affected_rows),
         other => Err(("unexpected answer".into(), other.describe())),
     }
 }

@@ -70,7 +70,10 @@ pub fn verify_sha2_stage2(stage2: &[u8; 32], nonce: &[u8], response: &[u8]) -> b
     let mut h = Sha256::new();
     h.update(stage2);
     h.update(nonce);
-    constant_time_eq(&Sha256::digest(unmask::<32>(response, &h.finalize())), stage2)
+    constant_time_eq(
+        &Sha256::digest(unmask::<32>(response, &h.finalize())),
+        stage2,
+    )
 }
 
 /// `response XOR mask`, both `N` bytes long (checked by the callers).

@@ -11,6 +11,7 @@
 //! `SLT_VERBOSE=1 cargo test -p shardgate-engine --test slt -- --nocapture` also prints the
 //! records marked xfail (known bugs) with the engine's answers.
 
+use shardgate_core::wire::Value;
 use shardgate_engine::{Engine, EngineSession, Outcome};
 use std::path::{Path, PathBuf};
 
@@ -191,66 +192,75 @@ fn run_record(
     rec: &Record,
 ) -> Result<String, (String, String)> {
     match e.execute(s, &rec.sql, NOW) {
-        Err(err) => {
-            let got = format!("ERROR {}: {}", err.code, err.message);
-            if rec.expect == Expect::Error(err.code) {
-                Ok(got)
-            } else {
-                Err(("unexpected error".into(), got))
+        Err(err) => check_error(rec, err.code, &err.message),
+        Ok(x) => match x.outcome {
+            Outcome::Rows { columns, rows } => check_rows(rec, columns.len(), &rows),
+            Outcome::Ok(ok) => check_ok(rec, ok.affected_rows),
+        },
+    }
+}
+
+/// An error answer against the record (this runner's and slt_sharded.rs's).
+pub fn check_error(rec: &Record, code: u16, message: &str) -> Result<String, (String, String)> {
+    let got = format!("ERROR {code}: {message}");
+    if rec.expect == Expect::Error(code) {
+        Ok(got)
+    } else {
+        Err(("unexpected error".into(), got))
+    }
+}
+
+/// A result set against the record: rows (sorted under `rowsort`), column count, types.
+pub fn check_rows(
+    rec: &Record,
+    columns: usize,
+    rows: &[Vec<Value>],
+) -> Result<String, (String, String)> {
+    let mut got: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| render(v.to_text()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    if rec.rowsort {
+        got.sort();
+    }
+    let shown = format!("rows {got:?}");
+    if !rec.is_query {
+        return Err(("a statement record returned rows".into(), shown));
+    }
+    if columns != rec.types.len() {
+        return Err((
+            format!("{columns} column(s), the record says {}", rec.types.len()),
+            shown,
+        ));
+    }
+    if got != rec.rows {
+        return Err(("rows differ".into(), shown));
+    }
+    for r in rows {
+        for (t, v) in rec.types.chars().zip(r) {
+            let Some(v) = v.to_text() else { continue };
+            if (t == 'I' && !is_int(&v)) || (t == 'R' && !is_num(&v)) {
+                return Err((format!("column type {t} but value {v:?}"), shown));
             }
         }
-        Ok(x) => match x.outcome {
-            Outcome::Rows { columns, rows } => {
-                let mut got: Vec<String> = rows
-                    .iter()
-                    .map(|r| {
-                        r.iter()
-                            .map(|v| render(v.to_text()))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    })
-                    .collect();
-                if rec.rowsort {
-                    got.sort();
-                }
-                let shown = format!("rows {got:?}");
-                if !rec.is_query {
-                    return Err(("a statement record returned rows".into(), shown));
-                }
-                if columns.len() != rec.types.len() {
-                    return Err((
-                        format!(
-                            "{} column(s), the record says {}",
-                            columns.len(),
-                            rec.types.len()
-                        ),
-                        shown,
-                    ));
-                }
-                if got != rec.rows {
-                    return Err(("rows differ".into(), shown));
-                }
-                for r in &rows {
-                    for (t, v) in rec.types.chars().zip(r) {
-                        let Some(v) = v.to_text() else { continue };
-                        if (t == 'I' && !is_int(&v)) || (t == 'R' && !is_num(&v)) {
-                            return Err((format!("column type {t} but value {v:?}"), shown));
-                        }
-                    }
-                }
-                Ok(shown)
-            }
-            Outcome::Ok(ok) => {
-                let got = format!("OK, {} row(s) affected", ok.affected_rows);
-                match rec.expect {
-                    Expect::Ok => Ok(got),
-                    Expect::Count(n) if n == ok.affected_rows => Ok(got),
-                    Expect::Count(_) => Err(("affected rows differ".into(), got)),
-                    Expect::Error(_) => Err(("expected an error".into(), got)),
-                    Expect::Rows => Err(("expected rows".into(), got)),
-                }
-            }
-        },
+    }
+    Ok(shown)
+}
+
+/// An OK answer against the record.
+pub fn check_ok(rec: &Record, affected: u64) -> Result<String, (String, String)> {
+    let got = format!("OK, {affected} row(s) affected");
+    match rec.expect {
+        Expect::Ok => Ok(got),
+        Expect::Count(n) if n == affected => Ok(got),
+        Expect::Count(_) => Err(("affected rows differ".into(), got)),
+        Expect::Error(_) => Err(("expected an error".into(), got)),
+        Expect::Rows => Err(("expected rows".into(), got)),
     }
 }
 
