@@ -56,38 +56,17 @@ SHARDS=(-40 40-80 80-c0 c0-)
 ensure_apt sysbench:sysbench mariadb:mariadb-client python3:python3
 SYSBENCH="$(find_exe sysbench)"
 CLIENT="$(find_exe mariadb mysql)"
-if [ -n "${SG_BIN:-}" ]; then
-    BIN="$SG_BIN"
-else
-    ensure_rust
-    log "cargo build --release -p shardgate-runtime --bin shardgate"
-    cargo build --release -p shardgate-runtime --bin shardgate
-    BIN="$REPO_ROOT/target/release/shardgate"
-fi
-[ -x "$BIN" ] || die "no shardgate binary at $BIN"
+shardgate_bin
 CLK_TCK="$(getconf CLK_TCK)"
 
 # The gateway holds a socket per client and per backend connection, sysbench one per client.
 need_fds=$((CONNS * 6 + 1024))
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need_fds" ]; then
-    ulimit -n "$need_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
-fi
+raise_fd_limit "$need_fds"
 log "open files limit: $(ulimit -n)"
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.log "$OUT"/*.txt
-PIDS=()
-MARIADB_STARTED=0
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]:-}"; do stop_pid "$pid" 10; done
-    if [ "$MARIADB_STARTED" = 1 ]; then "$REPO_ROOT/scripts/mariadb.sh" stop "$MARIADB_DIR" || true; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
 cat >"$OUT/vschema.json" <<'EOF'
 {

@@ -38,39 +38,18 @@ TARGET_GROWTH_KIB=$((64 * 1024))
 
 ensure_apt mariadb:mariadb-client python3:python3
 CLIENT="$(find_exe mariadb mysql)"
-if [ -n "${SG_BIN:-}" ]; then
-    BIN="$SG_BIN"
-else
-    ensure_rust
-    log "cargo build --release -p shardgate-runtime --bin shardgate"
-    cargo build --release -p shardgate-runtime --bin shardgate
-    BIN="$REPO_ROOT/target/release/shardgate"
-fi
-[ -x "$BIN" ] || die "no shardgate binary at $BIN"
+shardgate_bin
 
 # Both the client and the gateway hold one socket per connection.
 need_fds=$((CONNS + 1024))
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need_fds" ]; then
-    ulimit -n "$need_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
-fi
+raise_fd_limit "$need_fds"
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$need_fds" ] \
     || die "open files limit $(ulimit -n) < $need_fds (hard limit $(ulimit -Hn)); lower BENCH_MEMORY_CONNS"
 log "open files limit: $(ulimit -n)"
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.log "$OUT"/*.txt
-PIDS=()
-MARIADB_STARTED=0
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]:-}"; do stop_pid "$pid" 10; done
-    if [ "$MARIADB_STARTED" = 1 ]; then "$REPO_ROOT/scripts/mariadb.sh" stop "$MARIADB_DIR" || true; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 

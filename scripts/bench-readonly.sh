@@ -29,30 +29,13 @@ MARIADB_DIR="$OUT/mariadb"
 ensure_system_deps
 SYSBENCH="$(find_exe sysbench)"
 CLIENT="$(find_exe mariadb)"
-if [ -n "${SG_BIN:-}" ]; then
-    BIN="$SG_BIN"
-else
-    ensure_rust
-    log "cargo build --release -p shardgate-runtime --bin shardgate"
-    cargo build --release -p shardgate-runtime --bin shardgate
-    BIN="$REPO_ROOT/target/release/shardgate"
-fi
-[ -x "$BIN" ] || die "no shardgate binary at $BIN"
+shardgate_bin
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.log "$OUT/results.txt"
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]:-}"; do stop_pid "$pid" 10; done
-    "$REPO_ROOT/scripts/mariadb.sh" stop "$MARIADB_DIR" || true
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
+MARIADB_STARTED=1
 MPORT="$(MARIADB_PORT_START=17800 "$REPO_ROOT/scripts/mariadb.sh" start "$MARIADB_DIR")"
 sql() { "$CLIENT" --no-defaults -h127.0.0.1 -P"$MPORT" -uroot -e "$1"; }
 count() { "$CLIENT" --no-defaults -h127.0.0.1 -P"$MPORT" -uroot -N -e "select count(*) from $1"; }

@@ -25,31 +25,14 @@ MARIADB_DIR="$OUT/mariadb"
 ensure_system_deps
 SYSBENCH="$(find_exe sysbench)"
 HAPROXY="$(find_exe haproxy)"
-if [ -n "${SG_BIN:-}" ]; then
-    BIN="$SG_BIN"
-else
-    ensure_rust
-    log "cargo build --release -p shardgate-runtime --bin shardgate"
-    cargo build --release -p shardgate-runtime --bin shardgate
-    BIN="$REPO_ROOT/target/release/shardgate"
-fi
-[ -x "$BIN" ] || die "no shardgate binary at $BIN"
+shardgate_bin
 CLK_TCK="$(getconf CLK_TCK)"
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.log "$OUT/results.tsv" "$OUT/haproxy.cfg"
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]:-}"; do stop_pid "$pid" 10; done
-    "$REPO_ROOT/scripts/mariadb.sh" stop "$MARIADB_DIR" || true
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
+MARIADB_STARTED=1
 MPORT="$("$REPO_ROOT/scripts/mariadb.sh" start "$MARIADB_DIR")"
 MPID="$(cat "$MARIADB_DIR/mariadbd.pid")"
 mariadb --no-defaults -h127.0.0.1 -P"$MPORT" -uroot -e 'create database if not exists sbtest'

@@ -28,15 +28,7 @@ log "python: $PY"
 
 BIN=""
 if want backend || want embedded; then
-    if [ -n "${SG_BIN:-}" ]; then
-        BIN="$SG_BIN"
-    else
-        ensure_rust
-        log "cargo build --release -p shardgate-runtime --bin shardgate"
-        cargo build --release -p shardgate-runtime --bin shardgate
-        BIN="$REPO_ROOT/target/release/shardgate"
-    fi
-    [ -x "$BIN" ] || die "no shardgate binary at $BIN"
+    shardgate_bin
 fi
 
 RUN_DIR="$E2E_DIR/run"
@@ -52,18 +44,7 @@ done
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR"
 MARIADB_DIR="$E2E_DIR/mariadb"
-GATEWAY_PIDS=()
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for pid in "${GATEWAY_PIDS[@]:-}"; do stop_pid "$pid" 10; done
-    "$REPO_ROOT/scripts/mariadb.sh" stop "$MARIADB_DIR" || true
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+stop_on_exit
 
 # start_gateway NAME ARGS...: starts shardgate on a free port, waits for it, prints the port.
 start_gateway() {
@@ -76,7 +57,7 @@ start_gateway() {
             </dev/null >"$RUN_DIR/$name.log" 2>&1 &
         pid=$!
         if wait_port "$port" "$pid" 60; then
-            GATEWAY_PIDS+=("$pid")
+            PIDS+=("$pid")
             echo "$pid" >"$RUN_DIR/$name.pid"
             echo "$port" >"$RUN_DIR/$name.port"
             log "$name gateway pid $pid on 127.0.0.1:$port: $BIN --listen 127.0.0.1:$port $*"
@@ -94,6 +75,7 @@ start_gateway() {
     die "could not start the $name gateway"
 }
 
+MARIADB_STARTED=1
 MARIADB_PORT="$("$REPO_ROOT/scripts/mariadb.sh" start "$MARIADB_DIR")"
 export SG_MARIADB_PORT="$MARIADB_PORT"
 REQUIRED="direct"
@@ -131,7 +113,7 @@ if [ -n "$BIN" ] && want embedded; then
     if port_is_free 15306; then
         "$BIN" </dev/null >"$RUN_DIR/default.log" 2>&1 &
         pid=$!
-        GATEWAY_PIDS+=("$pid")
+        PIDS+=("$pid")
         echo "$pid" >"$RUN_DIR/default.pid"
         if wait_port 15306 "$pid" 30 \
             && out="$(mariadb -h127.0.0.1 -P15306 -uroot --batch -e 'select 1' 2>&1)" \

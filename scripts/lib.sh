@@ -168,3 +168,40 @@ stop_pid() {
     fi
     wait "$pid" 2>/dev/null || true
 }
+
+# Sets BIN to the gateway binary: $SG_BIN when given, else the release build (built now).
+shardgate_bin() {
+    if [ -n "${SG_BIN:-}" ]; then
+        BIN="$SG_BIN"
+    else
+        ensure_rust
+        log "cargo build --release -p shardgate-runtime --bin shardgate"
+        cargo build --release -p shardgate-runtime --bin shardgate >&2
+        BIN="$REPO_ROOT/target/release/shardgate"
+    fi
+    [ -x "$BIN" ] || die "no shardgate binary at $BIN"
+}
+
+# raise_fd_limit N: lifts the open files limit to N (or to the hard limit when N is above it).
+raise_fd_limit() {
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$1" ]; then
+        ulimit -n "$1" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+    fi
+}
+
+# stop_on_exit: on exit (or INT/TERM) stop every pid in PIDS, and the MariaDB of MARIADB_DIR
+# while MARIADB_STARTED=1; the script's exit code is kept.
+PIDS=()
+MARIADB_STARTED=0
+_stop_started() {
+    local rc=$?
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]:-}"; do stop_pid "$pid" 10; done
+    if [ "$MARIADB_STARTED" = 1 ]; then "$REPO_ROOT/scripts/mariadb.sh" stop "$MARIADB_DIR" || true; fi
+    exit "$rc"
+}
+stop_on_exit() {
+    trap _stop_started EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
