@@ -137,6 +137,9 @@ pub struct BackendConn {
     /// The HandshakeResponse, held back until TLS is up.
     held_response: Option<Vec<u8>>,
     tls_active: bool,
+    /// The session settings (`SET`s) applied to this connection, as the tag its pool
+    /// matches on: a session with the same settings reuses it as it is.
+    settings: Option<Arc<str>>,
 }
 
 /// Capabilities the gateway asks of its shards.
@@ -178,6 +181,7 @@ impl BackendConn {
             tls_request: None,
             held_response: None,
             tls_active: false,
+            settings: None,
         }
     }
 
@@ -193,6 +197,14 @@ impl BackendConn {
     /// The server's thread id (for KILL QUERY toward the backend).
     pub fn connection_id(&self) -> u32 {
         self.connection_id
+    }
+    /// The session settings this connection carries (see [`BackendConn::set_settings`]).
+    pub fn settings(&self) -> Option<&Arc<str>> {
+        self.settings.as_ref()
+    }
+    /// Records which session settings were applied to this connection (`None`: a clean one).
+    pub fn set_settings(&mut self, settings: Option<Arc<str>>) {
+        self.settings = settings;
     }
     pub fn server_version(&self) -> &str {
         &self.server_version

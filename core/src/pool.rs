@@ -85,8 +85,22 @@ impl<T> Pool<T> {
 
     /// A connection now, or a ticket to wait with. Nobody overtakes a waiter.
     pub fn acquire(&mut self) -> Result<Grant<T>, Ticket> {
+        self.acquire_preferring(|_| true)
+    }
+
+    /// [`Pool::acquire`], lending the warmest idle connection that is `preferred` if there
+    /// is one, else the warmest idle one.
+    pub fn acquire_preferring(
+        &mut self,
+        preferred: impl Fn(&T) -> bool,
+    ) -> Result<Grant<T>, Ticket> {
         if self.waiters.is_empty() {
-            if let Some((t, _)) = self.idle.pop() {
+            let pick = self.idle.iter().rposition(|(t, _)| preferred(t));
+            let taken = match pick {
+                Some(i) => Some(self.idle.remove(i)),
+                None => self.idle.pop(),
+            };
+            if let Some((t, _)) = taken {
                 return Ok(Grant::Reuse(t));
             }
             if self.max_size == 0 || self.open < self.max_size {

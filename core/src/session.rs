@@ -62,6 +62,8 @@ pub enum SessionEvent {
         id: BackendId,
         address: ShardAddress,
         pooled: bool,
+        /// The session's settings: an idle connection carrying the same is preferred.
+        settings: Option<Arc<str>>,
     },
     /// Backend `id` is idle and clean: give it back to its pool ([`Session::take_released`]
     /// hands over its protocol state).
@@ -120,9 +122,9 @@ struct BackendSlot {
     connect_deadline_us: Option<u64>,
     /// The tablet this connection goes to (the primary, or one replica).
     tablet: ShardAddress,
-    /// Being reset (COM_RESET_CONNECTION) before going back to the pool, because the
-    /// session's settings were applied to it; `Some(true)` once the reset succeeded.
-    reset: Option<bool>,
+    /// A pooled connection that carried another session's settings is being reset
+    /// (COM_RESET_CONNECTION) before this session's SETs are replayed on it.
+    resetting: bool,
 }
 
 impl BackendSlot {
@@ -282,6 +284,9 @@ pub struct Session {
     database: Option<String>,
     /// Session-wide statements, replayed on every backend the session opens.
     sets: Vec<String>,
+    /// `sets` as one tag (`None` when empty): pooled connections carry the tag of the
+    /// settings applied to them, so a session with the same settings skips the replay.
+    sets_tag: Option<Arc<str>>,
     in_txn: bool,
     autocommit: bool,
     last_insert_id: u64,
@@ -371,6 +376,7 @@ impl Session {
             target: Target::default(),
             database: None,
             sets: Vec::new(),
+            sets_tag: None,
             tls: None,
             in_txn: false,
             autocommit: true,
@@ -602,8 +608,32 @@ impl Session {
             server_version: conn.server_version().to_string(),
             connection_id: conn.connection_id(),
         };
+        let carried = conn.settings().cloned();
         slot.conn = conn;
         slot.connect_deadline_us = None;
+        if carried == self.sets_tag {
+            // Our settings are applied already: drop the replay queued when it was opened.
+            let n = self.sets.len();
+            let queued_replay = slot.queue.len() >= n
+                && slot
+                    .queue
+                    .iter()
+                    .zip(&self.sets)
+                    .all(|((sql, owner), set)| *owner == Owner::Internal && sql == set);
+            if queued_replay {
+                slot.queue.drain(..n);
+            }
+        } else if carried.is_some() {
+            // Another session's settings: cleared before ours are replayed.
+            slot.resetting = slot.conn.reset_connection().is_ok();
+            if !slot.resetting {
+                let e = SqlError::new(2013, "HY000", "pooled shard connection not reusable");
+                self.drop_backend(id);
+                self.on_waiting_backend_lost(id, e);
+                return self.pump();
+            }
+            slot.owner = Owner::Internal;
+        }
         self.guarded(|s| s.on_backend_event(id, connected));
         self.pump();
     }
@@ -817,27 +847,17 @@ impl Session {
                     && s.queue.is_empty()
                     && !s.in_txn
                     && !s.close_when_idle
-                    && s.reset != Some(false)
+                    && !s.resetting
             })
             .map(|(id, _)| *id)
             .collect();
         for id in idle {
-            let needs_reset = !self.sets.is_empty();
-            let Some(slot) = self.backends.get_mut(&id) else {
-                continue;
-            };
-            if needs_reset && slot.reset.is_none() {
-                if slot.conn.reset_connection().is_ok() {
-                    slot.reset = Some(false);
-                    slot.owner = Owner::Internal;
-                    self.by_shard.retain(|_, v| *v != id);
-                } else {
-                    self.drop_backend(id);
-                }
-                continue;
-            }
-            if let Some(slot) = self.backends.remove(&id) {
+            // It goes back with the session's settings applied, tagged with them: the pool
+            // lends it as it is to a session with the same settings, and any other session
+            // resets it first (see `adopt_backend`).
+            if let Some(mut slot) = self.backends.remove(&id) {
                 self.by_shard.retain(|_, v| *v != id);
+                slot.conn.set_settings(self.sets_tag.clone());
                 self.released.insert(id, slot.conn);
                 self.events.push_back(SessionEvent::ReleaseBackend { id });
             }
@@ -950,6 +970,7 @@ impl Session {
             Request::ResetConnection => {
                 // As in MySQL, the current database (here: the target) survives a reset.
                 self.sets.clear();
+                self.sets_tag = None;
                 self.in_txn = false;
                 self.savepoints.clear();
                 self.autocommit = true;
@@ -1810,6 +1831,11 @@ impl Session {
         const MAX_SETS: usize = 64;
         if self.sets.len() < MAX_SETS {
             self.sets.push(set_sql.clone());
+            self.sets_tag = Some(Arc::from(self.sets.join(";\n")));
+        } else {
+            // Not remembered, so not replayed nor in the tag: the connections that got it
+            // stay with this session.
+            self.reserved = true;
         }
         let mut open: Vec<(String, usize)> = self
             .backends
@@ -2035,23 +2061,6 @@ impl Session {
                 self.drop_backend(id);
             }
         }
-        // A connection of ours still being reset for the pool serves again: waiting for the
-        // pool instead could wait on ourselves. The reset cleared our settings: replay them.
-        let resetting = self
-            .backends
-            .iter()
-            .find(|(_, s)| s.key == key && s.reset.is_some())
-            .map(|(id, _)| *id);
-        if let Some(id) = resetting {
-            let sets = self.sets.clone();
-            if let Some(s) = self.backends.get_mut(&id) {
-                s.reset = None;
-                s.queue
-                    .extend(sets.into_iter().map(|set| (set, Owner::Internal)));
-            }
-            self.by_shard.insert(key, id);
-            return Some(id);
-        }
         let (idx, ty) = if shard == SEQUENCE_CONN {
             (0, TabletType::Primary)
         } else if (REPLICA_BASE..KILLER_BASE).contains(&shard) {
@@ -2116,7 +2125,7 @@ impl Session {
             owner: Owner::None,
             in_txn: false,
             close_when_idle: false,
-            reset: None,
+            resetting: false,
             tablet: address.clone(),
             connect_deadline_us: (self.gw.limits.shard_connect_timeout_ms > 0).then(|| {
                 self.now_us + self.gw.limits.shard_connect_timeout_ms.saturating_mul(1000)
@@ -2142,6 +2151,7 @@ impl Session {
             id,
             address,
             pooled,
+            settings: self.sets_tag.clone(),
         });
         id
     }
@@ -2219,7 +2229,7 @@ impl Session {
         match owner {
             Owner::Exec(g) if g == self.gen => return self.on_exec_event(id, ev),
             Owner::Internal => {
-                let resetting = self.backends.get(&id).is_some_and(|s| s.reset.is_some());
+                let resetting = self.backends.get(&id).is_some_and(|s| s.resetting);
                 match &ev {
                     BackendEvent::Error(e) if resetting => {
                         // Its settings could not be cleared: never lend it to another session.
@@ -2230,7 +2240,8 @@ impl Session {
                     }
                     BackendEvent::Ok { .. } if resetting => {
                         if let Some(s) = self.backends.get_mut(&id) {
-                            s.reset = Some(true);
+                            s.resetting = false;
+                            s.conn.set_settings(None);
                         }
                     }
                     BackendEvent::Error(e) => {

@@ -270,8 +270,10 @@ impl<N: Net> Driver<N> {
                         id,
                         address,
                         pooled,
+                        settings,
                     } => {
-                        self.open_backend(session, backends, id, &address, pooled)
+                        let pool = pooled.then_some(settings.as_ref());
+                        self.open_backend(session, backends, id, &address, pool)
                             .await
                     }
                     SessionEvent::ReleaseBackend { id } => {
@@ -367,8 +369,9 @@ impl<N: Net> Driver<N> {
         }
     }
 
-    /// Gets backend `id` a connection: from the tablet's pool when `pooled` (an idle one is
-    /// adopted by the session, else a new one is opened within the pool's capacity), else a
+    /// Gets backend `id` a connection: from the tablet's pool when `pool` is given (an idle
+    /// one is adopted by the session, preferably one carrying the session's settings
+    /// `pool: Some(settings)`, else a new one is opened within the pool's capacity), else a
     /// new one outside any pool.
     async fn open_backend(
         &self,
@@ -376,9 +379,10 @@ impl<N: Net> Driver<N> {
         backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
         id: BackendId,
         address: &ShardAddress,
-        pooled: bool,
+        pool: Option<Option<&Arc<str>>>,
     ) {
-        let pool = if pooled {
+        let settings = pool.flatten();
+        let pool = if pool.is_some() {
             self.pools.get(address)
         } else {
             None
@@ -386,7 +390,7 @@ impl<N: Net> Driver<N> {
         let lease = match pool {
             None => None,
             Some(pool) => loop {
-                match pool.acquire(self.clock).await {
+                match pool.acquire(self.clock, settings).await {
                     Err(e) => {
                         tracing::warn!(conn = session.connection_id(), backend = id, error = %e, "no pooled connection");
                         session.handle_backend_error(id, e);

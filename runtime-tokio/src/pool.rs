@@ -83,14 +83,22 @@ impl<S: Send + 'static> TabletPool<S> {
         }
     }
 
-    /// A connection's worth of capacity, waiting up to the acquire timeout.
-    pub async fn acquire(self: &Arc<Self>, clock: Clock) -> Result<Acquired<S>, SqlError> {
+    /// A connection's worth of capacity, waiting up to the acquire timeout. An idle
+    /// connection carrying `settings` (the session's SETs) is preferred: it needs no reset
+    /// and no replay.
+    pub async fn acquire(
+        self: &Arc<Self>,
+        clock: Clock,
+        settings: Option<&Arc<str>>,
+    ) -> Result<Acquired<S>, SqlError> {
         let lease = || Lease {
             pool: Some(self.clone()),
         };
         let (ticket, rx) = {
             let mut inner = self.lock();
-            let got = inner.pool.acquire();
+            let got = inner
+                .pool
+                .acquire_preferring(|idle| idle.conn.settings() == settings);
             self.sync(&inner);
             match got {
                 Ok(g) => return Ok(self.granted(g, lease())),

@@ -356,6 +356,7 @@ impl World {
                     id,
                     address,
                     pooled,
+                    ..
                 } => {
                     if !(pooled && self.adopt_parked(ci, id, &address)) {
                         self.open_backend(ci, id, address)
