@@ -97,6 +97,10 @@ enum Owner {
     Internal,
     /// The statement with this generation.
     Exec(u64),
+    /// The [`STMT_SAVEPOINT`] set before the part of the statement with this generation: an
+    /// OK is dropped, an ERR is recorded in the statement (a failure then can't be undone
+    /// safely — a `ROLLBACK TO` would reach an older savepoint of that name).
+    Savepoint(u64),
     /// Results after the one relayed (a shard answered with more results than the client
     /// asked for, like a CALL): dropped, but an error among them is reported — and with the
     /// client's answer already final, that closes the connection (logged), never hides it.
@@ -204,6 +208,8 @@ struct RouteExec {
     /// Every part runs after [`STMT_SAVEPOINT`] on its shard: a failure undoes the statement
     /// on all of them ([`Exec::Undo`]) instead of leaving the parts that succeeded applied.
     savepoint: bool,
+    /// Shards where setting that savepoint failed (label: error).
+    savepoint_failed: Vec<String>,
 }
 
 impl RouteExec {
@@ -220,6 +226,7 @@ impl RouteExec {
             sharded_insert: false,
             retry: None,
             savepoint: false,
+            savepoint_failed: Vec::new(),
         }
     }
 }
@@ -231,7 +238,8 @@ struct UndoExec {
     pending: Vec<(BackendId, String)>,
     /// The statement's error, for the client once every shard rolled back.
     error: SqlError,
-    /// Shards where the `ROLLBACK TO` failed (label: error): the transaction is rolled back.
+    /// Shards where the savepoint or the `ROLLBACK TO` failed (label: error): the transaction
+    /// is rolled back.
     failed: Vec<String>,
 }
 
@@ -1298,7 +1306,7 @@ impl Session {
             self.join_transaction(id);
             if savepoint {
                 let sql = TxnOp::Savepoint(STMT_SAVEPOINT.into()).shard_sql();
-                self.send(id, sql, Owner::Internal);
+                self.send(id, sql, Owner::Savepoint(gen));
             }
             self.send(id, sql, Owner::Exec(gen));
             parts.push(Part {
@@ -2288,6 +2296,18 @@ impl Session {
                 s.owner = Owner::None;
             }
         }
+        if let (Owner::Savepoint(g), BackendEvent::Error(e)) = (owner, &ev) {
+            tracing::warn!(conn = self.connection_id(), backend = id, error = %e, "statement savepoint failed on a backend");
+            let label = self.backends.get(&id).map(|s| self.shard_label(&s.key));
+            if let (Exec::Route(r), true) = (&mut self.exec, g == self.gen) {
+                r.savepoint_failed.push(format!(
+                    "{}: savepoint not set: {}",
+                    label.unwrap_or_default(),
+                    e.message
+                ));
+            }
+            return;
+        }
         match owner {
             Owner::Exec(g) if g == self.gen => self.on_exec_event(id, ev),
             Owner::Internal => {
@@ -2335,7 +2355,7 @@ impl Session {
                         if self.retry_read(id, &e) {
                             return;
                         }
-                        return self.fail(&e);
+                        return self.fail_route(e);
                     }
                 }
             }
@@ -2490,8 +2510,10 @@ impl Session {
     /// The statement in progress failed with `e`: the client gets it, after the statement
     /// is undone on its shards when it ran after [`STMT_SAVEPOINT`].
     fn fail_route(&mut self, e: SqlError) {
-        let parts = match &self.exec {
-            Exec::Route(r) if r.savepoint => r.parts.clone(),
+        let (parts, failed) = match &mut self.exec {
+            Exec::Route(r) if r.savepoint => {
+                (r.parts.clone(), std::mem::take(&mut r.savepoint_failed))
+            }
             _ => return self.fail(&e),
         };
         // Answers still coming for the statement are drained (their owner is gone); each
@@ -2508,10 +2530,11 @@ impl Session {
                 pending.push((p.backend, label));
             }
         }
+        // (where the savepoint could not be set, the undo has failed before it started)
         self.exec = Exec::Undo(UndoExec {
             pending,
             error: e,
-            failed: Vec::new(),
+            failed,
         });
         self.finish_undo();
     }
