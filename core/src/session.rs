@@ -22,9 +22,10 @@
 //! single keyspace is checked once, at connect.
 //!
 //! Every backend command has an *owner*: the statement in progress (by generation number),
-//! the session itself (replayed `SET`s, `BEGIN`, rollbacks), or a sequence reservation. Events
-//! of a command whose owner is gone (a statement ended early by an error or a satisfied LIMIT)
-//! are drained and dropped, and the next command waits in the backend's queue meanwhile.
+//! the savepoint set before a part of it (`STMT_SAVEPOINT`), the session itself (replayed
+//! `SET`s, `BEGIN`, rollbacks), or a sequence reservation. Events of a command whose owner is
+//! gone (a statement ended early by an error or a satisfied LIMIT) are drained and dropped,
+//! and the next command waits in the backend's queue meanwhile.
 //!
 //! A panic while handling one statement is caught here: the client gets ERR 1105, the
 //! backends that may have been mid-result are dropped, the panic is counted, and the session
