@@ -2356,7 +2356,7 @@ impl Session {
                         if self.retry_read(id, &e) {
                             return;
                         }
-                        return self.fail_route(e);
+                        self.fail_route(e);
                     }
                 }
             }
