@@ -1072,6 +1072,27 @@ def test_savepoint_across_shards(cluster, gw, clean):
         a.close()
 
 
+def test_failed_multi_shard_insert_in_transaction_undoes_only_itself(cluster, gw, clean):
+    """Inside a transaction, a two-row INSERT whose rows land on both shards fails on 80- with
+    MariaDB's 1062: -80 rolls back to the gateway's statement savepoint, the client gets the
+    1062, the transaction stays open, and COMMIT keeps only the earlier statements (MySQL's
+    statement atomicity, across shards)."""
+    a = connect(gw)
+    try:
+        query(a, "insert into kv (id, v) values (3, 'old')")  # 80- (odd ids)
+        query(a, "begin")
+        query(a, "insert into kv (id, v) values (6, 'kept')")  # -80 (even ids)
+        e = mysql_error(lambda: query(a, "insert into kv (id, v) values (2, 'gone'), (3, 'dup')"))
+        assert e.args[0] == 1062 and "Duplicate" in e.args[1], e
+        assert query(a, "select id, v from kv order by id") == ((3, "old"), (6, "kept"))
+        query(a, "update kv set v = 'then' where id = 6")
+        query(a, "commit")
+        assert cluster.shard_ids("kv") == {"-80": [6], "80-": [3]}
+        assert query(a, "select id, v from kv order by id") == ((3, "old"), (6, "then"))
+    finally:
+        a.close()
+
+
 # ---- tablet health and replicas ----
 
 

@@ -22,9 +22,10 @@
 //! single keyspace is checked once, at connect.
 //!
 //! Every backend command has an *owner*: the statement in progress (by generation number),
-//! the session itself (replayed `SET`s, `BEGIN`, rollbacks), or a sequence reservation. Events
-//! of a command whose owner is gone (a statement ended early by an error or a satisfied LIMIT)
-//! are drained and dropped, and the next command waits in the backend's queue meanwhile.
+//! the savepoint set before a part of it (`STMT_SAVEPOINT`), the session itself (replayed
+//! `SET`s, `BEGIN`, rollbacks), or a sequence reservation. Events of a command whose owner is
+//! gone (a statement ended early by an error or a satisfied LIMIT) are drained and dropped,
+//! and the next command waits in the backend's queue meanwhile.
 //!
 //! A panic while handling one statement is caught here: the client gets ERR 1105, the
 //! backends that may have been mid-result are dropped, the panic is counted, and the session
@@ -101,6 +102,10 @@ enum Owner {
     Internal,
     /// The statement with this generation.
     Exec(u64),
+    /// The [`STMT_SAVEPOINT`] set before the part of the statement with this generation: an
+    /// OK is dropped, an ERR is recorded in the statement (a failure then can't be undone
+    /// safely — a `ROLLBACK TO` would reach an older savepoint of that name).
+    Savepoint(u64),
     /// Results after the one relayed (a shard answered with more results than the client
     /// asked for, like a CALL): dropped, but an error among them is reported — and with the
     /// client's answer already final, that closes the connection (logged), never hides it.
@@ -158,6 +163,9 @@ enum Exec {
     Sequence(SeqExec),
     /// A nested-loop join at the gateway (`exec::join`).
     Join(Box<JoinRun>),
+    /// A multi-shard write failed inside a transaction: its shards roll back to the
+    /// statement savepoint before the client gets the error ([`STMT_SAVEPOINT`]).
+    Undo(UndoExec),
 }
 
 /// A cross-shard join in progress: the left side, then one right query per left row.
@@ -202,7 +210,67 @@ struct RouteExec {
     /// A read outside any transaction: retried once on a fresh connection when a part's
     /// connection fails before that part produced anything and before the client got a byte.
     retry: Option<Box<RouteRetry>>,
+    /// Every part runs after [`STMT_SAVEPOINT`] on its shard: a failure undoes the statement
+    /// on all of them ([`Exec::Undo`]) instead of leaving the parts that succeeded applied.
+    savepoint: bool,
+    /// Shards where setting that savepoint failed (label: error).
+    savepoint_failed: Vec<String>,
 }
+
+impl RouteExec {
+    /// The parts of a statement just sent, answers merged by `merger` (one slot per part, in
+    /// order of `parts`) or relayed as is when `None`.
+    fn new(parts: Vec<Part>, merger: Option<Merger>) -> RouteExec {
+        RouteExec {
+            parts,
+            rows_sent: 0,
+            merger,
+            columns_sent: false,
+            ok: OkInfo::default(),
+            first_id: None,
+            sharded_insert: false,
+            retry: None,
+            savepoint: false,
+            savepoint_failed: Vec::new(),
+        }
+    }
+}
+
+/// Undoing a failed multi-shard write: `ROLLBACK TO` [`STMT_SAVEPOINT`] on each of its shards.
+#[derive(Debug)]
+struct UndoExec {
+    /// Shards whose `ROLLBACK TO` has not answered yet (with their labels).
+    pending: Vec<(BackendId, String)>,
+    /// The statement's error, for the client once every shard rolled back.
+    error: SqlError,
+    /// Shards where the savepoint or the `ROLLBACK TO` failed (label: error): the transaction
+    /// is rolled back.
+    failed: Vec<String>,
+}
+
+/// The savepoint set on each shard of a write that may reach several shards inside a
+/// transaction, so a failure on one shard undoes the statement on all of them (MySQL rolls
+/// back a failed statement, never the parts of it that worked; Vitess does the same with
+/// `_vt_savepoint_N`).
+///
+/// - When: inside an explicit transaction or with autocommit off, for DML resolved to more
+///   than one shard. A single-shard write needs none (the shard undoes its own failed
+///   statement), nor does autocommit DML (it runs in an implicit transaction of its own that
+///   is rolled back whole), nor DDL (it commits implicitly).
+/// - Where: `SAVEPOINT` is queued on each of the statement's shards right before its part —
+///   after the `BEGIN` and the replayed user savepoints of a shard joining the transaction
+///   with this statement — so it marks exactly the state before the statement on every shard
+///   it touches, and shards it doesn't touch get nothing. It costs one pipelined command per
+///   shard, never an extra round trip before the statement starts.
+/// - Failure: the client's answer waits while every shard of the statement runs
+///   `ROLLBACK TO` (behind whatever of the statement it was still running); the client then
+///   gets the statement's own error and the transaction stays open. If a `ROLLBACK TO`
+///   fails, the whole transaction is rolled back and the client gets an ERR saying so.
+/// - One fixed name, set again by each such statement (a `SAVEPOINT` with an existing name
+///   moves it, deleting nothing else), so savepoints never pile up. It is never remembered
+///   with the user's savepoints (so never replayed on shards joining later), and the name is
+///   reserved: a user `SAVEPOINT` / `ROLLBACK TO` / `RELEASE` naming it is refused.
+const STMT_SAVEPOINT: &str = "_shardgate_stmt";
 
 /// What a read needs to run one of its parts again.
 #[derive(Debug)]
@@ -578,6 +646,10 @@ impl Session {
 
     /// Ends the statement in progress with `err` (KILL QUERY, query timeout): its shard
     /// queries are killed, the client gets the ERR, the connection stays usable.
+    ///
+    /// A multi-shard write running after [`STMT_SAVEPOINT`], or being undone, is not waited
+    /// for: the whole transaction is rolled back instead (safe without waiting on shards that
+    /// may not answer), and the ERR says so.
     fn interrupt(&mut self, err: SqlError) {
         if matches!(self.exec, Exec::Idle) {
             return;
@@ -585,7 +657,16 @@ impl Session {
         for id in self.exec_backends() {
             self.kill_backend_query(id);
         }
+        let undoing = matches!(&self.exec, Exec::Route(r) if r.savepoint)
+            || matches!(self.exec, Exec::Undo(_));
         self.exec = Exec::Idle;
+        if undoing {
+            return self.abort_txn(&SqlError::new(
+                err.code,
+                err.sqlstate(),
+                format!("{}; the transaction was rolled back (the interrupted statement had reached several shards)", err.message),
+            ));
+        }
         self.abort_implicit_txn();
         self.gw.counters.errors.fetch_add(1, Ordering::Relaxed);
         self.conn.send_error(&err);
@@ -882,6 +963,7 @@ impl Session {
                 .filter(|p| !p.done)
                 .map(|p| p.backend)
                 .collect(),
+            Exec::Undo(u) => u.pending.iter().map(|(b, _)| *b).collect(),
         }
     }
 
@@ -1106,7 +1188,7 @@ impl Session {
         }
         if self.gw.passthrough {
             let ks = self.gw.topology.default_keyspace.clone();
-            return self.start_route_to(&ks, vec![(0, sql)], None, None);
+            return self.start_route_to(&ks, vec![(0, sql)], None, None, false);
         }
         if !self.reserved && crate::sql::needs_reserved_connection(&sql) {
             self.reserved = true;
@@ -1192,7 +1274,8 @@ impl Session {
                 let queries: Vec<(usize, String)> =
                     queries.into_iter().map(|q| (q.shard, q.sql)).collect();
                 // DML only: DDL commits implicitly on each shard anyway.
-                if route.is_write && route.opcode != crate::plan::Opcode::AllShards {
+                let dml = route.is_write && route.opcode != crate::plan::Opcode::AllShards;
+                if dml {
                     self.begin_implicit_txn(queries.len());
                 }
                 // A read outside any transaction may be retried once (see `retry_read`).
@@ -1201,7 +1284,7 @@ impl Session {
                     && !self.in_txn
                     && self.autocommit)
                     .then(|| queries.clone());
-                self.start_route_to(&ks, queries, merger, None);
+                self.start_route_to(&ks, queries, merger, None, dml);
                 self.arm_retry(&ks, retry);
             }
             Plan::Insert(ins) => self.start_insert(planned.clone(), sql, ins),
@@ -1217,29 +1300,31 @@ impl Session {
     }
 
     /// Sends `queries` (shard index, SQL) of keyspace `ks` and relays or merges the answers.
+    /// `dml`: the queries change rows (a multi-shard one in a transaction runs after
+    /// [`STMT_SAVEPOINT`]).
     fn start_route_to(
         &mut self,
         ks: &str,
         queries: Vec<(usize, String)>,
         merger: Option<Merger>,
         first_id: Option<u64>,
+        dml: bool,
     ) {
+        let savepoint = dml
+            && queries.len() > 1
+            && self.txn_open()
+            && !self.implicit_txn
+            && !self.gw.passthrough;
         let gen = self.next_gen();
-        let parts = match self.send_parts(ks, queries.into_iter(), gen) {
+        let parts = match self.send_parts(ks, queries.into_iter(), gen, savepoint) {
             Ok(parts) => parts,
             Err(e) => return self.fail(&e),
         };
         // One merger slot per part, in order of `parts` (key-range order).
-        self.exec = Exec::Route(RouteExec {
-            retry: None,
-            sharded_insert: false,
-            rows_sent: 0,
-            parts,
-            merger,
-            columns_sent: false,
-            ok: OkInfo::default(),
-            first_id,
-        });
+        let mut route = RouteExec::new(parts, merger);
+        route.first_id = first_id;
+        route.savepoint = savepoint;
+        self.exec = Exec::Route(route);
     }
 
     /// Makes the route just started retryable (its parts, in order, are `queries`).
@@ -1408,6 +1493,7 @@ impl Session {
             queries.into_iter().map(|q| (q.shard, q.sql)).collect(),
             merger,
             ids.first().copied(),
+            true,
         );
         if let Exec::Route(r) = &mut self.exec {
             r.sharded_insert = true;
@@ -1581,6 +1667,15 @@ impl Session {
     }
 
     fn transaction(&mut self, op: TxnOp) {
+        if let TxnOp::Savepoint(n) | TxnOp::RollbackTo(n) | TxnOp::Release(n) = &op {
+            if n.eq_ignore_ascii_case(STMT_SAVEPOINT) {
+                return self.fail(&SqlError::new(
+                    1105,
+                    "HY000",
+                    format!("savepoint name {n} is reserved by the gateway"),
+                ));
+            }
+        }
         if matches!(op, TxnOp::Begin | TxnOp::Commit | TxnOp::Rollback) {
             self.savepoints.clear();
         }
@@ -1704,16 +1799,7 @@ impl Session {
             });
         }
         let merger = (parts.len() > 1).then(|| Merger::new(Default::default(), parts.len()));
-        self.exec = Exec::Route(RouteExec {
-            retry: None,
-            sharded_insert: false,
-            rows_sent: 0,
-            parts,
-            merger,
-            columns_sent: false,
-            ok: OkInfo::default(),
-            first_id: None,
-        });
+        self.exec = Exec::Route(RouteExec::new(parts, merger));
     }
 
     /// Sends `sql` (COMMIT or ROLLBACK) to every participant as session bookkeeping, without
@@ -1876,16 +1962,7 @@ impl Session {
             return;
         }
         let merger = (parts.len() > 1).then(|| Merger::new(Default::default(), parts.len()));
-        self.exec = Exec::Route(RouteExec {
-            retry: None,
-            sharded_insert: false,
-            rows_sent: 0,
-            parts,
-            merger,
-            columns_sent: false,
-            ok: OkInfo::default(),
-            first_id: None,
-        });
+        self.exec = Exec::Route(RouteExec::new(parts, merger));
     }
 
     /// Variables the gateway must know about even though shards apply them too:
@@ -2226,6 +2303,18 @@ impl Session {
                 s.owner = Owner::None;
             }
         }
+        if let (Owner::Savepoint(g), BackendEvent::Error(e)) = (owner, &ev) {
+            tracing::warn!(conn = self.connection_id(), backend = id, error = %e, "statement savepoint failed on a backend");
+            let label = self.backends.get(&id).map(|s| self.shard_label(&s.key));
+            if let (Exec::Route(r), true) = (&mut self.exec, g == self.gen) {
+                r.savepoint_failed.push(format!(
+                    "{}: savepoint not set: {}",
+                    label.unwrap_or_default(),
+                    e.message
+                ));
+            }
+            return;
+        }
         match owner {
             Owner::Exec(g) if g == self.gen => return self.on_exec_event(id, ev),
             Owner::Internal => {
@@ -2273,8 +2362,12 @@ impl Session {
         if matches!(self.exec, Exec::Connecting { backend } if backend == id) {
             return self.fail(&e);
         }
+        if matches!(self.exec, Exec::Undo(_)) {
+            // Lost while still running the failed statement: its ROLLBACK TO is gone.
+            return self.on_undo_event(id, BackendEvent::Closed(e));
+        }
         if self.exec_backends().contains(&id) && !self.retry_read(id, &e) {
-            self.fail(&e);
+            self.fail_route(e);
         }
     }
 
@@ -2284,6 +2377,7 @@ impl Session {
             Exec::Commit(_) => self.on_commit_event(id, ev),
             Exec::Sequence(_) => self.on_sequence_event(ev),
             Exec::Join(_) => self.on_join_event(id, ev),
+            Exec::Undo(_) => self.on_undo_event(id, ev),
             _ => {}
         }
     }
@@ -2414,12 +2508,105 @@ impl Session {
             }
             BackendEvent::Closed(e) => {
                 if !self.retry_read(id, &e) {
-                    self.fail(&e);
+                    self.fail_route(e);
                 }
             }
-            BackendEvent::Error(e) => self.fail(&e),
+            BackendEvent::Error(e) => self.fail_route(e),
             BackendEvent::Prepared { .. } | BackendEvent::Connected { .. } => {}
         }
+    }
+
+    /// The statement in progress failed with `e`: the client gets it, after the statement
+    /// is undone on its shards when it ran after [`STMT_SAVEPOINT`].
+    fn fail_route(&mut self, e: SqlError) {
+        let (parts, failed) = match &mut self.exec {
+            Exec::Route(r) if r.savepoint => {
+                (r.parts.clone(), std::mem::take(&mut r.savepoint_failed))
+            }
+            _ => return self.fail(&e),
+        };
+        // Answers still coming for the statement are drained (their owner is gone); each
+        // shard's ROLLBACK TO runs once its part is over.
+        let gen = self.next_gen();
+        let sql = TxnOp::RollbackTo(STMT_SAVEPOINT.into()).shard_sql();
+        let mut pending = Vec::with_capacity(parts.len());
+        for p in parts {
+            // A shard whose connection was lost lost its whole transaction: COMMIT reports it
+            // (`lost_in_txn`).
+            if let Some(slot) = self.backends.get(&p.backend) {
+                let label = self.shard_label(&slot.key);
+                self.send(p.backend, sql.clone(), Owner::Exec(gen));
+                pending.push((p.backend, label));
+            }
+        }
+        // (where the savepoint could not be set, the undo has failed before it started)
+        self.exec = Exec::Undo(UndoExec {
+            pending,
+            error: e,
+            failed,
+        });
+        self.finish_undo();
+    }
+
+    /// An answer to an undo's `ROLLBACK TO` (or its connection closed).
+    fn on_undo_event(&mut self, id: BackendId, ev: BackendEvent) {
+        let Exec::Undo(u) = &mut self.exec else {
+            return;
+        };
+        let Some(i) = u.pending.iter().position(|(b, _)| *b == id) else {
+            return;
+        };
+        match ev {
+            BackendEvent::Ok { .. } => {}
+            BackendEvent::Error(e) | BackendEvent::Closed(e) => {
+                u.failed.push(format!("{}: {}", u.pending[i].1, e.message));
+            }
+            // Nothing else answers a ROLLBACK TO; wait for its end.
+            _ => return,
+        }
+        u.pending.remove(i);
+        self.finish_undo();
+    }
+
+    /// Once every shard answered its `ROLLBACK TO`: the statement's error, with the
+    /// transaction still open; or, when one failed, the whole transaction rolled back and an
+    /// ERR saying so (never partial writes kept silently).
+    fn finish_undo(&mut self) {
+        let Exec::Undo(u) = &self.exec else {
+            return;
+        };
+        if !u.pending.is_empty() {
+            return;
+        }
+        let Exec::Undo(u) = std::mem::replace(&mut self.exec, Exec::Idle) else {
+            return;
+        };
+        if u.failed.is_empty() {
+            return self.fail(&u.error);
+        }
+        tracing::warn!(conn = self.connection_id(), failed = ?u.failed, "undoing a failed statement failed; rolling back the transaction");
+        let e = &u.error;
+        self.abort_txn(&SqlError::new(
+            1105,
+            "HY000",
+            format!(
+                "transaction rolled back: the statement failed ({} {}: {}) and undoing its partial writes failed on shard(s) [{}]",
+                e.code,
+                e.sqlstate(),
+                e.message,
+                u.failed.join("; ")
+            ),
+        ));
+    }
+
+    /// Rolls back the open transaction on every shard and answers `e`.
+    fn abort_txn(&mut self, e: &SqlError) {
+        self.end_participants("ROLLBACK");
+        self.in_txn = false;
+        self.savepoints.clear();
+        self.lost_in_txn.clear();
+        self.sync_status();
+        self.fail(e);
     }
 
     // ---- cross-shard joins ----
@@ -2481,7 +2668,12 @@ impl Session {
             .collect();
         self.note_plan("Join", &ks, labels);
         let gen = self.next_gen();
-        let parts = match self.send_parts(&ks, queries.into_iter().map(|q| (q.shard, q.sql)), gen) {
+        let parts = match self.send_parts(
+            &ks,
+            queries.into_iter().map(|q| (q.shard, q.sql)),
+            gen,
+            false,
+        ) {
             Ok(p) => p,
             Err(e) => return self.fail(&e),
         };
@@ -2499,12 +2691,14 @@ impl Session {
         }));
     }
 
-    /// Sends one query per (shard, SQL) of keyspace `ks` for the statement `gen`.
+    /// Sends one query per (shard, SQL) of keyspace `ks` for the statement `gen`, each after
+    /// [`STMT_SAVEPOINT`] when `savepoint` (a multi-shard write in a transaction).
     fn send_parts(
         &mut self,
         ks: &str,
         queries: impl Iterator<Item = (usize, String)>,
         gen: u64,
+        savepoint: bool,
     ) -> Result<Vec<Part>, SqlError> {
         let queries: Vec<(usize, String)> = queries.collect();
         let shards: Vec<usize> = queries.iter().map(|(sh, _)| *sh).collect();
@@ -2532,6 +2726,10 @@ impl Session {
                 })
             })?;
             self.join_transaction(id);
+            if savepoint {
+                let sql = TxnOp::Savepoint(STMT_SAVEPOINT.into()).shard_sql();
+                self.send(id, sql, Owner::Savepoint(gen));
+            }
             self.send(id, sql, Owner::Exec(gen));
             parts.push(Part {
                 backend: id,
@@ -2648,7 +2846,7 @@ impl Session {
         };
         let gen = self.gen;
         let ks = j.right.keyspace.clone();
-        let parts = self.send_parts(&ks, queries.into_iter(), gen)?;
+        let parts = self.send_parts(&ks, queries.into_iter(), gen, false)?;
         if let Exec::Join(run) = &mut self.exec {
             run.merger = Merger::new(Default::default(), parts.len());
             run.parts = parts;

@@ -390,10 +390,14 @@ impl Engine {
                 Ok(Res::Ok(OkInfo::default()))
             }
             // Savepoints as in InnoDB: outside a transaction SAVEPOINT is a no-op and
-            // ROLLBACK TO / RELEASE find nothing (1305); a name set again moves to the end;
-            // ROLLBACK TO keeps the savepoint and drops later ones; RELEASE drops it and
-            // later ones.
+            // ROLLBACK TO / RELEASE find nothing (1305); with autocommit off SAVEPOINT opens
+            // the transaction (as MySQL's multi-statement mode does); a name set again moves
+            // to the end, keeping every other savepoint; ROLLBACK TO keeps the savepoint and
+            // drops later ones; RELEASE drops it and later ones.
             Statement::Savepoint { name } => {
+                if !session.autocommit {
+                    session.in_tx = true;
+                }
                 if session.in_tx {
                     let name = name.value.to_ascii_lowercase();
                     session.savepoints.retain(|(n, _)| *n != name);

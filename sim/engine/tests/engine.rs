@@ -572,6 +572,46 @@ fn transactions_and_rollback() {
     assert_eq!(t.one("select count(*) from c where id >= 20"), "1");
 }
 
+/// Savepoints as in MySQL/InnoDB: a name set again moves (the old mark is replaced, later
+/// savepoints stay), ROLLBACK TO keeps the savepoint, and with autocommit off SAVEPOINT works
+/// before any statement touched a table (the gateway sets one first on a fresh connection).
+#[test]
+fn savepoints_reused_name_and_autocommit_off() {
+    let mut t = sample();
+    t.ok("begin");
+    t.ok("insert into c values (30, 'a', null)");
+    t.ok("savepoint s");
+    t.ok("insert into c values (31, 'b', null)");
+    t.ok("savepoint u");
+    // Set again: moves to after 32; `u` still exists.
+    t.ok("insert into c values (32, 'c', null)");
+    t.ok("savepoint S");
+    t.ok("insert into c values (33, 'd', null)");
+    t.ok("rollback to savepoint s");
+    assert_eq!(
+        t.q("select id from c where id >= 30 order by id"),
+        vec![
+            vec![Some("30".into())],
+            vec![Some("31".into())],
+            vec![Some("32".into())]
+        ]
+    );
+    // Still there after ROLLBACK TO, and so is the earlier `u`.
+    t.ok("rollback to savepoint s");
+    t.ok("rollback to savepoint u");
+    assert_eq!(t.one("select count(*) from c where id >= 30"), "2");
+    assert_eq!(t.code("rollback to savepoint s"), 1305);
+    t.ok("rollback");
+
+    t.ok("set autocommit = 0");
+    t.ok("savepoint first");
+    t.ok("insert into c values (40, 'x', null)");
+    t.ok("rollback to savepoint first");
+    assert_eq!(t.one("select count(*) from c where id = 40"), "0");
+    t.ok("commit");
+    t.ok("set autocommit = 1");
+}
+
 #[test]
 fn ddl_and_errors() {
     let mut t = T::new();

@@ -461,24 +461,45 @@ impl Gen<'_> {
         }
     }
 
+    /// `(id, k, s, d), …`: one row of drawn values per id.
+    fn values_by_id<'a>(&mut self, ids: impl IntoIterator<Item = &'a i64>) -> String {
+        let rows: Vec<String> = ids
+            .into_iter()
+            .map(|id| {
+                let (k, s, d) = (self.k_value(), self.s_value(), self.d_value());
+                format!("({id}, {k}, {s}, {d})")
+            })
+            .collect();
+        rows.join(", ")
+    }
+
+    /// `insert into <table> (id, k, s, d)` with one row of drawn values per id.
+    fn insert_rows_by_id(&mut self, table: &str, ids: &[i64]) -> Stmt {
+        let values = self.values_by_id(ids);
+        Stmt::write(format!("insert into {table} (id, k, s, d) values {values}"))
+    }
+
     fn insert(&mut self) -> Stmt {
         let t = self.table();
         match t.kind {
             TableKind::ById => {
                 let present = self.present_ids(&t);
-                if self.rng.random_bool(0.08) {
-                    if let Some(&dup) = present.iter().next() {
-                        // A duplicate key: one row, one shard, ERR 1062 on both sides.
-                        let (k, s, d) = (self.k_value(), self.s_value(), self.d_value());
-                        return Stmt::write(format!(
-                            "insert into {} (id, k, s, d) values ({dup}, {k}, {s}, {d})",
-                            t.name
-                        ));
-                    }
-                }
                 let free: Vec<i64> = (1..=ID_KEYS + 10)
                     .filter(|i| !present.contains(i))
                     .collect();
+                if self.rng.random_bool(0.08) {
+                    if let Some(&dup) = present.iter().next() {
+                        // A duplicate key, half the time with a new row (often on another
+                        // shard): ERR 1062 on both sides, and nothing of the statement stays
+                        // (the gateway undoes the other shards' part: an implicit transaction
+                        // in autocommit, a statement savepoint inside a transaction).
+                        let mut ids = vec![dup];
+                        if !free.is_empty() && self.rng.random_bool(0.5) {
+                            ids.push(self.pick(&free));
+                        }
+                        return self.insert_rows_by_id(&t.name, &ids);
+                    }
+                }
                 if free.is_empty() {
                     return self.delete();
                 }
@@ -490,18 +511,8 @@ impl Gen<'_> {
                 for id in &ids {
                     self.reserved.insert((t.name.clone(), *id));
                 }
-                let rows: Vec<String> = ids
-                    .iter()
-                    .map(|id| {
-                        let (k, s, d) = (self.k_value(), self.s_value(), self.d_value());
-                        format!("({id}, {k}, {s}, {d})")
-                    })
-                    .collect();
-                Stmt::write(format!(
-                    "insert into {} (id, k, s, d) values {}",
-                    t.name,
-                    rows.join(", ")
-                ))
+                let ids: Vec<i64> = ids.into_iter().collect();
+                self.insert_rows_by_id(&t.name, &ids)
             }
             TableKind::ByCustomer => {
                 let n = self.rng.random_range(1..=3usize);
@@ -675,28 +686,20 @@ impl Gen<'_> {
         while ids.len() < n {
             ids.insert(self.rng.random_range(1..=ID_KEYS));
         }
-        let rows: Vec<String> = ids
-            .iter()
-            .map(|id| {
-                let (k, s, d) = (self.k_value(), self.s_value(), self.d_value());
-                format!("({id}, {k}, {s}, {d})")
-            })
-            .collect();
+        let values = self.values_by_id(&ids);
         for id in &ids {
             self.reserved.insert((t.name.clone(), *id));
         }
         if self.rng.random_bool(0.5) {
             let set = self.pick(&["k = k + 1", "s = values(s)", "d = d + 1, k = 0"]);
             Stmt::write(format!(
-                "insert into {} (id, k, s, d) values {} on duplicate key update {set}",
+                "insert into {} (id, k, s, d) values {values} on duplicate key update {set}",
                 t.name,
-                rows.join(", ")
             ))
         } else {
             Stmt::write(format!(
-                "replace into {} (id, k, s, d) values {}",
+                "replace into {} (id, k, s, d) values {values}",
                 t.name,
-                rows.join(", ")
             ))
         }
     }

@@ -51,10 +51,6 @@ pub const KNOWN_BUGS: &[(&str, &str)] = &[
         "pass-through (one unsharded keyspace) with autocommit=0: the gateway sends BEGIN before the second statement, which commits the implicit transaction; ROLLBACK then keeps the first write",
         "scenarios/regressions/autocommit_off_passthrough.scn",
     ),
-    (
-        "a multi-shard INSERT whose rows fail on one shard keeps the other shards' rows (no implicit transaction)",
-        "scenarios/sql/suite.slt (item id 100)",
-    ),
 ];
 
 /// How seeds are drawn and run.
