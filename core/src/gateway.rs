@@ -9,7 +9,7 @@ use crate::pool::{PoolConfig, PoolStats};
 use crate::server::ServerConfig;
 use crate::vschema::{KeyspaceSchema, SequenceCache, ShardMap, VSchema};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Where the driver must connect for one shard. Opaque to the core: the driver maps it to a
@@ -276,12 +276,26 @@ pub struct Counters {
 #[derive(Debug, Default)]
 pub struct Failpoints {
     /// Panic while handling any statement whose text contains this marker.
-    pub panic_on: Mutex<Option<String>>,
+    panic_on: Mutex<Option<String>>,
+    /// Whether `panic_on` holds a marker: checked on every statement, so the unarmed case
+    /// (always, outside tests) takes no lock.
+    armed: AtomicBool,
 }
 
 impl Failpoints {
+    /// Arms (`Some`) or disarms (`None`) the statement panic marker.
+    pub fn set_panic_on(&self, marker: Option<&str>) {
+        if let Ok(mut g) = self.panic_on.lock() {
+            *g = marker.map(str::to_string);
+            self.armed.store(g.is_some(), Ordering::SeqCst);
+        }
+    }
+
     /// Panics if the statement matches the armed marker (simulates a gateway bug).
     pub fn check_statement(&self, sql: &str) {
+        if !self.armed.load(Ordering::Relaxed) {
+            return;
+        }
         let armed = self.panic_on.lock().ok().and_then(|g| g.clone());
         if let Some(marker) = armed {
             if sql.contains(&marker) {
@@ -365,11 +379,7 @@ impl Histogram {
         }
     }
     pub fn record(&mut self, us: u64) {
-        let i = self
-            .bounds
-            .iter()
-            .position(|b| us <= *b)
-            .unwrap_or(self.bounds.len());
+        let i = bucket_of(self.bounds, us);
         self.counts[i] += 1;
         self.totals_us[i] += us;
     }
@@ -388,6 +398,11 @@ impl Histogram {
     }
 }
 
+/// The bucket of `us` among upper `bounds`; past the last bound, the unbounded bucket.
+fn bucket_of(bounds: &[u64], us: u64) -> usize {
+    bounds.iter().position(|b| us <= *b).unwrap_or(bounds.len())
+}
+
 /// One statement, for the query log and the metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatementRecord {
@@ -398,7 +413,8 @@ pub struct StatementRecord {
     pub rows: u64,
     pub duration_us: u64,
     pub error: Option<u16>,
-    /// The statement text, cut to a bounded length.
+    /// The statement text, cut to a bounded length. With the shard labels, filled only when
+    /// a query log is set ([`Gateway::query_log`]): the statistics need neither.
     pub sql: String,
 }
 
@@ -423,27 +439,82 @@ impl std::fmt::Debug for QueryLogSink {
     }
 }
 
-/// Statement statistics of a gateway.
+/// Statement statistics of a gateway. Every session records every statement here, so the
+/// common case allocates nothing and holds one short lock (the per-plan counts); latency and
+/// rows are atomics.
 #[derive(Debug, Default)]
 pub struct Stats {
-    inner: Mutex<StatsSnapshot>,
+    /// plan type -> keyspace -> statements (nested so a known pair is found by `&str`).
+    queries: Mutex<BTreeMap<&'static str, BTreeMap<String, u64>>>,
+    /// error code -> count (errors only: off the common path).
+    errors: Mutex<BTreeMap<u16, u64>>,
+    latency: AtomicHistogram,
+    rows_returned: AtomicU64,
 }
 
 impl Stats {
     pub fn record(&self, r: &StatementRecord) {
-        if let Ok(mut s) = self.inner.lock() {
-            *s.queries
-                .entry((r.plan.to_string(), r.keyspace.clone()))
-                .or_default() += 1;
-            if let Some(code) = r.error {
-                *s.errors.entry(code).or_default() += 1;
+        if let Ok(mut q) = self.queries.lock() {
+            let by_ks = q.entry(r.plan).or_default();
+            match by_ks.get_mut(r.keyspace.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    by_ks.insert(r.keyspace.clone(), 1);
+                }
             }
-            s.latency.record(r.duration_us);
-            s.rows_returned += r.rows;
         }
+        if let Some(code) = r.error {
+            if let Ok(mut e) = self.errors.lock() {
+                *e.entry(code).or_default() += 1;
+            }
+        }
+        self.latency.record(r.duration_us);
+        self.rows_returned.fetch_add(r.rows, Ordering::Relaxed);
     }
     pub fn snapshot(&self) -> StatsSnapshot {
-        self.inner.lock().map(|s| s.clone()).unwrap_or_default()
+        let queries = self
+            .queries
+            .lock()
+            .map(|q| {
+                q.iter()
+                    .flat_map(|(plan, by_ks)| {
+                        by_ks
+                            .iter()
+                            .map(|(ks, n)| ((plan.to_string(), ks.clone()), *n))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        StatsSnapshot {
+            queries,
+            errors: self.errors.lock().map(|e| e.clone()).unwrap_or_default(),
+            latency: self.latency.snapshot(),
+            rows_returned: self.rows_returned.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// [`Histogram`] with atomic buckets (the [`LATENCY_BUCKETS_US`] bounds), recorded without
+/// a lock.
+#[derive(Debug, Default)]
+struct AtomicHistogram {
+    counts: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    totals_us: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+}
+
+impl AtomicHistogram {
+    fn record(&self, us: u64) {
+        let i = bucket_of(LATENCY_BUCKETS_US, us);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.totals_us[i].fetch_add(us, Ordering::Relaxed);
+    }
+    fn snapshot(&self) -> Histogram {
+        let load = |a: &[AtomicU64]| a.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        Histogram {
+            bounds: LATENCY_BUCKETS_US,
+            counts: load(&self.counts),
+            totals_us: load(&self.totals_us),
+        }
     }
 }
 

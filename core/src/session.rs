@@ -790,13 +790,16 @@ impl Session {
     fn pump(&mut self) {
         loop {
             let mut progressed = false;
-            let ids: Vec<BackendId> = self.backends.keys().copied().collect();
-            for id in ids {
+            // By key, not over a collected list (no allocation per pass): handling an event
+            // may open or drop backends.
+            let mut next = self.backends.keys().next().copied();
+            while let Some(id) = next {
                 while let Some(ev) = self.backends.get_mut(&id).and_then(|s| s.conn.poll_event()) {
                     progressed = true;
                     self.guarded(|s| s.on_backend_event(id, ev));
                 }
                 progressed |= self.issue_queued(id);
+                next = self.backends.range(id + 1..).next().map(|(k, _)| *k);
             }
             if matches!(self.exec, Exec::Idle) {
                 // Decoding the request runs guarded too: a panic in the protocol layer answers
@@ -852,7 +855,11 @@ impl Session {
             .unwrap_or_else(|| self.gw.topology.default_keyspace.clone());
         self.current = Some(CurrentStatement {
             start_us: self.now_us,
-            sql: sql.chars().take(LOGGED_SQL_CHARS).collect(),
+            sql: if self.query_logged() {
+                sql.chars().take(LOGGED_SQL_CHARS).collect()
+            } else {
+                String::new()
+            },
             plan: if self.gw.passthrough {
                 "Passthrough"
             } else {
@@ -862,6 +869,22 @@ impl Session {
             shards: Vec::new(),
             timed_out: false,
         });
+    }
+
+    /// Whether finished statements go to a query log (which alone needs their text and
+    /// shard labels: the statistics don't).
+    fn query_logged(&self) -> bool {
+        self.gw.query_log.get().is_some()
+    }
+
+    /// The labels of `shards` of `ks` for the query log; none without one.
+    fn logged_labels(&self, ks: &str, shards: impl Iterator<Item = usize>) -> Vec<String> {
+        if !self.query_logged() {
+            return Vec::new();
+        }
+        shards
+            .map(|sh| self.shard_label(&(ks.to_string(), sh)))
+            .collect()
     }
 
     fn note_plan(&mut self, plan: &'static str, keyspace: &str, shards: Vec<String>) {
@@ -1266,10 +1289,7 @@ impl Session {
                     None
                 };
                 let ks = route.keyspace.clone();
-                let labels = queries
-                    .iter()
-                    .map(|q| self.shard_label(&(ks.clone(), q.shard)))
-                    .collect();
+                let labels = self.logged_labels(&ks, queries.iter().map(|q| q.shard));
                 self.note_plan(plan.kind(), &ks, labels);
                 let queries: Vec<(usize, String)> =
                     queries.into_iter().map(|q| (q.shard, q.sql)).collect();
@@ -1482,10 +1502,7 @@ impl Session {
         };
         let merger = (queries.len() > 1).then(|| Merger::new(Default::default(), queries.len()));
         let ks = ins.keyspace.clone();
-        let labels = queries
-            .iter()
-            .map(|q| self.shard_label(&(ks.clone(), q.shard)))
-            .collect();
+        let labels = self.logged_labels(&ks, queries.iter().map(|q| q.shard));
         self.note_plan("Insert", &ks, labels);
         self.begin_implicit_txn(queries.len());
         self.start_route_to(
@@ -2662,10 +2679,7 @@ impl Session {
             max_buffered_rows: self.gw.limits.oltp_max_rows,
         };
         let ks = j.left.keyspace.clone();
-        let labels = queries
-            .iter()
-            .map(|q| self.shard_label(&(ks.clone(), q.shard)))
-            .collect();
+        let labels = self.logged_labels(&ks, queries.iter().map(|q| q.shard));
         self.note_plan("Join", &ks, labels);
         let gen = self.next_gen();
         let parts = match self.send_parts(

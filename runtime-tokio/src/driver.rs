@@ -16,6 +16,7 @@ use crate::embedded::EmbeddedShards;
 use crate::net::Net;
 use crate::pool::{Acquired, Idle, Lease, Pools};
 use crate::tls::{ClientStream, Prefixed};
+use crate::workers::{self, Workers};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardgate_core::gateway::{Gateway, ShardAddress};
@@ -61,6 +62,9 @@ pub struct Driver<N: Net> {
     /// TLS connectors toward shards, by the CA file that verifies them (`None`: unverified),
     /// built on first use.
     shard_tls: Mutex<BTreeMap<Option<String>, tokio_rustls::TlsConnector>>,
+    /// Per-core runtimes that run the sessions ([`Driver::set_workers`]); without them each
+    /// session is a task of the runtime that accepted it.
+    workers: OnceLock<Workers>,
 }
 
 /// A session's backend socket, and the pool capacity it holds (none for side connections).
@@ -86,6 +90,7 @@ impl<N: Net> Driver<N> {
             draining: tokio::sync::watch::channel(false).0,
             tls: OnceLock::new(),
             shard_tls: Mutex::new(BTreeMap::new()),
+            workers: OnceLock::new(),
             pools: Pools::new(&gateway),
             gateway,
         })
@@ -95,6 +100,11 @@ impl<N: Net> Driver<N> {
     /// offer it too, see `ServerConfig::tls`).
     pub fn set_tls(&self, acceptor: tokio_rustls::TlsAcceptor) {
         let _ = self.tls.set(acceptor);
+    }
+
+    /// Runs sessions on these per-core runtimes (set once, before serving).
+    pub fn set_workers(&self, workers: Workers) {
+        let _ = self.workers.set(workers);
     }
 
     /// Graceful shutdown: no new clients; each session closes when its statement in
@@ -168,7 +178,15 @@ impl<N: Net> Driver<N> {
                     peer.rsplit_once(':')
                         .map_or(peer.clone(), |(h, _)| h.to_string())
                 });
-            tokio::spawn(async move { me.run_client(stream, id, host).await });
+            match self.workers.get() {
+                None => drop(tokio::spawn(me.run_client(stream, id, host))),
+                Some(w) => drop(w.next().spawn(async move {
+                    match N::rehome(stream) {
+                        Ok(stream) => me.run_client(stream, id, host).await,
+                        Err(e) => tracing::warn!(conn = id, error = %e, "cannot hand a client to a worker"),
+                    }
+                })),
+            }
         }
     }
 
@@ -283,6 +301,7 @@ impl<N: Net> Driver<N> {
                                 let idle = Idle {
                                     stream: b.stream,
                                     conn,
+                                    home: workers::current(),
                                 };
                                 lease.release(idle, self.clock.now_us());
                             }
@@ -401,6 +420,17 @@ impl<N: Net> Driver<N> {
                             // Closed by the server while idle (wait_timeout, restart): drop it
                             // (its capacity goes back) and try again.
                             continue;
+                        }
+                        if idle.home != workers::current() {
+                            // Released on another worker runtime: register it with ours.
+                            idle.stream = match idle.stream {
+                                BackendStream::Net(s) => match N::rehome(s) {
+                                    Ok(s) => BackendStream::Net(s),
+                                    Err(_) => continue,
+                                },
+                                // TLS and in-process streams work from any runtime as they are.
+                                other => other,
+                            };
                         }
                         backends.insert(
                             id,

@@ -13,3 +13,4 @@ pub mod oneshot;
 pub mod pool;
 pub mod querylog;
 pub mod tls;
+pub mod workers;

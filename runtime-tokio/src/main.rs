@@ -22,7 +22,8 @@ struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `shardgate_core=debug`.
     #[arg(long, default_value = "info", env = "SHARDGATE_LOG", global = true)]
     log: String,
-    /// Worker threads of the runtime (default: number of cores).
+    /// Threads running client sessions, each a single-threaded runtime (default: number of
+    /// cores). Accepting, HTTP and health checks run on the main thread.
     #[arg(long)]
     threads: Option<usize>,
     /// HTTP address for /healthz, /debug/vars and /metrics (e.g. 127.0.0.1:15000).
@@ -152,12 +153,10 @@ fn main() -> ExitCode {
     {
         return validate(file);
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    if let Some(n) = cli.threads {
-        rt.worker_threads(n.max(1));
-    }
-    let rt = match rt.build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("shardgate: cannot start runtime: {e}");
@@ -347,6 +346,12 @@ async fn serve(cli: &Cli) -> Result<(), String> {
     }
     let seed = std::process::id() as u64;
     let driver = Driver::new(net, gateway, embedded, seed);
+    let threads = cli.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let workers = shardgate_runtime::workers::Workers::start(threads)
+        .map_err(|e| format!("cannot start worker threads: {e}"))?;
+    driver.set_workers(workers);
     if let Some(a) = acceptor {
         driver.set_tls(a);
         tracing::info!(

@@ -18,6 +18,12 @@ pub trait Net: Clone + Send + Sync + 'static {
     fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send;
     /// The bound address (for logs and tests that bind port 0).
     fn local_addr(listener: &Self::Listener) -> io::Result<String>;
+    /// Re-registers `stream` with the I/O driver of the runtime this is called on: a socket
+    /// moving to another worker runtime ([`crate::workers`]). Identity by default (one
+    /// runtime, or a network without per-runtime registration).
+    fn rehome(stream: Self::Stream) -> io::Result<Self::Stream> {
+        Ok(stream)
+    }
 }
 
 /// Real TCP through tokio, with TCP_NODELAY on both sides.
@@ -46,5 +52,9 @@ impl Net for TokioNet {
 
     fn local_addr(listener: &Self::Listener) -> io::Result<String> {
         Ok(listener.local_addr()?.to_string())
+    }
+
+    fn rehome(stream: Self::Stream) -> io::Result<Self::Stream> {
+        tokio::net::TcpStream::from_std(stream.into_std()?)
     }
 }

@@ -21,6 +21,9 @@ use tokio::sync::oneshot;
 pub struct Idle<S> {
     pub stream: S,
     pub conn: BackendConn,
+    /// The worker runtime whose I/O driver the socket is registered with
+    /// ([`crate::workers::current`] of the session that released it).
+    pub home: usize,
 }
 
 /// What [`TabletPool::acquire`] gives.

@@ -1172,9 +1172,7 @@ impl Harness for L1World {
     }
 
     fn set_panic_marker(&mut self, marker: Option<&str>) {
-        if let Ok(mut g) = self.gw.failpoints.panic_on.lock() {
-            *g = marker.map(str::to_string);
-        }
+        self.gw.failpoints.set_panic_on(marker);
     }
 
     fn shard_query(
