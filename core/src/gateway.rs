@@ -829,6 +829,44 @@ impl Gateway {
     }
 }
 
+/// One statistics entry per tablet (`keyspace/shard`, `keyspace/shard@replicaN`); a server
+/// shared by several shards keeps the first name.
+fn pool_stats(topology: &Topology, capacity: usize) -> BTreeMap<ShardAddress, PoolStats> {
+    let mut pools = BTreeMap::new();
+    for (address, name, _) in tablets(topology) {
+        pools
+            .entry(address)
+            .or_insert_with(|| PoolStats::new(name, capacity));
+    }
+    pools
+}
+
+/// One health entry per tablet, named like its pool.
+fn tablet_health(topology: &Topology) -> BTreeMap<ShardAddress, TabletHealth> {
+    let mut health = BTreeMap::new();
+    for (address, name, ty) in tablets(topology) {
+        health
+            .entry(address)
+            .or_insert_with(|| TabletHealth::new(name, ty));
+    }
+    health
+}
+
+/// Every tablet of the topology in order: (address, name, type).
+fn tablets(topology: &Topology) -> Vec<(ShardAddress, String, TabletType)> {
+    let mut out = Vec::new();
+    for ks in topology.keyspaces.values() {
+        for s in &ks.shards {
+            let name = format!("{}/{}", ks.name, s.name);
+            out.push((s.address.clone(), name.clone(), TabletType::Primary));
+            for (i, r) in s.replicas.iter().enumerate() {
+                out.push((r.clone(), format!("{name}@replica{i}"), TabletType::Replica));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -984,42 +1022,4 @@ mod tests {
             "commerce"
         );
     }
-}
-
-/// One statistics entry per tablet (`keyspace/shard`, `keyspace/shard@replicaN`); a server
-/// shared by several shards keeps the first name.
-fn pool_stats(topology: &Topology, capacity: usize) -> BTreeMap<ShardAddress, PoolStats> {
-    let mut pools = BTreeMap::new();
-    for (address, name, _) in tablets(topology) {
-        pools
-            .entry(address)
-            .or_insert_with(|| PoolStats::new(name, capacity));
-    }
-    pools
-}
-
-/// One health entry per tablet, named like its pool.
-fn tablet_health(topology: &Topology) -> BTreeMap<ShardAddress, TabletHealth> {
-    let mut health = BTreeMap::new();
-    for (address, name, ty) in tablets(topology) {
-        health
-            .entry(address)
-            .or_insert_with(|| TabletHealth::new(name, ty));
-    }
-    health
-}
-
-/// Every tablet of the topology in order: (address, name, type).
-fn tablets(topology: &Topology) -> Vec<(ShardAddress, String, TabletType)> {
-    let mut out = Vec::new();
-    for ks in topology.keyspaces.values() {
-        for s in &ks.shards {
-            let name = format!("{}/{}", ks.name, s.name);
-            out.push((s.address.clone(), name.clone(), TabletType::Primary));
-            for (i, r) in s.replicas.iter().enumerate() {
-                out.push((r.clone(), format!("{name}@replica{i}"), TabletType::Replica));
-            }
-        }
-    }
-    out
 }

@@ -2092,10 +2092,22 @@ impl Session {
             )
         };
         Some(match (name, value.as_str()) {
-            ("workload", "oltp") => Ok(self.workload = Workload::Oltp),
-            ("workload", "olap") => Ok(self.workload = Workload::Olap),
-            ("transaction_mode", "multi") => Ok(self.transaction_mode = TransactionMode::Multi),
-            ("transaction_mode", "single") => Ok(self.transaction_mode = TransactionMode::Single),
+            ("workload", "oltp") => {
+                self.workload = Workload::Oltp;
+                Ok(())
+            }
+            ("workload", "olap") => {
+                self.workload = Workload::Olap;
+                Ok(())
+            }
+            ("transaction_mode", "multi") => {
+                self.transaction_mode = TransactionMode::Multi;
+                Ok(())
+            }
+            ("transaction_mode", "single") => {
+                self.transaction_mode = TransactionMode::Single;
+                Ok(())
+            }
             _ => Err(bad()),
         })
     }

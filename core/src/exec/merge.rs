@@ -429,9 +429,7 @@ impl Merger {
         for (a, acc) in aggs.iter().zip(g.accs.iter_mut()) {
             let v = c.get(a.col).and_then(|x| x.as_deref());
             match (acc, a.func) {
-                (Acc::Count(n), _) => {
-                    *n += v.and_then(|v| Decimal::parse(v)).map_or(0, |d| d.mantissa)
-                }
+                (Acc::Count(n), _) => *n += v.and_then(Decimal::parse).map_or(0, |d| d.mantissa),
                 (Acc::Sum(d, f), _) => add_number(d, f, v),
                 (Acc::Extreme(cur), func) => {
                     if let Some(v) = v {
@@ -536,7 +534,7 @@ impl Merger {
                 Ordering::Equal
             });
         }
-        self.output = rows.iter().map(|r| encode(r)).collect();
+        self.output = rows.iter().map(encode).collect();
     }
 
     fn having_holds(&self, row: &Cells) -> bool {

@@ -424,8 +424,10 @@ fn strip_keyspace_qualifiers(stmt: &mut Statement, ctx: &PlanContext<'_>) -> boo
             }
         }
         Statement::Drop {
-            object_type, names, ..
-        } if matches!(object_type, ObjectType::Table | ObjectType::View) => {
+            object_type: ObjectType::Table | ObjectType::View,
+            names,
+            ..
+        } => {
             names.iter_mut().for_each(&mut strip);
         }
         Statement::Drop { table: Some(t), .. } => strip(t),
@@ -451,10 +453,10 @@ fn relation_names(stmt: &Statement) -> Vec<ObjectName> {
             }
         }
         Statement::Drop {
-            object_type,
+            object_type: ObjectType::Table | ObjectType::View,
             names: n,
             ..
-        } if matches!(object_type, ObjectType::Table | ObjectType::View) => {
+        } => {
             names.extend(n.iter().cloned());
         }
         Statement::Drop { table: Some(t), .. } => names.push(t.clone()),

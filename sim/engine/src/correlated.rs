@@ -197,7 +197,7 @@ pub fn exists(c: &mut Compiler, q: &ast::Query, negated: bool) -> Option<Result<
         op: BinaryOperator::And,
         right: Box::new(b),
     });
-    sub.body = Box::new(SetExpr::Select(Box::new(s2)));
+    *sub.body = SetExpr::Select(Box::new(s2));
     sub.order_by = None;
     Some(build(c, &sub, &corr, negated))
 }

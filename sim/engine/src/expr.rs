@@ -940,9 +940,7 @@ impl<'c, 'a> Compiler<'c, 'a> {
             return self.aggregate(aggf, &name, args, distinct, star, &clauses);
         }
         if star {
-            return Err(SqlError::syntax(format!(
-                "You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near '*)' at line 1"
-            )));
+            return Err(SqlError::syntax("You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near '*)' at line 1".to_string()));
         }
         let mut compiled = Vec::new();
         for a in &args {
@@ -1030,8 +1028,7 @@ impl<'c, 'a> Compiler<'c, 'a> {
         let mut separator = b",".to_vec();
         for c in clauses {
             if let ast::FunctionArgumentClause::Separator(v) = c {
-                if let Some(t) =
-                    crate::types::Val::str(&v.to_string().trim_matches('\'').to_string()).to_bytes()
+                if let Some(t) = crate::types::Val::str(v.to_string().trim_matches('\'')).to_bytes()
                 {
                     separator = t;
                 }

@@ -47,14 +47,11 @@ pub fn offset_of(sql: &str, line: u64, col: u64) -> Option<usize> {
         }
     }
     let rest = &sql[line_start..];
-    let mut n = 1u64;
-    for (i, _) in rest.char_indices() {
-        if n == col {
-            return Some(line_start + i);
-        }
-        n += 1;
-    }
-    Some(sql.len())
+    // Columns count characters from 1.
+    let at = col
+        .checked_sub(1)
+        .and_then(|k| rest.char_indices().nth(k as usize));
+    Some(at.map_or(sql.len(), |(i, _)| line_start + i))
 }
 
 fn loc_offset(sql: &str, l: Location) -> Option<usize> {

@@ -139,7 +139,7 @@ pub fn parse_datetime(v: &Val) -> Option<DateTime> {
     }
     if !time.is_empty() {
         let (secs, micro) = parse_hms(time)?;
-        if secs >= 86400 || secs < 0 {
+        if !(0..86400).contains(&secs) {
             return None;
         }
         dt.hour = (secs / 3600) as u32;
