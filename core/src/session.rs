@@ -215,8 +215,6 @@ struct RouteExec {
     savepoint: bool,
     /// Shards where setting that savepoint failed (label: error).
     savepoint_failed: Vec<String>,
-    /// A session `SET` the one shard refused is dropped from the remembered SETs.
-    forget_set_on_error: bool,
 }
 
 impl RouteExec {
@@ -234,7 +232,6 @@ impl RouteExec {
             retry: None,
             savepoint: false,
             savepoint_failed: Vec::new(),
-            forget_set_on_error: false,
         }
     }
 }
@@ -1078,7 +1075,7 @@ impl Session {
             Request::ResetConnection => {
                 // As in MySQL, the current database (here: the target) survives a reset.
                 self.sets.clear();
-                self.refresh_sets_tag();
+                self.sets_tag = None;
                 self.in_txn = false;
                 self.savepoints.clear();
                 self.autocommit = true;
@@ -1914,11 +1911,6 @@ impl Session {
 
     /// `SET …`: remembered and applied to every backend (now and when opened later). The
     /// client gets the answer of the first backend, so a bad SET is reported.
-    /// `sets_tag` after `sets` changed.
-    fn refresh_sets_tag(&mut self) {
-        self.sets_tag = (!self.sets.is_empty()).then(|| Arc::from(self.sets.join(";\n")));
-    }
-
     fn session_set(&mut self, set_sql: String, original: &str) {
         if let Some(r) = self.gateway_variable(original) {
             return match r {
@@ -1940,8 +1932,10 @@ impl Session {
             return self.conn.send_ok(&OkInfo::default());
         }
         const MAX_SETS: usize = 64;
-        let remember = self.sets.len() < MAX_SETS;
-        if !remember {
+        if self.sets.len() < MAX_SETS {
+            self.sets.push(set_sql.clone());
+            self.sets_tag = Some(Arc::from(self.sets.join(";\n")));
+        } else {
             // Not remembered, so not replayed nor in the tag: the connections that got it
             // stay with this session.
             self.reserved = true;
@@ -1961,23 +1955,23 @@ impl Session {
                 .unwrap_or_else(|| self.gw.topology.default_keyspace.clone());
             open.push((ks, 0));
         }
-        // The shards answer for the SET (a bad value is their ERR, not a blind OK): a
-        // backend opened here replays the earlier SETs first, then runs this one.
         let gen = self.next_gen();
         let mut parts = Vec::new();
         for (ks, shard) in open {
+            // A backend opened here gets every remembered SET, this one included.
+            let fresh = !self.by_shard.contains_key(&(ks.clone(), shard));
             let Some(id) = self.backend_for(&ks, shard) else {
                 continue;
             };
+            if fresh {
+                // The replay already queued it; the client's answer is a plain OK below.
+                continue;
+            }
             self.send(id, set_sql.clone(), Owner::Exec(gen));
             parts.push(Part {
                 backend: id,
                 done: false,
             });
-        }
-        if remember {
-            self.sets.push(set_sql);
-            self.refresh_sets_tag();
         }
         self.sync_status();
         if parts.is_empty() {
@@ -1985,11 +1979,7 @@ impl Session {
             return;
         }
         let merger = (parts.len() > 1).then(|| Merger::new(Default::default(), parts.len()));
-        let mut route = RouteExec::new(parts, merger);
-        // One shard refused it: nothing changed there, so it is not remembered either. (Refused
-        // by some shards only, it stays: the tag names the statements run, whatever they did.)
-        route.forget_set_on_error = remember && route.parts.len() == 1;
-        self.exec = Exec::Route(route);
+        self.exec = Exec::Route(RouteExec::new(parts, merger));
     }
 
     /// Variables the gateway must know about even though shards apply them too:
@@ -2558,10 +2548,6 @@ impl Session {
     /// The statement in progress failed with `e`: the client gets it, after the statement
     /// is undone on its shards when it ran after [`STMT_SAVEPOINT`].
     fn fail_route(&mut self, e: SqlError) {
-        if matches!(&self.exec, Exec::Route(r) if r.forget_set_on_error) {
-            self.sets.pop();
-            self.refresh_sets_tag();
-        }
         let (parts, failed) = match &mut self.exec {
             Exec::Route(r) if r.savepoint => {
                 (r.parts.clone(), std::mem::take(&mut r.savepoint_failed))
