@@ -290,8 +290,8 @@ impl<N: Net> Driver<N> {
                         pooled,
                         settings,
                     } => {
-                        let pool = pooled.then_some(settings.as_ref());
-                        self.open_backend(session, backends, id, &address, pool)
+                        let settings = settings.as_ref();
+                        self.open_backend(session, backends, id, &address, pooled, settings)
                             .await
                     }
                     SessionEvent::ReleaseBackend { id } => {
@@ -388,20 +388,19 @@ impl<N: Net> Driver<N> {
         }
     }
 
-    /// Gets backend `id` a connection: from the tablet's pool when `pool` is given (an idle
-    /// one is adopted by the session, preferably one carrying the session's settings
-    /// `pool: Some(settings)`, else a new one is opened within the pool's capacity), else a
-    /// new one outside any pool.
+    /// Gets backend `id` a connection: from the tablet's pool when `pooled` (an idle one is
+    /// adopted by the session, preferably one carrying the session's `settings`, else a new
+    /// one is opened within the pool's capacity), else a new one outside any pool.
     async fn open_backend(
         &self,
         session: &mut Session,
         backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
         id: BackendId,
         address: &ShardAddress,
-        pool: Option<Option<&Arc<str>>>,
+        pooled: bool,
+        settings: Option<&Arc<str>>,
     ) {
-        let settings = pool.flatten();
-        let pool = if pool.is_some() {
+        let pool = if pooled {
             self.pools.get(address)
         } else {
             None
