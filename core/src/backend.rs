@@ -31,6 +31,9 @@ use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+mod prepared;
+use prepared::PreparedCache;
+
 /// Credentials and options for one backend connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BackendConfig {
@@ -140,6 +143,10 @@ pub struct BackendConn {
     /// The session settings (`SET`s) applied to this connection, as the tag its pool
     /// matches on: a session with the same settings reuses it as it is.
     settings: Option<Arc<str>>,
+    /// Statements prepared on the server by [`BackendConn::execute_sql`].
+    statements: PreparedCache,
+    /// The statement of [`BackendConn::execute_sql`] being prepared: executed once prepared.
+    pending_execute: Option<(Arc<str>, Vec<Value>)>,
 }
 
 /// Capabilities the gateway asks of its shards.
@@ -182,6 +189,8 @@ impl BackendConn {
             held_response: None,
             tls_active: false,
             settings: None,
+            statements: PreparedCache::default(),
+            pending_execute: None,
         }
     }
 
@@ -333,13 +342,59 @@ impl BackendConn {
         self.command(com::STMT_EXECUTE, &body, Reading::ResultStart)
     }
 
+    /// Runs `sql` as a prepared statement of this connection: COM_STMT_EXECUTE of the
+    /// server statement prepared for that text, after a COM_STMT_PREPARE the first time (its
+    /// answer is consumed here: the events are the execute's, or the prepare's ERR). Rows
+    /// arrive in the binary protocol. Parameters go out typed by value
+    /// ([`put_execute_params`]).
+    pub fn execute_sql(&mut self, sql: Arc<str>, params: Vec<Value>) -> Result<(), SqlError> {
+        self.ensure_idle()?;
+        match self.statements.get(&sql) {
+            Some((id, count)) => self.execute_checked(id, count, &params),
+            None => {
+                self.command(com::STMT_PREPARE, sql.as_bytes(), Reading::PrepareStart)?;
+                self.pending_execute = Some((sql, params));
+                Ok(())
+            }
+        }
+    }
+
+    /// Statements prepared by [`BackendConn::execute_sql`] are closed before the next
+    /// command: the default database changed (they would keep reading the old one's tables).
+    pub fn forget_statements(&mut self) {
+        self.statements.forget_all();
+    }
+
+    /// How many statements [`BackendConn::execute_sql`] keeps prepared on the server.
+    pub fn prepared_count(&self) -> usize {
+        self.statements.len()
+    }
+
     /// COM_STMT_CLOSE (no response).
     pub fn close_statement(&mut self, stmt_id: u32) -> Result<(), SqlError> {
         self.ensure_idle()?;
-        let mut p = vec![com::STMT_CLOSE];
-        p.extend_from_slice(&stmt_id.to_le_bytes());
-        PacketOut::new(0).write(&mut self.out, &p);
+        self.write_close(stmt_id);
         Ok(())
+    }
+
+    fn write_close(&mut self, stmt_id: u32) {
+        let mut p = [com::STMT_CLOSE, 0, 0, 0, 0];
+        p[1..].copy_from_slice(&stmt_id.to_le_bytes());
+        PacketOut::new(0).write(&mut self.out, &p);
+    }
+
+    /// COM_STMT_EXECUTE of a statement prepared with `count` parameters: a different number
+    /// of values is the server's own error, answered without sending.
+    fn execute_checked(&mut self, id: u32, count: u16, params: &[Value]) -> Result<(), SqlError> {
+        if usize::from(count) != params.len() {
+            self.events.push_back(BackendEvent::Error(SqlError::new(
+                codes::ER_WRONG_ARGUMENTS,
+                "HY000",
+                "Incorrect arguments to mysqld_stmt_execute",
+            )));
+            return Ok(());
+        }
+        self.execute(id, params)
     }
 
     /// COM_PING.
@@ -352,9 +407,12 @@ impl BackendConn {
         self.command(com::INIT_DB, db.as_bytes(), Reading::Simple)
     }
 
-    /// COM_RESET_CONNECTION (before returning a connection to a pool).
+    /// COM_RESET_CONNECTION (before returning a connection to a pool). The server drops its
+    /// prepared statements too.
     pub fn reset_connection(&mut self) -> Result<(), SqlError> {
-        self.command(com::RESET_CONNECTION, &[], Reading::Simple)
+        self.command(com::RESET_CONNECTION, &[], Reading::Simple)?;
+        self.statements.clear();
+        Ok(())
     }
 
     /// COM_QUIT; the connection is closed afterwards.
@@ -389,6 +447,9 @@ impl BackendConn {
 
     fn command(&mut self, cmd: u8, body: &[u8], reading: Reading) -> Result<(), SqlError> {
         self.ensure_idle()?;
+        for id in self.statements.take_closes() {
+            self.write_close(id);
+        }
         let mut out = PacketOut::new(0);
         let start = out.begin(&mut self.out);
         self.out.extend_from_slice(&[cmd]);
@@ -704,6 +765,14 @@ impl BackendConn {
         {
             let (stmt_id, params) = self.prepare.take().unwrap_or((0, 0));
             self.phase = Phase::Idle;
+            if let Some((sql, values)) = self.pending_execute.take() {
+                self.columns.clear();
+                self.statements.insert(sql, stmt_id, params);
+                if let Err(e) = self.execute_checked(stmt_id, params, &values) {
+                    self.fail(e);
+                }
+                return;
+            }
             self.events.push_back(BackendEvent::Prepared {
                 stmt_id,
                 params,
@@ -730,6 +799,8 @@ impl BackendConn {
     fn on_err(&mut self, p: &[u8]) {
         let e = decode_err(p).unwrap_or_else(|_| SqlError::internal("malformed ERR from backend"));
         self.phase = Phase::Idle;
+        // A failed prepare of `execute_sql` is that statement's answer.
+        self.pending_execute = None;
         self.events.push_back(BackendEvent::Error(e));
     }
 

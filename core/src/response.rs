@@ -236,6 +236,24 @@ impl ResponseWriter {
         self.commit_row(buf, start, res)
     }
 
+    /// Sends one row given as a binary-protocol payload (a shard's answer to a forwarded
+    /// COM_STMT_EXECUTE), as is. Only the header byte and the NULL bitmap's room are checked:
+    /// the shard encoded the values for the very columns it sent.
+    pub fn row_binary(&mut self, buf: &mut BytesMut, payload: &[u8]) -> Result<(), RowError> {
+        self.expect_rows("row_binary")?;
+        let start = self.out.begin(buf);
+        let bitmap = (self.columns.len() + 7 + 2) / 8;
+        let res = if self.format != RowFormat::Binary {
+            Err(crate::wire::DecodeError("binary row in a text result"))
+        } else if payload.first() != Some(&0) || payload.len() < 1 + bitmap {
+            Err(crate::wire::DecodeError("malformed binary row"))
+        } else {
+            buf.extend_from_slice(payload);
+            Ok(())
+        };
+        self.commit_row(buf, start, res)
+    }
+
     /// Ends the result set with EOF (or OK-as-EOF under DEPRECATE_EOF).
     pub fn finish(&mut self, buf: &mut BytesMut, warnings: u16) -> Result<(), WriterMisuse> {
         self.expect_rows("finish")?;

@@ -432,6 +432,12 @@ impl ServerConn {
         self.row_sent(res)
     }
 
+    /// Sends one row given as a binary-protocol payload (see [`ResponseWriter::row_binary`]).
+    pub fn send_row_binary(&mut self, payload: &[u8]) -> bool {
+        let res = self.writer.row_binary(&mut self.out, payload);
+        self.row_sent(res)
+    }
+
     /// Counts a written row, or answers the row's failure with its ERR.
     fn row_sent(&mut self, res: Result<(), crate::response::RowError>) -> bool {
         match res {

@@ -112,12 +112,22 @@ enum Owner {
     Tail,
 }
 
+/// A command waiting for its shard connection.
+#[derive(Debug)]
+enum ShardCommand {
+    /// COM_QUERY.
+    Query(String),
+    /// A client's COM_STMT_EXECUTE, forwarded as a prepared statement of the shard connection
+    /// (pass-through mode; see [`BackendConn::execute_sql`]).
+    Execute { sql: Arc<str>, params: Vec<Value> },
+}
+
 #[derive(Debug)]
 struct BackendSlot {
     conn: BackendConn,
     /// (keyspace, shard index) — or a reserved key for the sequence connection.
     key: (String, usize),
-    queue: VecDeque<(String, Owner)>,
+    queue: VecDeque<(ShardCommand, Owner)>,
     owner: Owner,
     /// Joined the session's explicit transaction.
     in_txn: bool,
@@ -215,6 +225,8 @@ struct RouteExec {
     savepoint: bool,
     /// Shards where setting that savepoint failed (label: error).
     savepoint_failed: Vec<String>,
+    /// The one part answers a forwarded COM_STMT_EXECUTE: its rows are binary already.
+    binary_rows: bool,
 }
 
 impl RouteExec {
@@ -232,6 +244,7 @@ impl RouteExec {
             retry: None,
             savepoint: false,
             savepoint_failed: Vec::new(),
+            binary_rows: false,
         }
     }
 }
@@ -700,7 +713,10 @@ impl Session {
                     .queue
                     .iter()
                     .zip(&self.sets)
-                    .all(|((sql, owner), set)| *owner == Owner::Internal && sql == set);
+                    .all(|((cmd, owner), set)| {
+                        *owner == Owner::Internal
+                            && matches!(cmd, ShardCommand::Query(sql) if sql == set)
+                    });
             if queued_replay {
                 slot.queue.drain(..n);
             }
@@ -1049,8 +1065,12 @@ impl Session {
             Request::Execute { sql, params, .. } => {
                 self.begin_statement(&sql);
                 self.gw.failpoints.check_statement(&sql);
-                // Prepared statements reach shards as text with literals bound, like Vitess;
-                // the response writer converts the shards' text rows to binary rows.
+                if self.gw.passthrough && !crate::sql::starts_with_keyword(&sql, "kill") {
+                    return self.forward_execute(sql, params);
+                }
+                // Sharded: prepared statements reach shards as text with literals bound
+                // (planning needs the values), like Vitess; the response writer converts the
+                // shards' text rows to binary rows.
                 let text = crate::sql::render_with_params(&sql, &params)
                     .map(Ok)
                     .unwrap_or_else(|| {
@@ -1200,8 +1220,30 @@ impl Session {
     }
 
     /// Plans and starts one statement.
+    /// Pass-through: the client's prepared statement runs as a prepared statement on the
+    /// server as well (prepared once per shard connection), and its binary rows are relayed as
+    /// they are: no SQL text to render, parse or convert rows for, on either side.
+    fn forward_execute(&mut self, sql: Arc<str>, params: Vec<Value>) {
+        let ks = self.gw.topology.default_keyspace.clone();
+        let Some(id) = self.backend_for(&ks, 0) else {
+            let e = self.tablet_error.take().unwrap_or_else(|| {
+                SqlError::new(1105, "HY000", format!("no shard in keyspace {ks}"))
+            });
+            return self.fail(&e);
+        };
+        let gen = self.next_gen();
+        self.send_command(id, ShardCommand::Execute { sql, params }, Owner::Exec(gen));
+        let part = Part {
+            backend: id,
+            done: false,
+        };
+        let mut route = RouteExec::new(vec![part], None);
+        route.binary_rows = true;
+        self.exec = Exec::Route(route);
+    }
+
     fn execute_sql(&mut self, sql: String) {
-        if sql.len() > 4 && sql[..4].eq_ignore_ascii_case("kill") {
+        if crate::sql::starts_with_keyword(&sql, "kill") {
             if let Ok(sqlparser::ast::Statement::Kill { modifier, id }) =
                 crate::sql::parse_one(&sql)
             {
@@ -1210,6 +1252,12 @@ impl Session {
             }
         }
         if self.gw.passthrough {
+            if crate::sql::starts_with_keyword(&sql, "use") {
+                // Statements prepared on the server keep the database they were prepared in.
+                for slot in self.backends.values_mut() {
+                    slot.conn.forget_statements();
+                }
+            }
             let ks = self.gw.topology.default_keyspace.clone();
             return self.start_route_to(&ks, vec![(0, sql)], None, None, false);
         }
@@ -2240,14 +2288,15 @@ impl Session {
         let pooled = slot.pooled();
         if shard < KILLER_BASE {
             for set in &self.sets {
-                slot.queue.push_back((set.clone(), Owner::Internal));
+                slot.queue
+                    .push_back((ShardCommand::Query(set.clone()), Owner::Internal));
             }
             // Autocommit off: the new connection's implicit transaction gets the savepoints
             // (an explicit transaction replays them after BEGIN in `join_transaction`).
             if !self.in_txn && !self.autocommit {
                 for n in &self.savepoints {
                     let sql = TxnOp::Savepoint(n.clone()).shard_sql();
-                    slot.queue.push_back((sql, Owner::Internal));
+                    slot.queue.push_back((ShardCommand::Query(sql), Owner::Internal));
                 }
             }
         }
@@ -2264,8 +2313,12 @@ impl Session {
 
     /// Sends now if the connection is free, else queues behind what is in flight.
     fn send(&mut self, id: BackendId, sql: String, owner: Owner) {
+        self.send_command(id, ShardCommand::Query(sql), owner);
+    }
+
+    fn send_command(&mut self, id: BackendId, cmd: ShardCommand, owner: Owner) {
         if let Some(s) = self.backends.get_mut(&id) {
-            s.queue.push_back((sql, owner));
+            s.queue.push_back((cmd, owner));
         }
         self.issue_queued(id);
     }
@@ -2282,10 +2335,14 @@ impl Session {
             self.drop_backend(id);
             return true;
         }
-        let Some((sql, owner)) = s.queue.pop_front() else {
+        let Some((cmd, owner)) = s.queue.pop_front() else {
             return false;
         };
-        match s.conn.query(&sql) {
+        let sent = match cmd {
+            ShardCommand::Query(sql) => s.conn.query(&sql),
+            ShardCommand::Execute { sql, params } => s.conn.execute_sql(sql, params),
+        };
+        match sent {
             Ok(()) => {
                 s.owner = owner;
                 true
@@ -2439,8 +2496,14 @@ impl Session {
             BackendEvent::Row(row) => match &mut r.merger {
                 None => {
                     r.rows_sent += 1;
-                    let n = r.rows_sent;
-                    if self.over_row_cap(n) || !self.conn.send_row_text(&row) {
+                    let (n, binary) = (r.rows_sent, r.binary_rows);
+                    let sent = !self.over_row_cap(n)
+                        && if binary {
+                            self.conn.send_row_binary(&row)
+                        } else {
+                            self.conn.send_row_text(&row)
+                        };
+                    if !sent {
                         self.exec = Exec::Idle;
                     }
                 }

@@ -266,6 +266,32 @@ fn binary_results_follow_the_same_rules() {
 }
 
 #[test]
+fn binary_rows_from_a_shard_are_relayed_as_they_are() {
+    let (mut w, mut b) = writer(CAPS_NO_EOF);
+    w.start_statement(false).unwrap();
+    w.columns_begin(&mut b, &cols(), RowFormat::Binary).unwrap();
+    let mut encoded = BytesMut::new();
+    put_binary_row(&mut encoded, &cols(), &row(7)).unwrap();
+    let start = b.len();
+    w.row_binary(&mut b, &encoded).unwrap();
+    assert_eq!(&b[start + 4..], &encoded[..], "the payload goes out byte for byte");
+    // A payload that is no binary row (no 0x00 header, or no room for the NULL bitmap)
+    // leaves nothing half-written; its ERR replaces the terminator.
+    let len = b.len();
+    assert!(matches!(w.row_binary(&mut b, b"\x01x"), Err(RowError::Encode(_))));
+    assert!(matches!(w.row_binary(&mut b, b"\x00"), Err(RowError::Encode(_))));
+    assert_eq!(b.len(), len);
+    let err = w.row_binary(&mut b, b"").unwrap_err();
+    assert_eq!(w.error(&mut b, &err.to_sql_error()), ErrorDisposition::Sent);
+    assert_eq!(transcript(&b, CAPS_NO_EOF), "cols2 def def row err1105");
+    // Never into a text result.
+    let (mut w, mut b) = writer(CAPS_NO_EOF);
+    w.start_statement(false).unwrap();
+    w.columns_begin(&mut b, &cols(), RowFormat::Text).unwrap();
+    assert!(w.row_binary(&mut b, &encoded).is_err());
+}
+
+#[test]
 fn misuse_is_reported_not_written() {
     let (mut w, mut b) = writer(CAPS_NO_EOF);
     w.start_statement(false).unwrap();

@@ -701,3 +701,69 @@ mod backend_tls {
         assert!(matches!(client.poll_event(), Some(BackendEvent::Closed(e)) if e.code == 2026));
     }
 }
+
+#[test]
+fn execute_sql_prepares_once_per_connection_and_relays_binary_rows() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    let sql: Arc<str> = Arc::from("select ?");
+    p.client.execute_sql(sql.clone(), vec![Value::Int(5)]).unwrap();
+    p.drive();
+    // The prepare's answer is consumed: only the execute's result surfaces.
+    let events = std::mem::take(&mut p.events);
+    match &events[..] {
+        [BackendEvent::Columns(_), BackendEvent::Row(row), BackendEvent::Done { .. }] => {
+            assert_eq!(row[0], 0, "a binary row starts with 0x00");
+        }
+        other => panic!("unexpected events {other:?}"),
+    }
+    assert_eq!(p.client.prepared_count(), 1);
+    p.client.execute_sql(sql.clone(), vec![Value::Int(6)]).unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["cols1", "row", "done"]);
+    assert_eq!(p.server.prepared_count(), 1, "prepared on the server once");
+    // Another parameter count than the server's statement has: its error, nothing sent.
+    p.client.execute_sql(sql.clone(), Vec::new()).unwrap();
+    assert!(p.client.poll_transmit().is_none());
+    p.drive();
+    assert_eq!(p.take(), ["err1210"]);
+    assert!(p.client.is_idle());
+}
+
+#[test]
+fn execute_sql_answers_a_refused_prepare_with_its_error_and_stays_usable() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    p.client
+        .execute_sql(Arc::from("selec oops ?"), vec![Value::Int(1)])
+        .unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["err1064"]);
+    assert!(p.client.is_idle());
+    assert_eq!(p.client.prepared_count(), 0);
+    assert_eq!(p.query("select 2"), ["cols1", "row", "done"]);
+}
+
+#[test]
+fn forgotten_statements_are_closed_before_the_next_command_and_prepared_again() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    let sql: Arc<str> = Arc::from("select ?");
+    p.client.execute_sql(sql.clone(), vec![Value::Int(1)]).unwrap();
+    p.drive();
+    p.take();
+    p.client.forget_statements();
+    assert_eq!(p.client.prepared_count(), 0);
+    assert_eq!(p.server.prepared_count(), 1, "closed with the next command, not before");
+    assert_eq!(p.query("select 2"), ["cols1", "row", "done"]);
+    assert_eq!(p.server.prepared_count(), 0);
+    p.client.execute_sql(sql, vec![Value::Int(3)]).unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["cols1", "row", "done"]);
+    assert_eq!(p.server.prepared_count(), 1);
+    // COM_RESET_CONNECTION drops the server's statements: nothing left to close.
+    p.client.reset_connection().unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["ok"]);
+    assert_eq!(p.client.prepared_count(), 0);
+}

@@ -9,7 +9,7 @@ mod split;
 
 pub use last_insert_id::substitute_last_insert_id;
 pub use normalize::{normalize, render_with_params, Literal, LiteralKind, Normalized};
-pub use reserve::needs_reserved_connection;
+pub use reserve::{needs_reserved_connection, starts_with_keyword};
 pub use split::split_statements;
 
 use crate::error::SqlError;

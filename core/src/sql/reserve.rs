@@ -49,6 +49,24 @@ pub fn needs_reserved_connection(sql: &str) -> bool {
     false
 }
 
+/// Does `sql` begin with keyword `kw` (any case), after blanks and comments? Cheaper than a
+/// parse, for the few statements the gateway must spot on paths that never parse.
+pub fn starts_with_keyword(sql: &str, kw: &str) -> bool {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    loop {
+        match b.get(i) {
+            Some(c) if c.is_ascii_whitespace() => i += 1,
+            Some(b'#') => i = skip_line(b, i),
+            Some(b'-') if b.get(i + 1) == Some(&b'-') => i = skip_line(b, i),
+            Some(b'/') if b.get(i + 1) == Some(&b'*') && b.get(i + 2) != Some(&b'!') => {
+                i = skip_block(b, i + 2)
+            }
+            _ => return starts_with_ci(&b[i..], kw.as_bytes()),
+        }
+    }
+}
+
 pub(crate) fn is_word(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'$'
 }
@@ -94,6 +112,21 @@ pub(crate) fn skip_block(b: &[u8], i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::needs_reserved_connection as reserved;
+    use super::starts_with_keyword;
+
+    #[test]
+    fn leading_keywords_are_found_past_blanks_and_comments() {
+        assert!(starts_with_keyword("KILL 5", "kill"));
+        assert!(starts_with_keyword("  /* why */ kill query 5", "kill"));
+        assert!(starts_with_keyword("-- note\n# more\nUse `db`", "use"));
+        assert!(starts_with_keyword("use", "use"));
+        assert!(!starts_with_keyword("killer()", "kill"));
+        assert!(!starts_with_keyword("select 'kill'", "kill"));
+        assert!(!starts_with_keyword("/*!50000 use x */", "use"));
+        // Never slices inside a multi-byte character.
+        assert!(!starts_with_keyword("kil\u{e9} 5", "kill"));
+        assert!(!starts_with_keyword("", "kill"));
+    }
 
     #[test]
     fn connection_state_is_detected() {

@@ -1,0 +1,137 @@
+//! The statements one shard connection has prepared on its server, by SQL text.
+//!
+//! A client's prepared statement in pass-through mode runs as a prepared statement on the
+//! shard too (no re-parsing there, binary rows relayed as they are). The shard's statement
+//! belongs to the shard connection, not to the client's statement: it is prepared on the
+//! first execute over that connection and kept for the next ones, whichever client statement
+//! with the same text they come from. The cache is bounded; the statement used least recently
+//! is closed on the server to make room.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Statements kept per shard connection: MariaDB's `max_prepared_stmt_count` (16,382 by
+/// default) is shared by every connection of the server.
+pub const CAPACITY: usize = 64;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u32,
+    params: u16,
+    /// When it was last used (a counter, not a clock): the smallest is evicted first.
+    used: u64,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct PreparedCache {
+    by_sql: HashMap<Arc<str>, Entry>,
+    tick: u64,
+    /// Server statements no longer wanted: closed (COM_STMT_CLOSE, no answer) before the next
+    /// command.
+    to_close: Vec<u32>,
+}
+
+impl PreparedCache {
+    /// The server's statement id and parameter count for `sql`, if prepared.
+    pub fn get(&mut self, sql: &str) -> Option<(u32, u16)> {
+        self.tick += 1;
+        let e = self.by_sql.get_mut(sql)?;
+        e.used = self.tick;
+        Some((e.id, e.params))
+    }
+
+    /// Remembers a statement just prepared; past [`CAPACITY`], the least recently used one
+    /// is queued for closing.
+    pub fn insert(&mut self, sql: Arc<str>, id: u32, params: u16) {
+        self.tick += 1;
+        let entry = Entry {
+            id,
+            params,
+            used: self.tick,
+        };
+        if let Some(old) = self.by_sql.insert(sql, entry) {
+            self.to_close.push(old.id);
+        }
+        if self.by_sql.len() > CAPACITY {
+            // Ticks are unique, so the minimum does not depend on the map's order.
+            let lru = self
+                .by_sql
+                .iter()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(sql, e)| (sql.clone(), e.id));
+            if let Some((sql, id)) = lru {
+                self.by_sql.remove(&sql);
+                self.to_close.push(id);
+            }
+        }
+    }
+
+    /// Every statement is to be closed (the connection's default database changed: a
+    /// statement prepared before would still read the old one's tables).
+    pub fn forget_all(&mut self) {
+        let mut ids: Vec<u32> = self.by_sql.drain().map(|(_, e)| e.id).collect();
+        ids.sort_unstable();
+        self.to_close.extend(ids);
+    }
+
+    /// The server dropped every statement (COM_RESET_CONNECTION): nothing to close.
+    pub fn clear(&mut self) {
+        self.by_sql.clear();
+        self.to_close.clear();
+    }
+
+    /// Statement ids to close now.
+    pub fn take_closes(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.to_close)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_sql.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_after_insert_and_miss_otherwise() {
+        let mut c = PreparedCache::default();
+        assert_eq!(c.get("select 1"), None);
+        c.insert("select 1".into(), 7, 0);
+        assert_eq!(c.get("select 1"), Some((7, 0)));
+        assert_eq!(c.get("select 2"), None);
+        assert!(c.take_closes().is_empty());
+    }
+
+    #[test]
+    fn evicts_the_least_recently_used_past_capacity() {
+        let mut c = PreparedCache::default();
+        for i in 0..CAPACITY as u32 {
+            c.insert(format!("select {i}").into(), i + 1, 0);
+        }
+        // Statement 0 is used again, so statement 1 is now the least recently used.
+        assert!(c.get("select 0").is_some());
+        c.insert("select new".into(), 1000, 1);
+        assert_eq!(c.len(), CAPACITY);
+        assert_eq!(c.take_closes(), vec![2]);
+        assert_eq!(c.get("select 1"), None);
+        assert_eq!(c.get("select 0"), Some((1, 0)));
+        assert_eq!(c.get("select new"), Some((1000, 1)));
+    }
+
+    #[test]
+    fn forget_all_closes_every_statement_and_clear_closes_none() {
+        let mut c = PreparedCache::default();
+        c.insert("b".into(), 2, 0);
+        c.insert("a".into(), 1, 0);
+        c.forget_all();
+        assert_eq!(c.len(), 0);
+        assert_eq!(c.take_closes(), vec![1, 2]);
+        c.insert("a".into(), 3, 0);
+        c.forget_all();
+        c.clear();
+        assert!(c.take_closes().is_empty());
+    }
+}
