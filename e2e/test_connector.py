@@ -204,3 +204,51 @@ def test_ping_and_reset_connection(target):
         assert cur.fetchall() == [(3,)]
     finally:
         cnx.close()
+
+
+def _mariadb_status(mariadb, name):
+    cnx = mariadb.pymysql()
+    try:
+        with cnx.cursor() as cur:
+            cur.execute("show global status like %s", (name,))
+            return int(cur.fetchone()[1])
+    finally:
+        cnx.close()
+
+
+def test_backend_gateway_forwards_prepared_statements(mariadb, backend_target):
+    """Through the --backend gateway a prepared statement runs as one on MariaDB too: prepared
+    once per shard connection (not re-parsed as text per execute), and the statements the
+    gateway keeps per connection stay bounded while a client prepares many distinct texts."""
+    if not backend_target.is_gateway:
+        pytest.skip("about the gateway's shard connections")
+    cnx = backend_target.connector()
+    try:
+        cur = cnx.cursor(prepared=True)
+        cur.execute("select %s + 1", (1,))
+        assert cur.fetchall() == [(2,)]
+        prepares = _mariadb_status(mariadb, "Com_stmt_prepare")
+        executes = _mariadb_status(mariadb, "Com_stmt_execute")
+        for i in range(20):
+            cur.execute("select %s + 1", (i,))
+            assert cur.fetchall() == [(i + 1,)]
+        assert _mariadb_status(mariadb, "Com_stmt_prepare") == prepares
+        assert _mariadb_status(mariadb, "Com_stmt_execute") - executes >= 20
+        before = _mariadb_status(mariadb, "Prepared_stmt_count")
+        for i in range(150):
+            c = cnx.cursor(prepared=True)
+            c.execute(f"select %s * {i}", (2,))
+            assert c.fetchall() == [(2 * i,)]
+            c.close()
+        # The gateway keeps at most 64 statements per shard connection.
+        assert _mariadb_status(mariadb, "Prepared_stmt_count") - before <= 64
+        # A shard error for a forwarded statement is that execute's error; the connection
+        # stays usable.
+        bad = cnx.cursor(prepared=True)
+        with pytest.raises(errors.ProgrammingError) as e:
+            bad.execute("select id from e2e_no_such_table where id = %s", (1,))
+        assert e.value.errno == 1146
+        cur.execute("select %s + 1", (41,))
+        assert cur.fetchall() == [(42,)]
+    finally:
+        cnx.close()
