@@ -9,7 +9,10 @@
 # shardgate/direct.
 #
 # Knobs (environment): BENCH_TIME=10 (seconds per run), BENCH_THREADS="1 8",
-# BENCH_MODES="auto disable", BENCH_TABLE_SIZE=10000, SG_BIN=path (skip the cargo build).
+# BENCH_MODES="auto disable", BENCH_TABLE_SIZE=10000, SG_BIN=path (skip the cargo build),
+# SG_THREADS=1 (shardgate's session threads: one, like haproxy's nbthread 1; on this 2-core
+# box sysbench and MariaDB need the other core — `SG_THREADS=` runs the default, one per core),
+# SG_ARGS (more shardgate arguments).
 # Results: printed, and kept in .e2e/bench/results.tsv; logs in .e2e/bench/.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -69,12 +72,14 @@ log "haproxy pid $HPID on 127.0.0.1:$HPORT"
 
 # shardgate in front of the same MariaDB.
 GPORT="$(free_port 17310)"
+SG_THREADS="${SG_THREADS-1}"
 SHARDGATE_LOG="${SHARDGATE_LOG:-warn}" "$BIN" --listen "127.0.0.1:$GPORT" \
-    --backend "mysql://root@127.0.0.1:$MPORT/sbtest" ${SG_ARGS:-} </dev/null >"$OUT/shardgate.log" 2>&1 &
+    --backend "mysql://root@127.0.0.1:$MPORT/sbtest" ${SG_THREADS:+--threads "$SG_THREADS"} \
+    ${SG_ARGS:-} </dev/null >"$OUT/shardgate.log" 2>&1 &
 GPID=$!
 PIDS+=("$GPID")
 if wait_port "$GPORT" "$GPID" 60; then
-    log "shardgate pid $GPID on 127.0.0.1:$GPORT"
+    log "shardgate pid $GPID on 127.0.0.1:$GPORT (session threads: ${SG_THREADS:-one per core})"
 else
     log "shardgate did not start; its column will be empty:"
     tail -n 20 "$OUT/shardgate.log" >&2 || true
