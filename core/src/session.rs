@@ -2296,7 +2296,8 @@ impl Session {
             if !self.in_txn && !self.autocommit {
                 for n in &self.savepoints {
                     let sql = TxnOp::Savepoint(n.clone()).shard_sql();
-                    slot.queue.push_back((ShardCommand::Query(sql), Owner::Internal));
+                    slot.queue
+                        .push_back((ShardCommand::Query(sql), Owner::Internal));
                 }
             }
         }

@@ -274,12 +274,22 @@ fn binary_rows_from_a_shard_are_relayed_as_they_are() {
     put_binary_row(&mut encoded, &cols(), &row(7)).unwrap();
     let start = b.len();
     w.row_binary(&mut b, &encoded).unwrap();
-    assert_eq!(&b[start + 4..], &encoded[..], "the payload goes out byte for byte");
+    assert_eq!(
+        &b[start + 4..],
+        &encoded[..],
+        "the payload goes out byte for byte"
+    );
     // A payload that is no binary row (no 0x00 header, or no room for the NULL bitmap)
     // leaves nothing half-written; its ERR replaces the terminator.
     let len = b.len();
-    assert!(matches!(w.row_binary(&mut b, b"\x01x"), Err(RowError::Encode(_))));
-    assert!(matches!(w.row_binary(&mut b, b"\x00"), Err(RowError::Encode(_))));
+    assert!(matches!(
+        w.row_binary(&mut b, b"\x01x"),
+        Err(RowError::Encode(_))
+    ));
+    assert!(matches!(
+        w.row_binary(&mut b, b"\x00"),
+        Err(RowError::Encode(_))
+    ));
     assert_eq!(b.len(), len);
     let err = w.row_binary(&mut b, b"").unwrap_err();
     assert_eq!(w.error(&mut b, &err.to_sql_error()), ErrorDisposition::Sent);

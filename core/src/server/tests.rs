@@ -707,7 +707,9 @@ fn execute_sql_prepares_once_per_connection_and_relays_binary_rows() {
     let mut p = Pair::new("root", "", None);
     p.take();
     let sql: Arc<str> = Arc::from("select ?");
-    p.client.execute_sql(sql.clone(), vec![Value::Int(5)]).unwrap();
+    p.client
+        .execute_sql(sql.clone(), vec![Value::Int(5)])
+        .unwrap();
     p.drive();
     // The prepare's answer is consumed: only the execute's result surfaces.
     let events = std::mem::take(&mut p.events);
@@ -718,7 +720,9 @@ fn execute_sql_prepares_once_per_connection_and_relays_binary_rows() {
         other => panic!("unexpected events {other:?}"),
     }
     assert_eq!(p.client.prepared_count(), 1);
-    p.client.execute_sql(sql.clone(), vec![Value::Int(6)]).unwrap();
+    p.client
+        .execute_sql(sql.clone(), vec![Value::Int(6)])
+        .unwrap();
     p.drive();
     assert_eq!(p.take(), ["cols1", "row", "done"]);
     assert_eq!(p.server.prepared_count(), 1, "prepared on the server once");
@@ -749,12 +753,18 @@ fn forgotten_statements_are_closed_before_the_next_command_and_prepared_again() 
     let mut p = Pair::new("root", "", None);
     p.take();
     let sql: Arc<str> = Arc::from("select ?");
-    p.client.execute_sql(sql.clone(), vec![Value::Int(1)]).unwrap();
+    p.client
+        .execute_sql(sql.clone(), vec![Value::Int(1)])
+        .unwrap();
     p.drive();
     p.take();
     p.client.forget_statements();
     assert_eq!(p.client.prepared_count(), 0);
-    assert_eq!(p.server.prepared_count(), 1, "closed with the next command, not before");
+    assert_eq!(
+        p.server.prepared_count(),
+        1,
+        "closed with the next command, not before"
+    );
     assert_eq!(p.query("select 2"), ["cols1", "row", "done"]);
     assert_eq!(p.server.prepared_count(), 0);
     p.client.execute_sql(sql, vec![Value::Int(3)]).unwrap();

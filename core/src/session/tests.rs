@@ -1,5 +1,6 @@
-//! Per-user keyspaces: a session driven by a protocol client with no sockets. The statements
-//! checked here are refused before any shard is contacted, so no shard is needed.
+//! A session driven by a protocol client with no sockets: per-user keyspaces, and the
+//! handshake and idle timeouts on the caller's clock. The statements checked here are refused
+//! or answered before any shard is contacted, so no shard is needed.
 
 use super::*;
 use crate::backend::{BackendConfig, BackendConn, BackendEvent};
@@ -178,5 +179,66 @@ fn unrestricted_users_see_everything_and_an_empty_list_allows_nothing() {
     assert_eq!(
         c.query("use lookup"),
         ["err1044 Access denied for user 'nothing'@'%' to database 'lookup'"]
+    );
+}
+
+fn gateway_with_timeouts(handshake_ms: u64, idle_ms: u64) -> Arc<Gateway> {
+    let limits = crate::gateway::Limits {
+        handshake_timeout_ms: handshake_ms,
+        idle_timeout_ms: idle_ms,
+        ..Default::default()
+    };
+    gateway().with_limits(limits)
+}
+
+#[test]
+fn a_client_that_does_not_authenticate_in_time_is_closed() {
+    let gw = gateway_with_timeouts(2_000, 0);
+    let mut s = Session::new(gw, 1, *b"0123456789abcdefghij");
+    s.set_now(5_000_000);
+    assert!(
+        s.poll_client_transmit().is_some(),
+        "the greeting goes out at once"
+    );
+    assert_eq!(s.poll_timeout(), Some(7_000_000));
+    // Early wake-ups change nothing.
+    s.handle_timeout(6_999_999);
+    assert!(!s.is_closed());
+    s.handle_timeout(7_000_000);
+    assert!(s.is_closed(), "closed at the handshake deadline");
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn an_idle_client_is_closed_after_the_idle_limit_and_each_statement_restarts_it() {
+    let gw = gateway_with_timeouts(0, 3_000);
+    let mut c = Client::connect(&gw, "root", "", None);
+    assert_eq!(c.take(), ["connected"]);
+    let t0 = 1_000_000;
+    c.session.set_now(t0);
+    assert_eq!(
+        c.query("select database()"),
+        ["cols1", "row:\x08commerce", "done"]
+    );
+    assert_eq!(c.session.poll_timeout(), Some(t0 + 3_000_000));
+    // A statement a second later moves the deadline.
+    c.session.set_now(t0 + 1_000_000);
+    assert_eq!(
+        c.query("select database()"),
+        ["cols1", "row:\x08commerce", "done"]
+    );
+    let due = t0 + 4_000_000;
+    assert_eq!(c.session.poll_timeout(), Some(due));
+    c.session.handle_timeout(due - 1);
+    assert!(!c.session.is_closed());
+    c.session.handle_timeout(due);
+    c.drive();
+    assert!(
+        c.session.is_closed(),
+        "closed once idle for the whole limit"
+    );
+    assert!(
+        c.take().iter().any(|e| e.starts_with("closed")),
+        "the client sees the close"
     );
 }
