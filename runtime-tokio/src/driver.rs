@@ -22,25 +22,63 @@ use rand_chacha::ChaCha8Rng;
 use shardgate_core::gateway::{Gateway, ShardAddress};
 use shardgate_core::session::{BackendId, Session, SessionEvent, TlsInfo};
 use std::collections::BTreeMap;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::time::Sleep;
 
 /// Bytes read from a socket at a time, per session.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
 
-/// Messages one client task sends another (KILL).
-#[derive(Debug, Clone, Copy)]
-pub enum Control {
-    Kill {
-        query_only: bool,
-    },
-    /// Shutdown began: close once the statement in progress is done.
-    Drain,
+/// What other tasks ask of a session, as bits of [`Mailbox::requests`].
+const KILL_QUERY: u8 = 1;
+const KILL_CONNECTION: u8 = 2;
+/// Shutdown began: close once the statement in progress is done.
+const DRAIN: u8 = 4;
+
+/// A session's mailbox for requests from other tasks (KILL, shutdown). The session checks it on
+/// every wake-up, so it is one atomic load there (a channel cost two queue pops and a waker
+/// registration); requests that arrive together are handled together, in a fixed order.
+#[derive(Default)]
+struct Mailbox {
+    requests: AtomicU8,
+    /// The session task's waker, kept (woken by reference) so that it is stored once per task.
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Mailbox {
+    fn post(&self, request: u8) {
+        self.requests.fetch_or(request, Ordering::AcqRel);
+        if let Ok(w) = self.waker.lock() {
+            if let Some(w) = w.as_ref() {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// Takes the pending requests, if any, else makes sure a post wakes `cx`'s task;
+    /// `stored`: the waker last stored, owned by the session (no lock when it is the same).
+    fn poll_take(&self, cx: &Context<'_>, stored: &mut Option<Waker>) -> Option<u8> {
+        if self.requests.load(Ordering::Acquire) != 0 {
+            return Some(self.requests.swap(0, Ordering::AcqRel));
+        }
+        if stored.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return None;
+        }
+        *stored = Some(cx.waker().clone());
+        if let Ok(mut w) = self.waker.lock() {
+            *w = Some(cx.waker().clone());
+        }
+        // A post between the load above and the store used the previous waker.
+        match self.requests.swap(0, Ordering::AcqRel) {
+            0 => None,
+            r => Some(r),
+        }
+    }
 }
 
 /// Everything a client task needs.
@@ -50,8 +88,8 @@ pub struct Driver<N: Net> {
     pub embedded: Arc<EmbeddedShards>,
     pub clock: Clock,
     rng: Mutex<ChaCha8Rng>,
-    /// Each live client task's control channel, by connection id.
-    controls: Mutex<BTreeMap<u32, UnboundedSender<Control>>>,
+    /// Each live client task's mailbox, by connection id.
+    controls: Mutex<BTreeMap<u32, Arc<Mailbox>>>,
     /// Set on SIGTERM/SIGINT: stop accepting; sessions close once their statement is done.
     draining: tokio::sync::watch::Sender<bool>,
     /// Backend connection pools, one per tablet.
@@ -111,10 +149,10 @@ impl<N: Net> Driver<N> {
     /// progress has finished (closing the backends rolls open transactions back).
     pub fn begin_shutdown(&self) {
         let _ = self.draining.send(true);
-        // Sessions learn it through their control channel (one less future per wait).
+        // Sessions learn it through their mailbox (one less future per wait).
         if let Ok(c) = self.controls.lock() {
-            for tx in c.values() {
-                let _ = tx.send(Control::Drain);
+            for mailbox in c.values() {
+                mailbox.post(DRAIN);
             }
         }
     }
@@ -201,17 +239,21 @@ impl<N: Net> Driver<N> {
         // Read buffer: big enough for a burst of rows per wake-up, small enough that 10,000
         // idle connections stay cheap.
         let mut buf = vec![0u8; READ_BUFFER_BYTES];
-        let (tx, mut rx) = unbounded_channel();
+        let mailbox = Arc::new(Mailbox::default());
+        let mut stored_waker = None;
         if let Ok(mut c) = self.controls.lock() {
-            c.insert(id, tx);
+            c.insert(id, mailbox.clone());
         }
-        let drain = self.draining.subscribe();
+        // After the insert: a shutdown that began earlier posted no DRAIN to this mailbox.
+        let mut draining = *self.draining.borrow();
         // One timer for the session's deadlines, re-armed only when a deadline comes
         // earlier than the armed one (a later one lets it fire early, harmlessly): no timer
         // registration per statement on the hot path.
         let timer = tokio::time::sleep_until(self.clock.instant_at_us(u64::MAX / 4));
         tokio::pin!(timer);
         let mut armed: Option<u64> = None;
+        // Whether the armed timer has been polled (holds our waker) since it was last reset.
+        let mut timer_polled = false;
         loop {
             if self
                 .flush(&mut session, &mut client, &mut backends)
@@ -224,7 +266,6 @@ impl<N: Net> Driver<N> {
                 let _ = client.shutdown().await;
                 break;
             }
-            let draining = *drain.borrow();
             if draining && !session.is_busy() {
                 tracing::debug!(conn = id, "closing an idle session for shutdown");
                 session.handle_client_close();
@@ -232,31 +273,35 @@ impl<N: Net> Driver<N> {
                 let _ = client.shutdown().await;
                 break;
             }
-            let paused: Vec<BackendId> = backends
-                .keys()
-                .copied()
-                .filter(|b| !session.wants_backend_input(*b))
-                .collect();
             if let Some(due) = session.poll_timeout() {
                 if armed.is_none_or(|a| due < a) {
                     timer.as_mut().reset(self.clock.instant_at_us(due));
                     armed = Some(due);
+                    timer_polled = false;
                 }
             }
-            let input = tokio::select! {
-                biased;
-                i = read_any(&mut client, &mut backends, &paused, &mut rx, &mut buf) => Some(i),
-                _ = &mut timer, if armed.is_some() => None,
+            let sources = Sources {
+                mailbox: &mailbox,
+                stored_waker: &mut stored_waker,
+                session: &session,
+                timer: armed.map(|_| (timer.as_mut(), &mut timer_polled)),
             };
+            let input = read_any(sources, &mut client, &mut backends, &mut buf).await;
             session.set_now(self.clock.now_us());
-            let Some(input) = input else {
-                armed = None;
-                session.handle_timeout(self.clock.now_us());
-                continue;
-            };
             match input {
-                Input::Control(Control::Drain) => {}
-                Input::Control(Control::Kill { query_only }) => session.handle_kill(query_only),
+                Input::Timeout => {
+                    armed = None;
+                    session.handle_timeout(self.clock.now_us());
+                }
+                Input::Control(requests) => {
+                    draining |= requests & DRAIN != 0;
+                    if requests & KILL_QUERY != 0 {
+                        session.handle_kill(true);
+                    }
+                    if requests & KILL_CONNECTION != 0 {
+                        session.handle_kill(false);
+                    }
+                }
                 Input::Client(Ok(0)) | Input::Client(Err(_)) => session.handle_client_close(),
                 Input::Client(Ok(n)) => session.handle_client_input(&buf[..n]),
                 Input::Backend(b, Ok(0)) | Input::Backend(b, Err(_)) => {
@@ -272,7 +317,9 @@ impl<N: Net> Driver<N> {
         tracing::debug!(conn = id, "client session ended");
     }
 
-    /// Carries out the session's events and writes its pending bytes.
+    /// Carries out the session's events and writes its pending bytes. Draining the session
+    /// changes nothing in it, so another pass is due only after the driver told it something
+    /// (an event's outcome, a failed write): one pass per call on the hot path.
     async fn flush(
         &self,
         session: &mut Session,
@@ -280,9 +327,9 @@ impl<N: Net> Driver<N> {
         backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
     ) -> io::Result<()> {
         loop {
-            let mut moved = false;
+            let mut told = false;
             while let Some(ev) = session.poll_event() {
-                moved = true;
+                told = true;
                 match ev {
                     SessionEvent::OpenBackend {
                         id,
@@ -313,13 +360,17 @@ impl<N: Net> Driver<N> {
                         }
                     }
                     SessionEvent::Kill { target, query_only } => {
-                        let tx = self
+                        let mailbox = self
                             .controls
                             .lock()
                             .ok()
                             .and_then(|c| c.get(&target).cloned());
-                        if let Some(tx) = tx {
-                            let _ = tx.send(Control::Kill { query_only });
+                        if let Some(mailbox) = mailbox {
+                            mailbox.post(if query_only {
+                                KILL_QUERY
+                            } else {
+                                KILL_CONNECTION
+                            });
                         }
                     }
                     SessionEvent::StartBackendTls {
@@ -359,7 +410,6 @@ impl<N: Net> Driver<N> {
                 }
             }
             while let Some((id, bytes)) = session.poll_backend_transmit() {
-                moved = true;
                 let failed = match backends.get_mut(&id) {
                     Some(b) => {
                         let tls = matches!(b.stream, BackendStream::Tls(_));
@@ -370,19 +420,19 @@ impl<N: Net> Driver<N> {
                     None => false,
                 };
                 if failed {
+                    told = true;
                     backends.remove(&id);
                     session.handle_backend_close(id);
                 }
             }
             if let Some(bytes) = session.poll_client_transmit() {
-                moved = true;
                 client.write_all(&bytes).await?;
                 if client.is_tls() {
                     // rustls may hold records back until flushed.
                     client.flush().await?;
                 }
             }
-            if !moved {
+            if !told {
                 return Ok(());
             }
         }
@@ -569,35 +619,62 @@ impl<N: Net> Driver<N> {
 }
 
 enum Input {
-    Control(Control),
+    /// [`Mailbox`] request bits.
+    Control(u8),
     Client(io::Result<usize>),
     Backend(BackendId, io::Result<usize>),
+    /// The session's timer fired.
+    Timeout,
 }
 
-/// Waits until a control message, the client, or any backend has something (in that order,
-/// so a KILL is never starved by a busy stream).
+/// What [`read_any`] waits on besides the sockets.
+struct Sources<'a> {
+    mailbox: &'a Mailbox,
+    stored_waker: &'a mut Option<Waker>,
+    /// Which backends to read: not those whose merge queue is full (backpressure).
+    session: &'a Session,
+    /// The armed timer, and whether it has been polled since it was reset: once it holds our
+    /// waker, checking whether it fired is an atomic load instead of a poll.
+    timer: Option<(Pin<&'a mut Sleep>, &'a mut bool)>,
+}
+
+/// Waits until a mailbox request, the client, any backend or the timer has something (in that
+/// order, so a KILL is never starved by a busy stream).
 async fn read_any<C: AsyncRead + Unpin, S: Send + 'static>(
+    mut sources: Sources<'_>,
     client: &mut C,
     backends: &mut BTreeMap<BackendId, Backend<S>>,
-    paused: &[BackendId],
-    control: &mut UnboundedReceiver<Control>,
     buf: &mut [u8],
 ) -> Input
 where
     BackendStream<S>: AsyncRead + Unpin,
 {
     poll_fn(|cx| {
-        if let Poll::Ready(Some(c)) = control.poll_recv(cx) {
-            return Poll::Ready(Input::Control(c));
+        if let Some(r) = sources.mailbox.poll_take(cx, sources.stored_waker) {
+            return Poll::Ready(Input::Control(r));
         }
         let mut rb = ReadBuf::new(buf);
         if let Poll::Ready(r) = Pin::new(&mut *client).poll_read(cx, &mut rb) {
             return Poll::Ready(Input::Client(r.map(|_| rb.filled().len())));
         }
-        for (id, b) in backends.iter_mut().filter(|(id, _)| !paused.contains(id)) {
+        for (id, b) in backends.iter_mut() {
+            if !sources.session.wants_backend_input(*id) {
+                continue;
+            }
             let mut rb = ReadBuf::new(buf);
             if let Poll::Ready(r) = Pin::new(&mut b.stream).poll_read(cx, &mut rb) {
                 return Poll::Ready(Input::Backend(*id, r.map(|_| rb.filled().len())));
+            }
+        }
+        if let Some((timer, polled)) = sources.timer.as_mut() {
+            let fired = if **polled {
+                timer.is_elapsed()
+            } else {
+                **polled = true;
+                timer.as_mut().poll(cx).is_ready()
+            };
+            if fired {
+                return Poll::Ready(Input::Timeout);
             }
         }
         Poll::Pending
