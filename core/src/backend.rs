@@ -27,7 +27,7 @@ use crate::wire::generic::{decode_eof, decode_err, decode_ok, is_eof};
 use crate::wire::handshake::{AuthSwitchRequest, HandshakeResponse, HandshakeV10};
 use crate::wire::packet::FrameError;
 use crate::wire::{ColumnDef, OkInfo, PacketDecoder, PacketOut, Value};
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -334,12 +334,12 @@ impl BackendConn {
 
     /// COM_STMT_EXECUTE with parameters; rows arrive in the binary protocol.
     pub fn execute(&mut self, stmt_id: u32, params: &[Value]) -> Result<(), SqlError> {
-        let mut body = Vec::with_capacity(16);
-        body.extend_from_slice(&stmt_id.to_le_bytes());
-        body.push(0); // CURSOR_TYPE_NO_CURSOR
-        body.extend_from_slice(&1u32.to_le_bytes());
-        put_execute_params(&mut body, params);
-        self.command(com::STMT_EXECUTE, &body, Reading::ResultStart)
+        self.command_with(com::STMT_EXECUTE, Reading::ResultStart, |out| {
+            out.put_u32_le(stmt_id);
+            out.put_u8(0); // CURSOR_TYPE_NO_CURSOR
+            out.put_u32_le(1); // iteration count
+            put_execute_params(out, params);
+        })
     }
 
     /// Runs `sql` as a prepared statement of this connection: COM_STMT_EXECUTE of the
@@ -446,14 +446,24 @@ impl BackendConn {
     }
 
     fn command(&mut self, cmd: u8, body: &[u8], reading: Reading) -> Result<(), SqlError> {
+        self.command_with(cmd, reading, |out| out.extend_from_slice(body))
+    }
+
+    /// Writes command `cmd` whose body `body` encodes straight into the output buffer.
+    fn command_with(
+        &mut self,
+        cmd: u8,
+        reading: Reading,
+        body: impl FnOnce(&mut BytesMut),
+    ) -> Result<(), SqlError> {
         self.ensure_idle()?;
         for id in self.statements.take_closes() {
             self.write_close(id);
         }
         let mut out = PacketOut::new(0);
         let start = out.begin(&mut self.out);
-        self.out.extend_from_slice(&[cmd]);
-        self.out.extend_from_slice(body);
+        self.out.put_u8(cmd);
+        body(&mut self.out);
         out.finish(&mut self.out, start);
         self.phase = Phase::Reading(reading);
         Ok(())

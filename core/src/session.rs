@@ -1224,12 +1224,20 @@ impl Session {
     /// server as well (prepared once per shard connection), and its binary rows are relayed as
     /// they are: no SQL text to render, parse or convert rows for, on either side.
     fn forward_execute(&mut self, sql: Arc<str>, params: Vec<Value>) {
-        let ks = self.gw.topology.default_keyspace.clone();
-        let Some(id) = self.backend_for(&ks, 0) else {
-            let e = self.tablet_error.take().unwrap_or_else(|| {
-                SqlError::new(1105, "HY000", format!("no shard in keyspace {ks}"))
-            });
-            return self.fail(&e);
+        // One keyspace, one shard: the connection held, found without building a key.
+        let held = self.by_shard.iter().find(|((_, s), _)| *s == 0);
+        let id = match held.map(|(_, id)| *id) {
+            Some(id) => id,
+            None => {
+                let ks = self.gw.topology.default_keyspace.clone();
+                let Some(id) = self.backend_for(&ks, 0) else {
+                    let e = self.tablet_error.take().unwrap_or_else(|| {
+                        SqlError::new(1105, "HY000", format!("no shard in keyspace {ks}"))
+                    });
+                    return self.fail(&e);
+                };
+                id
+            }
         };
         let gen = self.next_gen();
         self.send_command(id, ShardCommand::Execute { sql, params }, Owner::Exec(gen));

@@ -7,15 +7,16 @@
 //! with the same text they come from. The cache is bounded; the statement used least recently
 //! is closed on the server to make room.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Statements kept per shard connection: MariaDB's `max_prepared_stmt_count` (16,382 by
 /// default) is shared by every connection of the server.
 pub const CAPACITY: usize = 64;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
+    sql: Arc<str>,
     id: u32,
     params: u16,
     /// When it was last used (a counter, not a clock): the smallest is evicted first.
@@ -25,7 +26,9 @@ struct Entry {
 /// See the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct PreparedCache {
-    by_sql: HashMap<Arc<str>, Entry>,
+    /// By a 64-bit hash of the text (cheaper per execute than hashing the text into a map);
+    /// the entry keeps the text, so two texts with one hash never share a statement.
+    by_sql: BTreeMap<u64, Entry>,
     tick: u64,
     /// Server statements no longer wanted: closed (COM_STMT_CLOSE, no answer) before the next
     /// command.
@@ -34,9 +37,12 @@ pub(crate) struct PreparedCache {
 
 impl PreparedCache {
     /// The server's statement id and parameter count for `sql`, if prepared.
-    pub fn get(&mut self, sql: &str) -> Option<(u32, u16)> {
+    pub fn get(&mut self, sql: &Arc<str>) -> Option<(u32, u16)> {
         self.tick += 1;
-        let e = self.by_sql.get_mut(sql)?;
+        let e = self.by_sql.get_mut(&key(sql))?;
+        if !Arc::ptr_eq(&e.sql, sql) && *e.sql != **sql {
+            return None;
+        }
         e.used = self.tick;
         Some((e.id, e.params))
     }
@@ -45,23 +51,24 @@ impl PreparedCache {
     /// is queued for closing.
     pub fn insert(&mut self, sql: Arc<str>, id: u32, params: u16) {
         self.tick += 1;
+        let k = key(&sql);
         let entry = Entry {
+            sql,
             id,
             params,
             used: self.tick,
         };
-        if let Some(old) = self.by_sql.insert(sql, entry) {
+        if let Some(old) = self.by_sql.insert(k, entry) {
             self.to_close.push(old.id);
         }
         if self.by_sql.len() > CAPACITY {
-            // Ticks are unique, so the minimum does not depend on the map's order.
             let lru = self
                 .by_sql
                 .iter()
                 .min_by_key(|(_, e)| e.used)
-                .map(|(sql, e)| (sql.clone(), e.id));
-            if let Some((sql, id)) = lru {
-                self.by_sql.remove(&sql);
+                .map(|(k, e)| (*k, e.id));
+            if let Some((k, id)) = lru {
+                self.by_sql.remove(&k);
                 self.to_close.push(id);
             }
         }
@@ -70,7 +77,10 @@ impl PreparedCache {
     /// Every statement is to be closed (the connection's default database changed: a
     /// statement prepared before would still read the old one's tables).
     pub fn forget_all(&mut self) {
-        let mut ids: Vec<u32> = self.by_sql.drain().map(|(_, e)| e.id).collect();
+        let mut ids: Vec<u32> = std::mem::take(&mut self.by_sql)
+            .into_values()
+            .map(|e| e.id)
+            .collect();
         ids.sort_unstable();
         self.to_close.extend(ids);
     }
@@ -91,6 +101,10 @@ impl PreparedCache {
     }
 }
 
+fn key(sql: &str) -> u64 {
+    xxhash_rust::xxh64::xxh64(sql.as_bytes(), 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,10 +112,10 @@ mod tests {
     #[test]
     fn hit_after_insert_and_miss_otherwise() {
         let mut c = PreparedCache::default();
-        assert_eq!(c.get("select 1"), None);
+        assert_eq!(c.get(&"select 1".into()), None);
         c.insert("select 1".into(), 7, 0);
-        assert_eq!(c.get("select 1"), Some((7, 0)));
-        assert_eq!(c.get("select 2"), None);
+        assert_eq!(c.get(&"select 1".into()), Some((7, 0)));
+        assert_eq!(c.get(&"select 2".into()), None);
         assert!(c.take_closes().is_empty());
     }
 
@@ -112,13 +126,13 @@ mod tests {
             c.insert(format!("select {i}").into(), i + 1, 0);
         }
         // Statement 0 is used again, so statement 1 is now the least recently used.
-        assert!(c.get("select 0").is_some());
+        assert!(c.get(&"select 0".into()).is_some());
         c.insert("select new".into(), 1000, 1);
         assert_eq!(c.len(), CAPACITY);
         assert_eq!(c.take_closes(), vec![2]);
-        assert_eq!(c.get("select 1"), None);
-        assert_eq!(c.get("select 0"), Some((1, 0)));
-        assert_eq!(c.get("select new"), Some((1000, 1)));
+        assert_eq!(c.get(&"select 1".into()), None);
+        assert_eq!(c.get(&"select 0".into()), Some((1, 0)));
+        assert_eq!(c.get(&"select new".into()), Some((1000, 1)));
     }
 
     #[test]
