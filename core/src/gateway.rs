@@ -407,7 +407,7 @@ fn bucket_of(bounds: &[u64], us: u64) -> usize {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatementRecord {
     pub connection_id: u32,
-    pub keyspace: String,
+    pub keyspace: Arc<str>,
     pub shards: Vec<String>,
     pub plan: &'static str,
     pub rows: u64,
@@ -456,10 +456,10 @@ impl Stats {
     pub fn record(&self, r: &StatementRecord) {
         if let Ok(mut q) = self.queries.lock() {
             let by_ks = q.entry(r.plan).or_default();
-            match by_ks.get_mut(r.keyspace.as_str()) {
+            match by_ks.get_mut(&*r.keyspace) {
                 Some(n) => *n += 1,
                 None => {
-                    by_ks.insert(r.keyspace.clone(), 1);
+                    by_ks.insert(r.keyspace.to_string(), 1);
                 }
             }
         }

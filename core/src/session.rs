@@ -353,8 +353,10 @@ pub struct TlsInfo {
 #[derive(Debug)]
 pub struct Session {
     gw: Arc<Gateway>,
+    /// The gateway's default keyspace, shared by every statement record that names it.
+    default_keyspace: Arc<str>,
     conn: ServerConn,
-    backends: BTreeMap<BackendId, BackendSlot>,
+    backends: Slots<BackendSlot>,
     by_shard: BTreeMap<(String, usize), BackendId>,
     next_backend: BackendId,
     events: VecDeque<SessionEvent>,
@@ -409,7 +411,7 @@ struct CurrentStatement {
     start_us: u64,
     sql: String,
     plan: &'static str,
-    keyspace: String,
+    keyspace: Arc<str>,
     shards: Vec<String>,
     timed_out: bool,
 }
@@ -446,9 +448,10 @@ impl Session {
         gw.counters.connections.fetch_add(1, Ordering::Relaxed);
         let conn = ServerConn::new(gw.server.clone(), connection_id, scramble);
         Session {
+            default_keyspace: Arc::from(gw.topology.default_keyspace.as_str()),
             gw,
             conn,
-            backends: BTreeMap::new(),
+            backends: Slots::new(),
             by_shard: BTreeMap::new(),
             next_backend: 0,
             events: VecDeque::new(),
@@ -815,7 +818,7 @@ impl Session {
                     self.guarded(|s| s.on_backend_event(id, ev));
                 }
                 progressed |= self.issue_queued(id);
-                next = self.backends.range(id + 1..).next().map(|(k, _)| *k);
+                next = self.backends.next_key_after(id);
             }
             if matches!(self.exec, Exec::Idle) {
                 // Decoding the request runs guarded too: a panic in the protocol layer answers
@@ -864,11 +867,10 @@ impl Session {
 
     fn begin_statement(&mut self, sql: &str) {
         self.last_activity_us = self.now_us;
-        let keyspace = self
-            .target
-            .keyspace
-            .clone()
-            .unwrap_or_else(|| self.gw.topology.default_keyspace.clone());
+        let keyspace = match &self.target.keyspace {
+            Some(k) => Arc::from(k.as_str()),
+            None => self.default_keyspace.clone(),
+        };
         self.current = Some(CurrentStatement {
             start_us: self.now_us,
             sql: if self.query_logged() {
@@ -906,7 +908,9 @@ impl Session {
     fn note_plan(&mut self, plan: &'static str, keyspace: &str, shards: Vec<String>) {
         if let Some(c) = &mut self.current {
             c.plan = plan;
-            c.keyspace = keyspace.to_string();
+            if *c.keyspace != *keyspace {
+                c.keyspace = Arc::from(keyspace);
+            }
             c.shards = shards;
         }
     }
@@ -3212,6 +3216,9 @@ impl Session {
         }
     }
 }
+
+mod slots;
+use slots::Slots;
 
 #[cfg(test)]
 mod tests;
