@@ -335,9 +335,9 @@ impl BackendConn {
     /// COM_STMT_EXECUTE with parameters; rows arrive in the binary protocol.
     pub fn execute(&mut self, stmt_id: u32, params: &[Value]) -> Result<(), SqlError> {
         self.command_with(com::STMT_EXECUTE, Reading::ResultStart, |out| {
-            out.put_u32_le(stmt_id);
-            out.put_u8(0); // CURSOR_TYPE_NO_CURSOR
-            out.put_u32_le(1); // iteration count
+            let id = stmt_id.to_le_bytes();
+            // The id, CURSOR_TYPE_NO_CURSOR, an iteration count of 1.
+            out.extend_from_slice(&[id[0], id[1], id[2], id[3], 0, 1, 0, 0, 0]);
             put_execute_params(out, params);
         })
     }

@@ -208,8 +208,9 @@ enum JoinPhase {
 struct RouteExec {
     parts: Vec<Part>,
     rows_sent: u64,
-    /// `None`: one part whose answer is relayed as is.
-    merger: Option<Merger>,
+    /// `None`: one part whose answer is relayed as is. Boxed: the common relayed statement
+    /// then moves a small `Exec` around, not a merger's worth of bytes.
+    merger: Option<Box<Merger>>,
     columns_sent: bool,
     ok: OkInfo,
     /// For INSERTs filled from a sequence: the first id (becomes LAST_INSERT_ID()).
@@ -236,7 +237,7 @@ impl RouteExec {
         RouteExec {
             parts,
             rows_sent: 0,
-            merger,
+            merger: merger.map(Box::new),
             columns_sent: false,
             ok: OkInfo::default(),
             first_id: None,
