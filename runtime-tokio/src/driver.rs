@@ -638,8 +638,12 @@ struct Sources<'a> {
     timer: Option<(Pin<&'a mut Sleep>, &'a mut bool)>,
 }
 
-/// Waits until a mailbox request, the client, any backend or the timer has something (in that
-/// order, so a KILL is never starved by a busy stream).
+/// Waits until a mailbox request, the client, any backend or the timer has something. The
+/// mailbox comes first, so a KILL is never starved by a busy stream. While a statement runs,
+/// the answer it waits for comes from a backend, so backends are read before the client
+/// (whose next command waits anyway): the wake-up that brings the answer does not first poll
+/// an idle client socket. The client is still polled, and its waker registered, whenever no
+/// backend has bytes; a client gone mid-stream also shows as a failed write.
 async fn read_any<C: AsyncRead + Unpin, S: Send + 'static>(
     mut sources: Sources<'_>,
     client: &mut C,
@@ -653,9 +657,11 @@ where
         if let Some(r) = sources.mailbox.poll_take(cx, sources.stored_waker) {
             return Poll::Ready(Input::Control(r));
         }
-        let mut rb = ReadBuf::new(buf);
-        if let Poll::Ready(r) = Pin::new(&mut *client).poll_read(cx, &mut rb) {
-            return Poll::Ready(Input::Client(r.map(|_| rb.filled().len())));
+        let busy = sources.session.is_busy();
+        if !busy {
+            if let Poll::Ready(input) = poll_client(cx, client, buf) {
+                return Poll::Ready(input);
+            }
         }
         for (id, b) in backends.iter_mut() {
             if !sources.session.wants_backend_input(*id) {
@@ -664,6 +670,11 @@ where
             let mut rb = ReadBuf::new(buf);
             if let Poll::Ready(r) = Pin::new(&mut b.stream).poll_read(cx, &mut rb) {
                 return Poll::Ready(Input::Backend(*id, r.map(|_| rb.filled().len())));
+            }
+        }
+        if busy {
+            if let Poll::Ready(input) = poll_client(cx, client, buf) {
+                return Poll::Ready(input);
             }
         }
         if let Some((timer, polled)) = sources.timer.as_mut() {
@@ -680,6 +691,17 @@ where
         Poll::Pending
     })
     .await
+}
+
+fn poll_client<C: AsyncRead + Unpin>(
+    cx: &mut Context<'_>,
+    client: &mut C,
+    buf: &mut [u8],
+) -> Poll<Input> {
+    let mut rb = ReadBuf::new(buf);
+    Pin::new(client)
+        .poll_read(cx, &mut rb)
+        .map(|r| Input::Client(r.map(|_| rb.filled().len())))
 }
 
 /// An idle pooled socket is alive when reading would block: end-of-stream, an error or

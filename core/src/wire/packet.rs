@@ -86,8 +86,10 @@ impl PacketDecoder {
                 self.buf.reserve(4 + len - self.buf.len());
                 return Ok(None);
             }
-            self.buf.advance(4);
-            let chunk = self.buf.split_to(len);
+            // Split off header and payload together, then skip the header on the frozen
+            // bytes: cheaper than advancing the growable buffer.
+            let mut chunk = self.buf.split_to(4 + len).freeze();
+            chunk.advance(4);
             if len == MAX_PACKET_PAYLOAD {
                 self.partial
                     .get_or_insert_with(BytesMut::new)
@@ -99,7 +101,7 @@ impl PacketDecoder {
                     p.extend_from_slice(&chunk);
                     p.freeze()
                 }
-                None => chunk.freeze(),
+                None => chunk,
             };
             return Ok(Some(Packet { seq, payload }));
         }
