@@ -1071,7 +1071,11 @@ impl Session {
                 self.begin_statement(&sql);
                 self.gw.failpoints.check_statement(&sql);
                 if self.gw.passthrough && !crate::sql::starts_with_keyword(&sql, "kill") {
-                    return self.forward_execute(sql, params);
+                    // The client's prepared statement runs as a prepared statement on the
+                    // server as well (prepared once per shard connection), and its binary
+                    // rows are relayed as they are: no SQL text to render, parse or convert
+                    // rows for, on either side.
+                    return self.forward(ShardCommand::Execute { sql, params });
                 }
                 // Sharded: prepared statements reach shards as text with literals bound
                 // (planning needs the values), like Vitess; the response writer converts the
@@ -1225,10 +1229,9 @@ impl Session {
     }
 
     /// Plans and starts one statement.
-    /// Pass-through: the client's prepared statement runs as a prepared statement on the
-    /// server as well (prepared once per shard connection), and its binary rows are relayed as
-    /// they are: no SQL text to render, parse or convert rows for, on either side.
-    fn forward_execute(&mut self, sql: Arc<str>, params: Vec<Value>) {
+    /// Pass-through: `cmd` goes to the one shard connection (opened on demand) and its answer
+    /// is relayed as it is.
+    fn forward(&mut self, cmd: ShardCommand) {
         // One keyspace, one shard: the connection held, found without building a key.
         let held = self.by_shard.iter().find(|((_, s), _)| *s == 0);
         let id = match held.map(|(_, id)| *id) {
@@ -1244,14 +1247,15 @@ impl Session {
                 id
             }
         };
+        let binary_rows = matches!(cmd, ShardCommand::Execute { .. });
         let gen = self.next_gen();
-        self.send_command(id, ShardCommand::Execute { sql, params }, Owner::Exec(gen));
+        self.send_command(id, cmd, Owner::Exec(gen));
         let part = Part {
             backend: id,
             done: false,
         };
         let mut route = RouteExec::new(vec![part], None);
-        route.binary_rows = true;
+        route.binary_rows = binary_rows;
         self.exec = Exec::Route(route);
     }
 
@@ -1271,8 +1275,7 @@ impl Session {
                     slot.conn.forget_statements();
                 }
             }
-            let ks = self.gw.topology.default_keyspace.clone();
-            return self.start_route_to(&ks, vec![(0, sql)], None, None, false);
+            return self.forward(ShardCommand::Query(sql));
         }
         if !self.reserved && crate::sql::needs_reserved_connection(&sql) {
             self.reserved = true;
