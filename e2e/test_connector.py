@@ -242,6 +242,14 @@ def test_backend_gateway_forwards_prepared_statements(mariadb, backend_target):
             c.close()
         # The gateway keeps at most 64 statements per shard connection.
         assert _mariadb_status(mariadb, "Prepared_stmt_count") - before <= 64
+        # After a USE (here a prepared one) the statements are prepared again: a statement
+        # keeps the database it was prepared in.
+        prepares = _mariadb_status(mariadb, "Com_stmt_prepare")
+        use = cnx.cursor(prepared=True)
+        use.execute(f"use {backend_target.keyspace}")
+        cur.execute("select %s + 1", (7,))
+        assert cur.fetchall() == [(8,)]
+        assert _mariadb_status(mariadb, "Com_stmt_prepare") - prepares == 2
         # A shard error for a forwarded statement is that execute's error; the connection
         # stays usable.
         bad = cnx.cursor(prepared=True)

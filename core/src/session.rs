@@ -1071,6 +1071,7 @@ impl Session {
                 self.begin_statement(&sql);
                 self.gw.failpoints.check_statement(&sql);
                 if self.gw.passthrough && !crate::sql::starts_with_keyword(&sql, "kill") {
+                    self.forget_statements_on_use(&sql);
                     // The client's prepared statement runs as a prepared statement on the
                     // server as well (prepared once per shard connection), and its binary
                     // rows are relayed as they are: no SQL text to render, parse or convert
@@ -1229,6 +1230,16 @@ impl Session {
     }
 
     /// Plans and starts one statement.
+    /// Pass-through: before a `USE` (text or prepared), the statements prepared on the shard
+    /// connections are let go: they keep the database they were prepared in.
+    fn forget_statements_on_use(&mut self, sql: &str) {
+        if crate::sql::starts_with_keyword(sql, "use") {
+            for slot in self.backends.values_mut() {
+                slot.conn.forget_statements();
+            }
+        }
+    }
+
     /// Pass-through: `cmd` goes to the one shard connection (opened on demand) and its answer
     /// is relayed as it is.
     fn forward(&mut self, cmd: ShardCommand) {
@@ -1269,12 +1280,7 @@ impl Session {
             }
         }
         if self.gw.passthrough {
-            if crate::sql::starts_with_keyword(&sql, "use") {
-                // Statements prepared on the server keep the database they were prepared in.
-                for slot in self.backends.values_mut() {
-                    slot.conn.forget_statements();
-                }
-            }
+            self.forget_statements_on_use(&sql);
             return self.forward(ShardCommand::Query(sql));
         }
         if !self.reserved && crate::sql::needs_reserved_connection(&sql) {
