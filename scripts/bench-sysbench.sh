@@ -12,7 +12,10 @@
 # BENCH_MODES="auto disable", BENCH_TABLE_SIZE=10000, SG_BIN=path (skip the cargo build),
 # SG_THREADS=1 (shardgate's session threads: one, like haproxy's nbthread 1; on this 2-core
 # box sysbench and MariaDB need the other core — `SG_THREADS=` runs the default, one per core),
-# SG_ARGS (more shardgate arguments).
+# SG_ARGS (more shardgate arguments), BENCH_ROUNDS=1 (rounds of direct, haproxy, shardgate
+# back to back per configuration: on a shared host the figures drift from minute to minute, so
+# with several rounds each ratio is taken within its round and the median is printed, with
+# the range).
 # Results: printed, and kept in .e2e/bench/results.tsv; logs in .e2e/bench/.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -22,6 +25,7 @@ BENCH_TIME="${BENCH_TIME:-10}"
 BENCH_THREADS="${BENCH_THREADS:-1 8}"
 BENCH_MODES="${BENCH_MODES:-auto disable}"
 BENCH_TABLE_SIZE="${BENCH_TABLE_SIZE:-10000}"
+BENCH_ROUNDS="${BENCH_ROUNDS:-1}"
 OUT="$E2E_DIR/bench"
 MARIADB_DIR="$OUT/mariadb"
 
@@ -94,22 +98,23 @@ cpu_ticks() { # utime+stime of PID, in clock ticks
 }
 
 failed=0
-printf 'threads\tmode\tsetup\tqps\tqueries\tproxy_ticks\tmariadb_ticks\n' >"$OUT/results.tsv"
+printf 'threads\tmode\tround\tsetup\tqps\tqueries\tproxy_ticks\tmariadb_ticks\n' >"$OUT/results.tsv"
 for threads in $BENCH_THREADS; do
     for mode in $BENCH_MODES; do
+      for round in $(seq "$BENCH_ROUNDS"); do
         for setup in direct haproxy shardgate; do
             case "$setup" in
                 direct) port="$MPORT"; pid="" ;;
                 haproxy) port="$HPORT"; pid="$HPID" ;;
                 shardgate) port="$GPORT"; pid="$GPID"
                     if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
-                        printf '%s\t%s\t%s\t\t\t\t\n' "$threads" "$mode" "$setup" >>"$OUT/results.tsv"
+                        printf '%s\t%s\t%s\t%s\t\t\t\t\n' "$threads" "$mode" "$round" "$setup" >>"$OUT/results.tsv"
                         failed=1
                         continue
                     fi ;;
             esac
-            logf="$OUT/run-$setup-t$threads-$mode.log"
-            log "run: $setup, $threads thread(s), --db-ps-mode=$mode, ${BENCH_TIME}s"
+            logf="$OUT/run-$setup-t$threads-$mode-r$round.log"
+            log "run: $setup, $threads thread(s), --db-ps-mode=$mode, ${BENCH_TIME}s, round $round/$BENCH_ROUNDS"
             p0=0; [ -n "$pid" ] && p0="$(cpu_ticks "$pid")"
             m0="$(cpu_ticks "$MPID")"
             if sb "$port" --threads="$threads" --time="$BENCH_TIME" --db-ps-mode="$mode" \
@@ -119,25 +124,26 @@ for threads in $BENCH_THREADS; do
                 # "    queries:      123456 (12345.67 per sec.)"
                 queries="$(awk '/^ *queries:/ { print $2 }' "$logf")"
                 qps="$(awk '/^ *queries:/ { gsub(/\(/, "", $3); print $3 }' "$logf")"
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$threads" "$mode" "$setup" "$qps" "$queries" \
-                    "$((p1 - p0))" "$((m1 - m0))" >>"$OUT/results.tsv"
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$threads" "$mode" "$round" "$setup" \
+                    "$qps" "$queries" "$((p1 - p0))" "$((m1 - m0))" >>"$OUT/results.tsv"
             else
                 log "sysbench failed ($setup, $threads threads, $mode):"
                 tail -n 15 "$logf" >&2 || true
-                printf '%s\t%s\t%s\t\t\t\t\n' "$threads" "$mode" "$setup" >>"$OUT/results.tsv"
+                printf '%s\t%s\t%s\t%s\t\t\t\t\n' "$threads" "$mode" "$round" "$setup" >>"$OUT/results.tsv"
                 failed=1
             fi
         done
+      done
     done
 done
 
 python3 - "$OUT/results.tsv" "$CLK_TCK" <<'EOF'
-import csv, sys
+import csv, statistics, sys
 path, tck = sys.argv[1], int(sys.argv[2])
 rows = list(csv.DictReader(open(path), delimiter="\t"))
 res = {}
 for r in rows:
-    res[(r["threads"], r["mode"], r["setup"])] = r
+    res[(r["threads"], r["mode"], r["round"], r["setup"])] = r
 
 def qps(r):
     return float(r["qps"]) if r and r["qps"] else None
@@ -147,25 +153,37 @@ def us_per_q(r, key):
         return None
     return int(r[key]) / tck / int(r["queries"]) * 1e6
 
-def f(v, fmt):
-    return format(v, fmt) if v is not None else "n/a"
-
 def ratio(a, b):
     return a / b if a is not None and b else None
 
+def med(values, fmt):
+    """The median over rounds, with the range when there are several."""
+    v = [x for x in values if x is not None]
+    if not v:
+        return "n/a"
+    m = format(statistics.median(v), fmt)
+    return m if len(v) == 1 else f"{m} ({format(min(v), fmt)}-{format(max(v), fmt)})"
+
+rounds = len({k[2] for k in res})
 print()
 print(f"sysbench oltp_point_select, same MariaDB, runs back to back; CPU from /proc (CLK_TCK={tck})")
+if rounds > 1:
+    print(f"median of {rounds} rounds (range); each ratio is taken within its round")
 hdr = ["threads", "ps-mode", "direct qps", "haproxy qps", "shardgate qps", "sg/haproxy",
        "sg/direct", "haproxy us/q", "shardgate us/q", "sg/haproxy cpu", "mariadbd us/q"]
 lines = []
 for (t, m) in sorted({(k[0], k[1]) for k in res}, key=lambda k: (int(k[0]), k[1])):
-    d, h, g = (res.get((t, m, s)) for s in ("direct", "haproxy", "shardgate"))
-    hc, gc = us_per_q(h, "proxy_ticks"), us_per_q(g, "proxy_ticks")
-    mc = us_per_q(d, "mariadb_ticks")
-    lines.append([t, "prepared" if m == "auto" else "text" if m == "disable" else m,
-                  f(qps(d), ".0f"), f(qps(h), ".0f"), f(qps(g), ".0f"),
-                  f(ratio(qps(g), qps(h)), ".2f"), f(ratio(qps(g), qps(d)), ".2f"),
-                  f(hc, ".1f"), f(gc, ".1f"), f(ratio(gc, hc), ".2f"), f(mc, ".1f")])
+    cols = {c: [] for c in hdr[2:]}
+    for rnd in sorted({k[2] for k in res if k[:2] == (t, m)}):
+        d, h, g = (res.get((t, m, rnd, s)) for s in ("direct", "haproxy", "shardgate"))
+        hc, gc = us_per_q(h, "proxy_ticks"), us_per_q(g, "proxy_ticks")
+        for c, v in zip(hdr[2:], [qps(d), qps(h), qps(g), ratio(qps(g), qps(h)),
+                                   ratio(qps(g), qps(d)), hc, gc, ratio(gc, hc),
+                                   us_per_q(d, "mariadb_ticks")]):
+            cols[c].append(v)
+    fmts = [".0f", ".0f", ".0f", ".2f", ".2f", ".1f", ".1f", ".2f", ".1f"]
+    lines.append([t, "prepared" if m == "auto" else "text" if m == "disable" else m]
+                 + [med(cols[c], fm) for c, fm in zip(hdr[2:], fmts)])
 w = [max(len(str(x)) for x in col) for col in zip(hdr, *lines)]
 print("  ".join(h.rjust(n) for h, n in zip(hdr, w)))
 for l in lines:
