@@ -915,7 +915,12 @@ def test_set_max_execution_time_accepted(cluster, timeout_gw):
 def test_graceful_shutdown(cluster):
     g = cluster.gateway("shutdown", args=["--shutdown-grace-ms", "5000"])
     a = connect(g)
+    b = connect(g)
     try:
+        # An open transaction on both shards (ids 7001 and 7002 sit on different ones).
+        query(b, "delete from kv where id in (7001, 7002)")
+        query(b, "begin")
+        query(b, "insert into kv (id, v) values (7001, 'open'), (7002, 'open')")
         th, out = _run_in_thread(lambda: query(a, "select sleep(1)"))
         time.sleep(0.3)
         t0 = time.monotonic()
@@ -935,8 +940,21 @@ def test_graceful_shutdown(cluster):
         assert refused, "a new connection was accepted after SIGTERM"
         assert out.get("result") == ((0,),), f"the statement in flight did not complete: {out}"
         assert rc is not None and exited_after < 5.5, (rc, exited_after)
+        # The open transaction was rolled back on every shard: its rows are neither there
+        # (committed) nor still locked (left open: the locking DELETE would time out).
+        for shard in SHARD_DBS:
+            cnx = cluster.shard(shard)
+            try:
+                with cnx.cursor() as cur:
+                    cur.execute("set session innodb_lock_wait_timeout = 3")
+                    cur.execute("delete from kv where id in (7001, 7002)")
+                    assert cur.rowcount == 0, f"shard {shard} kept rows of the open transaction"
+                cnx.commit()
+            finally:
+                cnx.close()
     finally:
         a.close()
+        b.close()
         g.stop()
 
 
