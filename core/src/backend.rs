@@ -75,6 +75,14 @@ pub enum BackendEvent {
         params: u16,
         columns: Vec<ColumnDef>,
     },
+    /// Whole packets of a result set, relayed undecoded (see [`BackendConn::relay_result`]):
+    /// the first `columns` bytes, when not 0, are the column count and definitions that begin
+    /// the result; `rows` rows follow. The terminator still comes as [`BackendEvent::Done`].
+    Relayed {
+        frames: Bytes,
+        columns: usize,
+        rows: u64,
+    },
     /// The server answered ERR: the command is over. During connect, the connection is over.
     Error(SqlError),
     /// The connection is unusable (closed, protocol violation); carries why.
@@ -147,6 +155,9 @@ pub struct BackendConn {
     statements: PreparedCache,
     /// The statement of [`BackendConn::execute_sql`] being prepared: executed once prepared.
     pending_execute: Option<(Arc<str>, Vec<Value>)>,
+    /// Rows the command in progress may still relay ([`BackendConn::relay_result`]);
+    /// `None`: its results are decoded.
+    relay_rows: Option<u64>,
 }
 
 /// Capabilities the gateway asks of its shards.
@@ -191,6 +202,7 @@ impl BackendConn {
             settings: None,
             statements: PreparedCache::default(),
             pending_execute: None,
+            relay_rows: None,
         }
     }
 
@@ -235,6 +247,11 @@ impl BackendConn {
         }
         self.decoder.extend(data);
         loop {
+            if self.relay_rows.is_some() && !self.relay_frames() {
+                // The rest of a column block or row is still to come (or the connection
+                // failed).
+                return;
+            }
             match self.decoder.next_packet() {
                 Ok(Some(p)) => {
                     self.seq = p.seq.wrapping_add(1);
@@ -359,6 +376,17 @@ impl BackendConn {
         }
     }
 
+    /// The result sets answering the command just issued are relayed instead of decoded:
+    /// column definitions and rows come as [`BackendEvent::Relayed`] runs of whole packets,
+    /// for a client that reads the shard's packets as they are (pass-through). At most
+    /// `max_rows` rows are relayed; later ones come as [`BackendEvent::Row`] (for the caller's
+    /// row cap). OK, EOF and ERR still come decoded, so the caller writes the terminators.
+    pub fn relay_result(&mut self, max_rows: u64) {
+        if matches!(self.phase, Phase::Reading(_)) {
+            self.relay_rows = Some(max_rows);
+        }
+    }
+
     /// Statements prepared by [`BackendConn::execute_sql`] are closed before the next
     /// command: the default database changed (they would keep reading the old one's tables).
     pub fn forget_statements(&mut self) {
@@ -471,6 +499,7 @@ impl BackendConn {
 
     fn fail(&mut self, err: SqlError) {
         self.phase = Phase::Closed;
+        self.relay_rows = None;
         self.events.push_back(BackendEvent::Closed(err));
     }
 
@@ -781,8 +810,13 @@ impl BackendConn {
                 if let Err(e) = self.execute_checked(stmt_id, params, &values) {
                     self.fail(e);
                 }
+                if self.phase == Phase::Idle {
+                    // Refused without sending: nothing to relay.
+                    self.relay_rows = None;
+                }
                 return;
             }
+            self.relay_rows = None;
             self.events.push_back(BackendEvent::Prepared {
                 stmt_id,
                 params,
@@ -798,6 +832,7 @@ impl BackendConn {
                 self.phase = if more {
                     Phase::Reading(Reading::ResultStart)
                 } else {
+                    self.relay_rows = None;
                     Phase::Idle
                 };
                 self.events.push_back(BackendEvent::Ok { ok, more });
@@ -809,9 +844,122 @@ impl BackendConn {
     fn on_err(&mut self, p: &[u8]) {
         let e = decode_err(p).unwrap_or_else(|_| SqlError::internal("malformed ERR from backend"));
         self.phase = Phase::Idle;
+        self.relay_rows = None;
         // A failed prepare of `execute_sql` is that statement's answer.
         self.pending_execute = None;
         self.events.push_back(BackendEvent::Error(e));
+    }
+
+    /// Relays the whole packets at the front of the input (see [`BackendConn::relay_result`])
+    /// up to the first one left to [`BackendConn::on_response`]: OK, EOF, ERR, anything
+    /// unexpected, the row past the budget. A run ends on a whole unit — the column block, or
+    /// a row with all its 16 MiB pieces — so an error can still take the place of what follows.
+    /// Returns whether the packet now in front is the decoder's to take: `false` while a unit
+    /// is incomplete (its first packets must not be decoded) or the connection failed.
+    fn relay_frames(&mut self) -> bool {
+        let Some(budget) = self.relay_rows else {
+            return true;
+        };
+        let Phase::Reading(start) = self.phase else {
+            return true;
+        };
+        // Never from inside a column block or a packet the decoder is reassembling.
+        if self.decoder.is_mid_packet() || !matches!(start, Reading::ResultStart | Reading::Rows) {
+            return true;
+        }
+        let deprecate_eof = self.caps & cap::DEPRECATE_EOF != 0;
+        let max = self.decoder.max_payload();
+        let mut reading = start;
+        let (mut off, mut rows, mut columns, mut logical) = (0usize, 0u64, 0usize, 0usize);
+        let mut too_large = None;
+        // Did the scan stop at a packet left to the decoder (not at the end of the input)?
+        let mut stopped = false;
+        // The end of the last whole unit, with the state and counts there.
+        let (mut cut, mut cut_reading, mut cut_seq, mut cut_rows) = (0, start, self.seq, 0);
+        while let Some((seq, p)) = self.decoder.frame_at(off) {
+            if logical == 0 {
+                reading = match reading {
+                    Reading::ResultStart => match p.first() {
+                        None | Some(0x00 | 0xfb | 0xfe | 0xff) => {
+                            stopped = true;
+                            break;
+                        }
+                        _ => match Reader::new(p).lenenc_int() {
+                            Ok(n) if n > 0 => Reading::ColumnDefs { left: n },
+                            _ => {
+                                stopped = true;
+                                break;
+                            }
+                        },
+                    },
+                    Reading::ColumnDefs { left } if left > 1 => {
+                        Reading::ColumnDefs { left: left - 1 }
+                    }
+                    Reading::ColumnDefs { .. } if deprecate_eof => Reading::Rows,
+                    Reading::ColumnDefs { .. } => Reading::ColumnsEof,
+                    Reading::Rows => {
+                        let end = match p.first() {
+                            Some(0xff) => true,
+                            Some(0xfe) if deprecate_eof => p.len() < 0xff_ff_ff,
+                            Some(0xfe) => is_eof(p),
+                            _ => false,
+                        };
+                        if end || rows == budget {
+                            stopped = true;
+                            break;
+                        }
+                        rows += 1;
+                        Reading::Rows
+                    }
+                    _ => {
+                        stopped = true;
+                        break;
+                    }
+                };
+            }
+            logical += p.len();
+            if logical > max {
+                too_large = Some(logical);
+                break;
+            }
+            let whole = p.len() < crate::wire::consts::MAX_PACKET_PAYLOAD;
+            off += 4 + p.len();
+            if !whole {
+                continue;
+            }
+            logical = 0;
+            if matches!(reading, Reading::ColumnDefs { .. }) {
+                continue;
+            }
+            if cut == 0 && start == Reading::ResultStart {
+                // The first whole unit of a new result: its column block.
+                columns = off;
+            }
+            (cut, cut_reading, cut_seq, cut_rows) = (off, reading, seq.wrapping_add(1), rows);
+        }
+        if cut > 0 {
+            self.phase = Phase::Reading(cut_reading);
+            self.seq = cut_seq;
+            self.relay_rows = Some(budget - cut_rows);
+            let frames = self.decoder.take_front(cut);
+            self.events.push_back(BackendEvent::Relayed {
+                frames,
+                columns,
+                rows: cut_rows,
+            });
+        }
+        if let Some(len) = too_large {
+            self.fail(SqlError::new(
+                codes::ER_NET_PACKET_TOO_LARGE,
+                "08S01",
+                format!("backend packet of {len} bytes exceeds {max}"),
+            ));
+            return false;
+        }
+        // Stopped, it was at a unit's first packet (every stop is): the decoder takes it.
+        // Else the input ended, maybe inside a unit whose packets wait for its end.
+        debug_assert!(!stopped || cut == off);
+        stopped
     }
 
     fn on_result_end(&mut self, st: u16, warnings: u16) {
@@ -819,6 +967,7 @@ impl BackendConn {
         self.phase = if more {
             Phase::Reading(Reading::ResultStart)
         } else {
+            self.relay_rows = None;
             Phase::Idle
         };
         self.events.push_back(BackendEvent::Done {

@@ -254,6 +254,51 @@ impl ResponseWriter {
         self.commit_row(buf, start, res)
     }
 
+    /// Copies a shard's whole packets of a result set as they are (pass-through relay):
+    /// the first `columns` bytes of `frames`, when not 0, are the column count and
+    /// definitions that begin the result (the EOF after them is added for a client without
+    /// DEPRECATE_EOF); `rows` rows follow. Sequence ids are rewritten to continue this answer.
+    pub fn relay(
+        &mut self,
+        buf: &mut BytesMut,
+        frames: &[u8],
+        columns: usize,
+        rows: u64,
+        format: RowFormat,
+    ) -> Result<(), WriterMisuse> {
+        let (head, body) = frames.split_at(columns.min(frames.len()));
+        if head.is_empty() {
+            self.expect_rows("relay")?;
+        } else {
+            self.expect_idle("relay")?;
+            self.format = format;
+            self.copy_frames(buf, head);
+            if self.caps & cap::DEPRECATE_EOF == 0 {
+                let start = self.out.begin(buf);
+                put_eof(buf, 0, self.status_bits(false));
+                self.out.finish(buf, start);
+            }
+            self.state = WriterState::InResultSet { rows_sent: 0 };
+        }
+        self.copy_frames(buf, body);
+        if let WriterState::InResultSet { rows_sent } = &mut self.state {
+            *rows_sent += rows;
+        }
+        Ok(())
+    }
+
+    /// Appends whole packets, renumbering them in this answer's sequence.
+    fn copy_frames(&mut self, buf: &mut BytesMut, frames: &[u8]) {
+        let mut at = buf.len();
+        buf.extend_from_slice(frames);
+        while at + 4 <= buf.len() {
+            let len = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], 0]) as usize;
+            buf[at + 3] = self.out.seq;
+            self.out.seq = self.out.seq.wrapping_add(1);
+            at += 4 + len;
+        }
+    }
+
     /// Ends the result set with EOF (or OK-as-EOF under DEPRECATE_EOF).
     pub fn finish(&mut self, buf: &mut BytesMut, warnings: u16) -> Result<(), WriterMisuse> {
         self.expect_rows("finish")?;

@@ -438,6 +438,37 @@ impl ServerConn {
         self.row_sent(res)
     }
 
+    /// Relays a shard's whole packets (see [`ResponseWriter::relay`]). `false`: they did
+    /// not fit the answer, an ERR went out instead and the request is over.
+    pub fn send_relayed(&mut self, frames: &[u8], columns: usize, rows: u64) -> bool {
+        let format = if self.binary {
+            RowFormat::Binary
+        } else {
+            RowFormat::Text
+        };
+        match self
+            .writer
+            .relay(&mut self.out, frames, columns, rows, format)
+        {
+            Ok(()) => {
+                self.request_rows += rows;
+                true
+            }
+            Err(m) => {
+                self.send_error(&SqlError::internal(format!(
+                    "response writer misuse: {} in {:?}",
+                    m.call, m.state
+                )));
+                false
+            }
+        }
+    }
+
+    /// Whether the current request's rows go out in the binary protocol.
+    pub fn binary_rows(&self) -> bool {
+        self.binary
+    }
+
     /// Counts a written row, or answers the row's failure with its ERR.
     fn row_sent(&mut self, res: Result<(), crate::response::RowError>) -> bool {
         match res {

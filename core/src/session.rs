@@ -228,6 +228,10 @@ struct RouteExec {
     savepoint_failed: Vec<String>,
     /// The one part answers a forwarded COM_STMT_EXECUTE: its rows are binary already.
     binary_rows: bool,
+    /// The one part's result sets are relayed packet for packet
+    /// ([`BackendConn::relay_result`]): pass-through, whose client reads the shard's own
+    /// encoding, so nothing needs decoding.
+    relay: bool,
 }
 
 impl RouteExec {
@@ -246,6 +250,7 @@ impl RouteExec {
             savepoint: false,
             savepoint_failed: Vec::new(),
             binary_rows: false,
+            relay: false,
         }
     }
 }
@@ -1260,14 +1265,17 @@ impl Session {
         };
         let binary_rows = matches!(cmd, ShardCommand::Execute { .. });
         let gen = self.next_gen();
-        self.send_command(id, cmd, Owner::Exec(gen));
         let part = Part {
             backend: id,
             done: false,
         };
         let mut route = RouteExec::new(vec![part], None);
         route.binary_rows = binary_rows;
+        // The client's rows are in the protocol the shard answers in: relay them.
+        route.relay = binary_rows == self.conn.binary_rows();
+        // Before sending: the command's relay is set up as it is issued.
         self.exec = Exec::Route(route);
+        self.send_command(id, cmd, Owner::Exec(gen));
     }
 
     fn execute_sql(&mut self, sql: String) {
@@ -2368,6 +2376,14 @@ impl Session {
         match sent {
             Ok(()) => {
                 s.owner = owner;
+                if let (Owner::Exec(g), Exec::Route(r)) = (owner, &self.exec) {
+                    if g == self.gen && r.relay {
+                        s.conn.relay_result(match self.workload {
+                            Workload::Oltp => self.gw.limits.oltp_max_rows,
+                            _ => u64::MAX,
+                        });
+                    }
+                }
                 true
             }
             Err(e) => {
@@ -2516,6 +2532,17 @@ impl Session {
                     }
                 }
             },
+            BackendEvent::Relayed {
+                frames,
+                columns,
+                rows,
+            } => {
+                r.columns_sent |= columns > 0;
+                r.rows_sent += rows;
+                if !self.conn.send_relayed(&frames, columns, rows) {
+                    self.exec = Exec::Idle;
+                }
+            }
             BackendEvent::Row(row) => match &mut r.merger {
                 None => {
                     r.rows_sent += 1;
@@ -2871,6 +2898,8 @@ impl Session {
                     }
                 }
                 BackendEvent::Row(row) => run.merger.row(pi, row),
+                // Joins never relay.
+                BackendEvent::Relayed { .. } => {}
                 BackendEvent::Done { .. } => {
                     run.parts[pi].done = true;
                     run.merger.done(pi);

@@ -174,6 +174,11 @@ impl ScriptedClient {
                     self.answers.push_back(Answer::Connected { connection_id })
                 }
                 BackendEvent::Columns(cols) => self.building = Some((cols.to_vec(), Vec::new())),
+                BackendEvent::Relayed { .. } => {
+                    // This client never asks for a relay: its answers are checked decoded.
+                    self.violations
+                        .push("relayed packets nobody asked for".into())
+                }
                 BackendEvent::Row(payload) => {
                     let binary = self.binary;
                     if let Some((cols, rows)) = &mut self.building {

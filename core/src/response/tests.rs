@@ -301,6 +301,73 @@ fn binary_rows_from_a_shard_are_relayed_as_they_are() {
     assert!(w.row_binary(&mut b, &encoded).is_err());
 }
 
+/// A shard's packets for a result of `cols()`: count and definitions (numbered from 9, as
+/// another connection's sequence would be), and the text rows `ids`, each its own frames.
+fn shard_frames(ids: &[i64]) -> (BytesMut, usize, BytesMut) {
+    let mut out = PacketOut::new(9);
+    let mut head = BytesMut::new();
+    out.write(&mut head, &[2]);
+    for c in cols() {
+        let start = out.begin(&mut head);
+        c.encode(&mut head);
+        out.finish(&mut head, start);
+    }
+    let columns = head.len();
+    let mut rows = BytesMut::new();
+    for i in ids {
+        let start = out.begin(&mut rows);
+        put_text_row(&mut rows, &row(*i), &mut Vec::new());
+        out.finish(&mut rows, start);
+    }
+    (head, columns, rows)
+}
+
+#[test]
+fn relayed_packets_continue_the_answer_and_errors_still_replace_the_terminator() {
+    for (caps, want) in [
+        (CAPS_EOF, "cols2 def def eof row row row err1317"),
+        (CAPS_NO_EOF, "cols2 def def row row row err1317"),
+    ] {
+        let (mut w, mut b) = writer(caps);
+        w.start_statement(false).unwrap();
+        let (mut frames, columns, rows) = shard_frames(&[1, 2, 3]);
+        let (first, second) = rows.split_at(rows.len() / 3);
+        frames.extend_from_slice(first);
+        w.relay(&mut b, &frames, columns, 1, RowFormat::Text)
+            .unwrap();
+        w.relay(&mut b, second, 0, 2, RowFormat::Text).unwrap();
+        assert_eq!(w.state(), WriterState::InResultSet { rows_sent: 3 });
+        assert_eq!(
+            w.error(&mut b, &SqlError::interrupted()),
+            ErrorDisposition::Sent
+        );
+        assert_eq!(transcript(&b, caps), want);
+    }
+    // Relayed results end like any other, MORE_RESULTS included.
+    let (mut w, mut b) = writer(CAPS_NO_EOF);
+    w.start_statement(true).unwrap();
+    let (mut frames, columns, rows) = shard_frames(&[1]);
+    frames.extend_from_slice(&rows);
+    w.relay(&mut b, &frames, columns, 1, RowFormat::Text)
+        .unwrap();
+    w.finish(&mut b, 0).unwrap();
+    w.start_statement(false).unwrap();
+    w.ok(&mut b, &OkInfo::default()).unwrap();
+    assert_eq!(transcript(&b, CAPS_NO_EOF), "cols2 def def row end+MORE ok");
+}
+
+#[test]
+fn relayed_rows_need_a_result_begun_and_a_begun_result_needs_none() {
+    let (_, _, rows) = shard_frames(&[1]);
+    let (mut w, mut b) = writer(CAPS_NO_EOF);
+    w.start_statement(false).unwrap();
+    assert!(w.relay(&mut b, &rows, 0, 1, RowFormat::Text).is_err());
+    assert!(b.is_empty());
+    let (head, columns, _) = shard_frames(&[]);
+    w.relay(&mut b, &head, columns, 0, RowFormat::Text).unwrap();
+    assert!(w.relay(&mut b, &head, columns, 0, RowFormat::Text).is_err());
+}
+
 #[test]
 fn misuse_is_reported_not_written() {
     let (mut w, mut b) = writer(CAPS_NO_EOF);

@@ -53,7 +53,13 @@ fn answer(server: &mut ServerConn, sql: &str, params: &[Value]) {
 
 impl Pair {
     fn new(user: &str, password: &str, database: Option<&str>) -> Pair {
+        Pair::offering(cap::SERVER_DEFAULT, user, password, database)
+    }
+
+    /// A pair whose server offers `caps`.
+    fn offering(caps: u32, user: &str, password: &str, database: Option<&str>) -> Pair {
         let mut cfg = ServerConfig::default();
+        cfg.capabilities = caps;
         cfg.users.set_password("app", "secret");
         cfg.max_allowed_packet = 4096;
         let server = ServerConn::new(Arc::new(cfg), 7, *b"0123456789abcdefghij");
@@ -108,6 +114,9 @@ impl Pair {
                 BackendEvent::Connected { .. } => "connected".to_string(),
                 BackendEvent::Columns(c) => format!("cols{}", c.len()),
                 BackendEvent::Row(_) => "row".into(),
+                BackendEvent::Relayed { columns, rows, .. } => {
+                    format!("relayed{}/{rows}", if columns > 0 { "+cols" } else { "" })
+                }
                 BackendEvent::Done { more, .. } => {
                     format!("done{}", if more { "+more" } else { "" })
                 }
@@ -732,6 +741,119 @@ fn execute_sql_prepares_once_per_connection_and_relays_binary_rows() {
     p.drive();
     assert_eq!(p.take(), ["err1210"]);
     assert!(p.client.is_idle());
+}
+
+/// The relayed packets of `events`, as (sequence id, payload) pairs.
+fn relayed_packets(events: &[BackendEvent]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in events {
+        if let BackendEvent::Relayed { frames, .. } = e {
+            let mut d = PacketDecoder::new(1 << 24);
+            d.extend(frames);
+            while let Some(p) = d.next_packet().unwrap() {
+                out.push((p.seq, p.payload.to_vec()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn relayed_results_come_as_whole_packets_with_terminators_decoded() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    p.client.query("select 5").unwrap();
+    p.client.relay_result(u64::MAX);
+    p.drive();
+    let events = std::mem::take(&mut p.events);
+    let packets = relayed_packets(&events);
+    // Column count, its definition, the row; the OK-as-EOF terminator is decoded.
+    assert_eq!(packets.len(), 3);
+    assert_eq!(packets[0], (1, vec![1]));
+    assert_eq!(packets[2], (3, b"\x015".to_vec()));
+    let names: Vec<String> = {
+        p.events = events;
+        p.take()
+    };
+    assert_eq!(names, ["relayed+cols/1", "done"]);
+    // The next command decodes again unless asked.
+    assert_eq!(p.query("select 6"), ["cols1", "row", "done"]);
+
+    // Past the row budget rows come decoded (the caller's cap answers them).
+    p.client.query("select 7").unwrap();
+    p.client.relay_result(0);
+    p.drive();
+    assert_eq!(p.take(), ["relayed+cols/0", "row", "done"]);
+
+    // An error mid-result is decoded, after the rows relayed before it.
+    p.client.query("stream then boom").unwrap();
+    p.client.relay_result(u64::MAX);
+    p.drive();
+    assert_eq!(p.take(), ["relayed+cols/1", "err1317"]);
+
+    // A prepared statement's binary rows relay the same way, after a prepare consumed inside.
+    p.client
+        .execute_sql(Arc::from("select ?"), vec![Value::Int(9)])
+        .unwrap();
+    p.client.relay_result(u64::MAX);
+    p.drive();
+    let events = std::mem::take(&mut p.events);
+    let packets = relayed_packets(&events);
+    assert_eq!(packets.len(), 3);
+    assert_eq!(packets[2].1[0], 0, "a binary row starts with 0x00");
+    p.events = events;
+    assert_eq!(p.take(), ["relayed+cols/1", "done"]);
+    assert!(p.client.is_idle());
+}
+
+#[test]
+fn relay_never_splits_a_column_block_whatever_the_reads() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    p.client.query("select 5").unwrap();
+    p.client.relay_result(u64::MAX);
+    let sent = p.client.poll_transmit().unwrap();
+    p.server.handle_input(&sent);
+    while let Some(req) = p.server.poll_request() {
+        handle(&mut p.server, req);
+    }
+    let answer = p.server.poll_transmit().unwrap();
+    for b in answer.iter() {
+        p.client.handle_input(&[*b]);
+    }
+    let events: Vec<BackendEvent> = std::iter::from_fn(|| p.client.poll_event()).collect();
+    match &events[..] {
+        [BackendEvent::Relayed {
+            frames,
+            columns,
+            rows: 0,
+        }, BackendEvent::Relayed {
+            columns: 0,
+            rows: 1,
+            ..
+        }, BackendEvent::Done { .. }] => {
+            assert_eq!(
+                *columns,
+                frames.len(),
+                "the whole column block and nothing else"
+            );
+        }
+        other => panic!("unexpected events {other:?}"),
+    }
+}
+
+#[test]
+fn relay_from_a_server_without_deprecate_eof_leaves_out_its_eof() {
+    let mut p = Pair::offering(cap::SERVER_DEFAULT & !cap::DEPRECATE_EOF, "root", "", None);
+    p.take();
+    p.client.query("select 5").unwrap();
+    p.client.relay_result(u64::MAX);
+    p.drive();
+    let events = std::mem::take(&mut p.events);
+    // Count and definition, then (the EOF between, consumed) the row.
+    assert_eq!(relayed_packets(&events).len(), 3);
+    p.events = events;
+    assert_eq!(p.take(), ["relayed+cols/0", "relayed/1", "done"]);
 }
 
 #[test]

@@ -79,6 +79,7 @@ impl Client {
                     BackendEvent::Connected { .. } => "connected".into(),
                     BackendEvent::Columns(c) => format!("cols{}", c.len()),
                     BackendEvent::Row(r) => format!("row:{}", String::from_utf8_lossy(&r)),
+                    BackendEvent::Relayed { .. } => "relayed".into(),
                     BackendEvent::Done { .. } => "done".into(),
                     BackendEvent::Ok { .. } => "ok".into(),
                     BackendEvent::Prepared { .. } => "prepared".into(),

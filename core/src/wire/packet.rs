@@ -42,6 +42,10 @@ impl PacketDecoder {
         }
     }
 
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
     pub fn set_max_payload(&mut self, max_payload: usize) {
         self.max_payload = max_payload;
     }
@@ -61,6 +65,31 @@ impl PacketDecoder {
     /// Bytes received but not yet framed.
     pub fn buffered(&self) -> usize {
         self.buf.len() + self.partial.as_ref().map_or(0, |p| p.len())
+    }
+
+    /// Is a payload of 16 MiB or more half reassembled? Frames are then not read in place.
+    pub fn is_mid_packet(&self) -> bool {
+        self.partial.is_some()
+    }
+
+    /// The frame starting `offset` bytes into the unframed bytes, when it arrived whole: its
+    /// sequence id and payload, left in place. A relay reads a run of frames this way and
+    /// takes them at once with [`Self::take_front`] instead of one `Bytes` per packet.
+    pub fn frame_at(&mut self, offset: usize) -> Option<(u8, &[u8])> {
+        let head = self.buf.get(offset..offset + 4)?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize;
+        let seq = head[3];
+        let end = offset + 4 + len;
+        if self.buf.len() < end {
+            self.buf.reserve(end - self.buf.len());
+            return None;
+        }
+        Some((seq, &self.buf[offset + 4..end]))
+    }
+
+    /// Takes the first `n` unframed bytes: whole frames found with [`Self::frame_at`].
+    pub fn take_front(&mut self, n: usize) -> Bytes {
+        self.buf.split_to(n).freeze()
     }
 
     /// The next complete logical packet, `Ok(None)` when more bytes are needed.
