@@ -20,7 +20,7 @@
 
 use crate::error::{codes, SqlError};
 use crate::wire::auth;
-use crate::wire::binary::{put_execute_params, PrepareOk};
+use crate::wire::binary::{ExecuteParams, PrepareOk};
 use crate::wire::codec::Reader;
 use crate::wire::consts::{cap, charset, com, status};
 use crate::wire::generic::{decode_eof, decode_err, decode_ok, is_eof};
@@ -154,7 +154,7 @@ pub struct BackendConn {
     /// Statements prepared on the server by [`BackendConn::execute_sql`].
     statements: PreparedCache,
     /// The statement of [`BackendConn::execute_sql`] being prepared: executed once prepared.
-    pending_execute: Option<(Arc<str>, Vec<Value>)>,
+    pending_execute: Option<(Arc<str>, ExecuteParams)>,
     /// Rows the command in progress may still relay ([`BackendConn::relay_result`]);
     /// `None`: its results are decoded.
     relay_rows: Option<u64>,
@@ -351,20 +351,29 @@ impl BackendConn {
 
     /// COM_STMT_EXECUTE with parameters; rows arrive in the binary protocol.
     pub fn execute(&mut self, stmt_id: u32, params: &[Value]) -> Result<(), SqlError> {
+        self.execute_params(stmt_id, &ExecuteParams::Values(params.to_vec()))
+    }
+
+    fn execute_params(&mut self, stmt_id: u32, params: &ExecuteParams) -> Result<(), SqlError> {
         self.command_with(com::STMT_EXECUTE, Reading::ResultStart, |out| {
             let id = stmt_id.to_le_bytes();
             // The id, CURSOR_TYPE_NO_CURSOR, an iteration count of 1.
             out.extend_from_slice(&[id[0], id[1], id[2], id[3], 0, 1, 0, 0, 0]);
-            put_execute_params(out, params);
+            params.put(out);
         })
     }
 
     /// Runs `sql` as a prepared statement of this connection: COM_STMT_EXECUTE of the
     /// server statement prepared for that text, after a COM_STMT_PREPARE the first time (its
     /// answer is consumed here: the events are the execute's, or the prepare's ERR). Rows
-    /// arrive in the binary protocol. Parameters go out typed by value
-    /// ([`put_execute_params`]).
-    pub fn execute_sql(&mut self, sql: Arc<str>, params: Vec<Value>) -> Result<(), SqlError> {
+    /// arrive in the binary protocol. Parameters go out as the client encoded them, or typed
+    /// by value (see [`ExecuteParams`]).
+    pub fn execute_sql(
+        &mut self,
+        sql: Arc<str>,
+        params: impl Into<ExecuteParams>,
+    ) -> Result<(), SqlError> {
+        let params = params.into();
         self.ensure_idle()?;
         match self.statements.get(&sql) {
             Some((id, count)) => self.execute_checked(id, count, &params),
@@ -413,7 +422,12 @@ impl BackendConn {
 
     /// COM_STMT_EXECUTE of a statement prepared with `count` parameters: a different number
     /// of values is the server's own error, answered without sending.
-    fn execute_checked(&mut self, id: u32, count: u16, params: &[Value]) -> Result<(), SqlError> {
+    fn execute_checked(
+        &mut self,
+        id: u32,
+        count: u16,
+        params: &ExecuteParams,
+    ) -> Result<(), SqlError> {
         if usize::from(count) != params.len() {
             self.events.push_back(BackendEvent::Error(SqlError::new(
                 codes::ER_WRONG_ARGUMENTS,
@@ -422,7 +436,7 @@ impl BackendConn {
             )));
             return Ok(());
         }
-        self.execute(id, params)
+        self.execute_params(id, params)
     }
 
     /// COM_PING.

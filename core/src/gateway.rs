@@ -681,6 +681,9 @@ impl Gateway {
             })
             .collect();
         let limits = Limits::default();
+        let mut server = server;
+        // Pass-through forwards prepared statements' parameters as the client encoded them.
+        server.forward_params = passthrough;
         Arc::new(Gateway {
             server: Arc::new(server),
             pools: pool_stats(&topology, limits.pool.max_size),

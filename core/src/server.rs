@@ -32,7 +32,10 @@ use crate::response::{ErrorDisposition, ResponseWriter, RowFormat, WriterState};
 use crate::sql;
 use crate::users::{Sha2Fast, Users};
 use crate::wire::auth;
-use crate::wire::binary::{decode_execute_params, ParamType};
+use crate::wire::binary::{
+    check_execute_params, decode_execute_params, encode_param_types, EncodedParams, ExecuteParams,
+    ParamType,
+};
 use crate::wire::consts::{cap, com, status, ColumnType};
 use crate::wire::handshake::{is_ssl_request, AuthSwitchRequest, HandshakeResponse, HandshakeV10};
 use crate::wire::packet::FrameError;
@@ -59,6 +62,9 @@ pub struct ServerConfig {
     pub tls: bool,
     /// Refuse clients that do not switch to TLS (ERR 3159).
     pub require_secure_transport: bool,
+    /// COM_STMT_EXECUTE parameters are checked but kept as the client encoded them
+    /// ([`ExecuteParams::Encoded`]), not decoded into values: a pass-through forwards them.
+    pub forward_params: bool,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +76,7 @@ impl Default for ServerConfig {
             capabilities: cap::SERVER_DEFAULT,
             tls: false,
             require_secure_transport: false,
+            forward_params: false,
         }
     }
 }
@@ -86,11 +93,12 @@ pub enum Request {
     /// One statement of a COM_QUERY. A multi-statement batch yields one per statement; each
     /// is answered with one result (or an error, which ends the batch).
     Query { sql: String },
-    /// COM_STMT_EXECUTE: the prepared SQL and its bound parameters; rows go out binary.
+    /// COM_STMT_EXECUTE: the prepared SQL and its bound parameters (values, or as the client
+    /// encoded them with [`ServerConfig::forward_params`]); rows go out binary.
     Execute {
         stmt_id: u32,
         sql: Arc<str>,
-        params: Vec<Value>,
+        params: ExecuteParams,
     },
     /// COM_INIT_DB.
     InitDb { database: String },
@@ -128,6 +136,8 @@ struct Prepared {
     sql: Arc<str>,
     param_count: usize,
     types: Vec<ParamType>,
+    /// `types` as the client sent them, for forwarding ([`EncodedParams`]).
+    wire_types: Bytes,
     long_data: Vec<Option<BytesMut>>,
     /// An error from SEND_LONG_DATA (which has no response), reported by the next execute.
     deferred_error: Option<SqlError>,
@@ -738,7 +748,7 @@ impl ServerConn {
                 database: String::from_utf8_lossy(body).into_owned(),
             }),
             com::STMT_PREPARE => self.on_prepare(body),
-            com::STMT_EXECUTE => self.on_execute(body),
+            com::STMT_EXECUTE => self.on_execute(payload.slice(1..)),
             com::STMT_SEND_LONG_DATA => self.on_long_data(body),
             com::STMT_CLOSE => {
                 // No response, even for an unknown id (MySQL sends none: a reply would desync).
@@ -841,6 +851,7 @@ impl ServerConn {
                 sql: Arc::from(text),
                 param_count,
                 types: Vec::new(),
+                wire_types: Bytes::new(),
                 long_data: vec![None; param_count],
                 deferred_error: None,
             },
@@ -856,7 +867,8 @@ impl ServerConn {
         let _ = self.writer.prepared(&mut self.out, id, &params, &columns);
     }
 
-    fn on_execute(&mut self, body: &[u8]) {
+    fn on_execute(&mut self, payload: Bytes) {
+        let body = &payload[..];
         let mut r = Reader::new(body);
         let (Ok(id), Ok(_flags), Ok(_iterations)) = (r.u32(), r.u8(), r.u32()) else {
             self.reply_error(&SqlError::wrong_arguments("mysqld_stmt_execute"));
@@ -871,14 +883,29 @@ impl ServerConn {
             self.reply_error(&e);
             return;
         }
-        let params =
-            match decode_execute_params(&mut r, st.param_count, &mut st.types, &st.long_data) {
-                Ok(p) => p,
-                Err(_) => {
-                    self.reply_error(&SqlError::wrong_arguments("mysqld_stmt_execute"));
-                    return;
-                }
-            };
+        let start = r.position();
+        let count = st.param_count;
+        let long_data = st.long_data.iter().any(Option::is_some);
+        let params = if self.config.forward_params && !long_data {
+            // Checked, not decoded: forwarded as they are.
+            let checked = check_execute_params(&mut r, count, &mut st.types);
+            if count > 0 && body.get(start + count.div_ceil(8)).is_some_and(|&f| f != 0) {
+                // Types bound (again) by this execute.
+                st.wire_types = encode_param_types(&st.types);
+            }
+            checked.ok().and_then(|()| {
+                EncodedParams::cut(&payload, start, r.position(), count, &st.wire_types)
+                    .map(ExecuteParams::Encoded)
+            })
+        } else {
+            decode_execute_params(&mut r, count, &mut st.types, &st.long_data)
+                .ok()
+                .map(ExecuteParams::Values)
+        };
+        let Some(params) = params else {
+            self.reply_error(&SqlError::wrong_arguments("mysqld_stmt_execute"));
+            return;
+        };
         st.long_data.iter_mut().for_each(|d| *d = None);
         let sql = st.sql.clone();
         self.binary = true;

@@ -41,6 +41,7 @@ use crate::plan::{
     TxnOp,
 };
 use crate::server::{Request, ServerConn};
+use crate::wire::binary::ExecuteParams;
 use crate::wire::consts::{status, ColumnType};
 use crate::wire::{ColumnDef, OkInfo, Value};
 use bytes::Bytes;
@@ -119,7 +120,10 @@ enum ShardCommand {
     Query(String),
     /// A client's COM_STMT_EXECUTE, forwarded as a prepared statement of the shard connection
     /// (pass-through mode; see [`BackendConn::execute_sql`]).
-    Execute { sql: Arc<str>, params: Vec<Value> },
+    Execute {
+        sql: Arc<str>,
+        params: ExecuteParams,
+    },
 }
 
 #[derive(Debug)]
@@ -1080,12 +1084,15 @@ impl Session {
                     // The client's prepared statement runs as a prepared statement on the
                     // server as well (prepared once per shard connection), and its binary
                     // rows are relayed as they are: no SQL text to render, parse or convert
-                    // rows for, on either side.
+                    // rows for, on either side. Its parameters go as the client encoded them.
                     return self.forward(ShardCommand::Execute { sql, params });
                 }
                 // Sharded: prepared statements reach shards as text with literals bound
                 // (planning needs the values), like Vitess; the response writer converts the
                 // shards' text rows to binary rows.
+                let Ok(params) = params.into_values() else {
+                    return self.fail(&SqlError::wrong_arguments("mysqld_stmt_execute"));
+                };
                 let text = crate::sql::render_with_params(&sql, &params)
                     .map(Ok)
                     .unwrap_or_else(|| {

@@ -14,6 +14,7 @@
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use shardgate_core::server::{Request, ServerConfig, ServerConn};
+use shardgate_core::wire::binary::ExecuteParams;
 use shardgate_core::wire::consts::{cap, ColumnType};
 use shardgate_core::wire::handshake::HandshakeResponse;
 use shardgate_core::wire::{ColumnDef, OkInfo, PacketDecoder, PacketOut, Value};
@@ -86,7 +87,11 @@ fn answer(server: &mut ServerConn, req: Request) {
             1 => server.send_ok(&OkInfo::affected(1)),
             _ => server.send_error(&SqlError::new(1064, "42000", "fuzz says no")),
         },
-        Request::Execute { sql, params, .. } => match sql.len() % 3 {
+        Request::Execute {
+            sql,
+            params: ExecuteParams::Values(params),
+            ..
+        } => match sql.len() % 3 {
             // Echo the parameters back as a binary row of string columns (numbers in string
             // columns are sent as their text).
             0 => {
@@ -113,6 +118,8 @@ fn answer(server: &mut ServerConn, req: Request) {
             }
             _ => server.send_error(&SqlError::new(1105, "HY000", "fuzz says no")),
         },
+        // Forwarded parameters (not decoded): nothing to echo.
+        Request::Execute { .. } => server.send_ok(&OkInfo::affected(1)),
         Request::InitDb { .. } | Request::ResetConnection | Request::Kill { .. } => {
             server.send_ok(&OkInfo::default())
         }

@@ -22,7 +22,10 @@ fn handle(server: &mut ServerConn, req: Request) {
             _ => server.send_ok(&OkInfo::default()),
         },
         Request::Query { sql } => answer(server, &sql, &[]),
-        Request::Execute { sql, params, .. } => answer(server, &sql, &params),
+        Request::Execute { sql, params, .. } => match params.into_values() {
+            Ok(values) => answer(server, &sql, &values),
+            Err(_) => server.send_error(&SqlError::wrong_arguments("mysqld_stmt_execute")),
+        },
         _ => server.send_ok(&OkInfo::default()),
     }
 }
@@ -58,8 +61,18 @@ impl Pair {
 
     /// A pair whose server offers `caps`.
     fn offering(caps: u32, user: &str, password: &str, database: Option<&str>) -> Pair {
+        Pair::configured(|c| c.capabilities = caps, user, password, database)
+    }
+
+    /// A pair whose server's configuration `edit` changed.
+    fn configured(
+        edit: impl FnOnce(&mut ServerConfig),
+        user: &str,
+        password: &str,
+        database: Option<&str>,
+    ) -> Pair {
         let mut cfg = ServerConfig::default();
-        cfg.capabilities = caps;
+        edit(&mut cfg);
         cfg.users.set_password("app", "secret");
         cfg.max_allowed_packet = 4096;
         let server = ServerConn::new(Arc::new(cfg), 7, *b"0123456789abcdefghij");
@@ -854,6 +867,62 @@ fn relay_from_a_server_without_deprecate_eof_leaves_out_its_eof() {
     assert_eq!(relayed_packets(&events).len(), 3);
     p.events = events;
     assert_eq!(p.take(), ["relayed+cols/0", "relayed/1", "done"]);
+}
+
+#[test]
+fn forwarded_executes_keep_the_clients_encoding_and_its_types() {
+    let mut p = Pair::configured(|c| c.forward_params = true, "root", "", None);
+    p.take();
+    p.client.prepare("select ?").unwrap();
+    p.drive();
+    let [BackendEvent::Prepared { stmt_id, .. }] = &p.events[..] else {
+        panic!("unexpected events {:?}", p.events);
+    };
+    let id = stmt_id.to_le_bytes();
+    p.take();
+    let header = [com::STMT_EXECUTE, id[0], id[1], id[2], id[3], 0, 1, 0, 0, 0];
+    // One DATETIME parameter, its type bound with this execute: 2024-01-02.
+    let bound = [0u8, 1, ColumnType::DateTime as u8, 0, 4, 0xe8, 0x07, 1, 2];
+    // The next execute leaves the type out, as clients do.
+    let unbound = [0u8, 0, 4, 0xe8, 0x07, 1, 3];
+    let mut forward = |params: &[u8]| {
+        p.client
+            .raw_command(&[&header[..], params].concat())
+            .unwrap();
+        let sent = p.client.poll_transmit().unwrap();
+        p.server.handle_input(&sent);
+        let req = p.server.poll_request();
+        // Answer anything to keep the pair in step.
+        p.server.send_ok(&OkInfo::default());
+        let answer = p.server.poll_transmit().unwrap();
+        p.client.handle_input(&answer);
+        match req {
+            Some(Request::Execute {
+                params: ExecuteParams::Encoded(e),
+                ..
+            }) => {
+                let mut out = BytesMut::new();
+                e.put(&mut out);
+                (out.to_vec(), e.values().unwrap())
+            }
+            other => panic!("unexpected request {other:?}"),
+        }
+    };
+    let (first, values) = forward(&bound);
+    assert_eq!(first, bound, "forwarded as the client encoded it");
+    assert_eq!(values, [Value::from_str("2024-01-02 00:00:00")]);
+    let (second, _) = forward(&unbound);
+    assert_eq!(second[..4], bound[..4], "its DATETIME type is put back");
+    assert_eq!(second[4..], unbound[2..]);
+    p.drive();
+    assert_eq!(p.take(), ["ok", "ok"]);
+    // A value cut short is refused as decoding refuses it, and the connection lives.
+    p.client
+        .raw_command(&[&header[..], &unbound[..5]].concat())
+        .unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["err1210"]);
+    assert_eq!(p.query("select 2"), ["cols1", "row", "done"]);
 }
 
 #[test]

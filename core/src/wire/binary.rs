@@ -34,6 +34,7 @@ use super::column::ColumnDef;
 use super::consts::ColumnType;
 use super::value::Value;
 use bytes::{BufMut, Bytes, BytesMut};
+use std::ops::Range;
 
 /// A parameter type as bound by the client in COM_STMT_EXECUTE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +60,121 @@ impl ParamType {
 
 /// The flag bit of a bound parameter type that marks it unsigned.
 const PARAM_UNSIGNED: u8 = 0x80;
+
+/// The parameters of a COM_STMT_EXECUTE on their way to a shard.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExecuteParams {
+    /// Values, sent typed by value ([`put_execute_params`]).
+    Values(Vec<Value>),
+    /// A client's own encoding, forwarded as it is (its declared types included).
+    Encoded(EncodedParams),
+}
+
+impl ExecuteParams {
+    /// How many parameters.
+    pub fn len(&self) -> usize {
+        match self {
+            ExecuteParams::Values(v) => v.len(),
+            ExecuteParams::Encoded(e) => e.count,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The values, decoded if need be.
+    pub fn into_values(self) -> DecodeResult<Vec<Value>> {
+        match self {
+            ExecuteParams::Values(v) => Ok(v),
+            ExecuteParams::Encoded(e) => e.values(),
+        }
+    }
+
+    /// Writes the parameter part of a COM_STMT_EXECUTE (after the iteration count).
+    pub fn put(&self, out: &mut BytesMut) {
+        match self {
+            ExecuteParams::Values(v) => put_execute_params(out, v),
+            ExecuteParams::Encoded(e) => e.put(out),
+        }
+    }
+}
+
+impl From<Vec<Value>> for ExecuteParams {
+    fn from(values: Vec<Value>) -> Self {
+        ExecuteParams::Values(values)
+    }
+}
+
+/// The parameters of a client's COM_STMT_EXECUTE as it encoded them, to go to another server
+/// unchanged, with the types it bound — in this execute or an earlier one (clients send them
+/// once): NULL bitmap, new-params-bound flag set, types, values. Nothing is copied until
+/// [`EncodedParams::put`] writes them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodedParams {
+    count: usize,
+    /// The execute's body; the NULL bitmap and the values are ranges of it.
+    body: Bytes,
+    bitmap: Range<usize>,
+    values: Range<usize>,
+    /// The type pairs ([`encode_param_types`]).
+    types: Bytes,
+}
+
+impl EncodedParams {
+    /// The `count` parameters of `body` spanning `start..end`, as [`check_execute_params`]
+    /// just read them, with the client's bound `types` ([`encode_param_types`]). Not after
+    /// long data: its values are not in `body`.
+    pub fn cut(
+        body: &Bytes,
+        start: usize,
+        end: usize,
+        count: usize,
+        types: &Bytes,
+    ) -> Option<EncodedParams> {
+        if types.len() != 2 * count {
+            return None;
+        }
+        let flag = start + count.div_ceil(8);
+        let bound = body.get(flag).is_some_and(|&f| f != 0);
+        let values = flag + 1 + if bound { types.len() } else { 0 };
+        if count > 0 && values > end {
+            return None;
+        }
+        Some(EncodedParams {
+            count,
+            body: body.clone(),
+            bitmap: start..flag,
+            values: values.min(end)..end,
+            types: types.clone(),
+        })
+    }
+
+    /// The values (for a statement that cannot be forwarded after all).
+    pub fn values(&self) -> DecodeResult<Vec<Value>> {
+        let mut block = BytesMut::new();
+        self.put(&mut block);
+        decode_execute_params(&mut Reader::new(&block), self.count, &mut Vec::new(), &[])
+    }
+
+    pub fn put(&self, out: &mut BytesMut) {
+        if self.count == 0 {
+            return;
+        }
+        out.extend_from_slice(&self.body[self.bitmap.clone()]);
+        out.put_u8(1);
+        out.extend_from_slice(&self.types);
+        out.extend_from_slice(&self.body[self.values.clone()]);
+    }
+}
+
+/// Bound parameter types as COM_STMT_EXECUTE carries them: (type, flags) pairs.
+pub fn encode_param_types(types: &[ParamType]) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 * types.len());
+    for t in types {
+        out.put_u8(t.col_type as u8);
+        out.put_u8(if t.unsigned { PARAM_UNSIGNED } else { 0 });
+    }
+    out.freeze()
+}
 
 // ---------------------------------------------------------------------------------------------
 // Temporal values
@@ -766,6 +882,27 @@ pub fn decode_execute_params(
     if param_count == 0 {
         return Ok(Vec::new());
     }
+    let bitmap = read_params_header(r, param_count, types)?;
+    let mut values = Vec::with_capacity(param_count.min(types.len()));
+    for (i, pt) in types.iter().enumerate() {
+        if let Some(Some(data)) = long_data.get(i) {
+            values.push(Value::Bytes(Bytes::copy_from_slice(data)));
+        } else if is_null_bit(bitmap, i, 0) {
+            values.push(Value::Null);
+        } else {
+            values.push(read_value(r, pt.col_type, pt.unsigned, None)?);
+        }
+    }
+    Ok(values)
+}
+
+/// The NULL bitmap and the types of COM_STMT_EXECUTE parameters (`param_count` > 0): types
+/// sent with this execute replace `types`, else the ones bound before are used.
+fn read_params_header<'a>(
+    r: &mut Reader<'a>,
+    param_count: usize,
+    types: &mut Vec<ParamType>,
+) -> DecodeResult<&'a [u8]> {
     let bitmap = r.bytes(param_count.div_ceil(8))?;
     if r.u8()? != 0 {
         let mut bound = Vec::with_capacity(param_count.min(r.remaining() / 2));
@@ -782,17 +919,55 @@ pub fn decode_execute_params(
     } else if types.len() != param_count {
         return Err(DecodeError("parameter types were never bound"));
     }
-    let mut values = Vec::with_capacity(param_count.min(types.len()));
+    Ok(bitmap)
+}
+
+/// [`decode_execute_params`] without the values (nor long data): checks that they are all
+/// there and well-formed, allocating nothing (unless types are bound anew).
+pub fn check_execute_params(
+    r: &mut Reader<'_>,
+    param_count: usize,
+    types: &mut Vec<ParamType>,
+) -> DecodeResult<()> {
+    if param_count == 0 {
+        return Ok(());
+    }
+    let bitmap = read_params_header(r, param_count, types)?;
     for (i, pt) in types.iter().enumerate() {
-        if let Some(Some(data)) = long_data.get(i) {
-            values.push(Value::Bytes(Bytes::copy_from_slice(data)));
-        } else if is_null_bit(bitmap, i, 0) {
-            values.push(Value::Null);
-        } else {
-            values.push(read_value(r, pt.col_type, pt.unsigned, None)?);
+        if !is_null_bit(bitmap, i, 0) {
+            skip_value(r, pt.col_type)?;
         }
     }
-    Ok(values)
+    Ok(())
+}
+
+/// Reads past one binary-protocol value, checking it as [`read_value`] would.
+fn skip_value(r: &mut Reader<'_>, t: ColumnType) -> DecodeResult<()> {
+    match t {
+        ColumnType::Null => {}
+        ColumnType::Tiny => {
+            r.u8()?;
+        }
+        ColumnType::Short | ColumnType::Year => {
+            r.u16()?;
+        }
+        ColumnType::Int24 | ColumnType::Long | ColumnType::Float => {
+            r.u32()?;
+        }
+        ColumnType::LongLong | ColumnType::Double => {
+            r.u64()?;
+        }
+        ColumnType::Date | ColumnType::NewDate | ColumnType::DateTime | ColumnType::Timestamp => {
+            DateTime::read_packed(r)?;
+        }
+        ColumnType::Time => {
+            Time::read_packed(r)?;
+        }
+        _ => {
+            r.lenenc_str()?;
+        }
+    }
+    Ok(())
 }
 
 /// Encodes parameters for COM_STMT_EXECUTE (client side toward shards; also tests): NULL
@@ -1553,9 +1728,26 @@ mod tests {
             let mut r = Reader::new(&block);
             let back = decode_execute_params(&mut r, params.len(), &mut types, &[]).unwrap();
             prop_assert_eq!(&back, &params);
+            let end = r.position();
             prop_assert_eq!(r.rest(), &[tail][..]);
             let expected_types: Vec<ParamType> = params.iter().map(ParamType::for_value).collect();
             prop_assert_eq!(&types, &expected_types);
+            // Forwarded as it came, the tail left out.
+            let whole = Bytes::from(block[..end].to_vec());
+            let wire_types = encode_param_types(&types);
+            let bound_types = types.clone();
+            let forwarded = |body: &Bytes| {
+                let mut types = bound_types.clone();
+                let mut r = Reader::new(body);
+                check_execute_params(&mut r, params.len(), &mut types).unwrap();
+                let e = EncodedParams::cut(body, 0, r.position(), params.len(), &wire_types).unwrap();
+                let mut out = BytesMut::new();
+                e.put(&mut out);
+                (out, e.values().unwrap())
+            };
+            let (bytes, values) = forwarded(&whole);
+            prop_assert_eq!(&bytes[..], &block[..block.len() - 1]);
+            prop_assert_eq!(&values, &params);
 
             // A later execute without new_params_bound reuses the stored types.
             if !params.is_empty() {
@@ -1566,6 +1758,21 @@ mod tests {
                 let mut r = Reader::new(&again);
                 let back = decode_execute_params(&mut r, params.len(), &mut types, &[]).unwrap();
                 prop_assert_eq!(&back, &params);
+                // Forwarded, it gets its types back: the same block as the first execute's.
+                let end = r.position();
+                let again = Bytes::from(again);
+                let (bytes, values) = forwarded(&again);
+                prop_assert_eq!(&bytes[..], &block[..block.len() - 1]);
+                prop_assert_eq!(&values, &params);
+                // A value cut short fails the check as it fails decoding.
+                if end > bitmap_len + 1 {
+                    let short = &again[..end - 1];
+                    let mut types = types.clone();
+                    prop_assert_eq!(
+                        check_execute_params(&mut Reader::new(short), params.len(), &mut types).is_ok(),
+                        decode_execute_params(&mut Reader::new(short), params.len(), &mut types, &[]).is_ok()
+                    );
+                }
                 let mut none = Vec::new();
                 prop_assert!(decode_execute_params(&mut Reader::new(&again), params.len(), &mut none, &[]).is_err());
             }

@@ -114,9 +114,10 @@ impl EngineConn {
             }
             Request::Kill { connection_id } => Err(SqlError::no_such_thread(connection_id as u64)),
             Request::Query { sql } => engine.execute(&mut self.session, &sql, now_ms),
-            Request::Execute { sql, params, .. } => {
-                engine.execute_prepared(&mut self.session, &sql, &params, now_ms)
-            }
+            Request::Execute { sql, params, .. } => match params.into_values() {
+                Ok(values) => engine.execute_prepared(&mut self.session, &sql, &values, now_ms),
+                Err(_) => Err(SqlError::wrong_arguments("mysqld_stmt_execute")),
+            },
         };
         self.sync_status();
         match result {
