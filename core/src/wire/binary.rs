@@ -1778,6 +1778,35 @@ mod tests {
             }
         }
 
+        /// Checking parameters agrees with decoding them, on any bytes: same verdict, same
+        /// bytes read, same types; and what passes the check decodes back to the same values.
+        #[test]
+        fn checked_params_agree_with_decoded_ones(
+            block in proptest::collection::vec(any::<u8>(), 0..40),
+            count in 1usize..4,
+            bound_before in any::<bool>(),
+        ) {
+            let before = if bound_before {
+                vec![ParamType { col_type: ColumnType::VarString, unsigned: false }; count]
+            } else {
+                Vec::new()
+            };
+            let (mut checked_types, mut decoded_types) = (before.clone(), before);
+            let mut rc = Reader::new(&block);
+            let mut rd = Reader::new(&block);
+            let checked = check_execute_params(&mut rc, count, &mut checked_types);
+            let decoded = decode_execute_params(&mut rd, count, &mut decoded_types, &[]);
+            prop_assert_eq!(checked.is_ok(), decoded.is_ok());
+            if let (Ok(()), Ok(values)) = (checked, decoded) {
+                prop_assert_eq!(rc.position(), rd.position());
+                prop_assert_eq!(&checked_types, &decoded_types);
+                let body = Bytes::from(block.clone());
+                let wire_types = encode_param_types(&checked_types);
+                let e = EncodedParams::cut(&body, 0, rc.position(), count, &wire_types).unwrap();
+                prop_assert_eq!(e.values().unwrap(), values);
+            }
+        }
+
         #[test]
         fn row_decoders_never_panic(
             seed in proptest::collection::vec(any::<u8>(), 0..200),
