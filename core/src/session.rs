@@ -45,6 +45,7 @@ use crate::wire::binary::ExecuteParams;
 use crate::wire::consts::{status, ColumnType};
 use crate::wire::{ColumnDef, OkInfo, Value};
 use bytes::Bytes;
+use smallvec::{smallvec, SmallVec};
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -161,6 +162,10 @@ struct Part {
     done: bool,
 }
 
+/// A statement's parts, inline up to two: most statements reach one shard, and a statement
+/// should not cost an allocation for that.
+type Parts = SmallVec<[Part; 2]>;
+
 /// The statement being executed.
 #[derive(Debug)]
 enum Exec {
@@ -190,7 +195,7 @@ struct JoinRun {
     joiner: Joiner,
     phase: JoinPhase,
     /// The shards of the current query (left side, one probe, or the fields query).
-    parts: Vec<Part>,
+    parts: Parts,
     /// Concatenates the current query's shards in key-range order.
     merger: Merger,
     columns_sent: bool,
@@ -210,7 +215,7 @@ enum JoinPhase {
 
 #[derive(Debug)]
 struct RouteExec {
-    parts: Vec<Part>,
+    parts: Parts,
     rows_sent: u64,
     /// `None`: one part whose answer is relayed as is. Boxed: the common relayed statement
     /// then moves a small `Exec` around, not a merger's worth of bytes.
@@ -241,7 +246,7 @@ struct RouteExec {
 impl RouteExec {
     /// The parts of a statement just sent, answers merged by `merger` (one slot per part, in
     /// order of `parts`) or relayed as is when `None`.
-    fn new(parts: Vec<Part>, merger: Option<Merger>) -> RouteExec {
+    fn new(parts: Parts, merger: Option<Merger>) -> RouteExec {
         RouteExec {
             parts,
             rows_sent: 0,
@@ -1276,7 +1281,7 @@ impl Session {
             backend: id,
             done: false,
         };
-        let mut route = RouteExec::new(vec![part], None);
+        let mut route = RouteExec::new(smallvec![part], None);
         route.binary_rows = binary_rows;
         // The client's rows are in the protocol the shard answers in: relay them.
         route.relay = binary_rows == self.conn.binary_rows();
@@ -1892,7 +1897,7 @@ impl Session {
             return self.conn.send_ok(&OkInfo::default());
         }
         let gen = self.next_gen();
-        let mut parts = Vec::with_capacity(ids.len());
+        let mut parts = Parts::with_capacity(ids.len());
         for id in ids {
             self.send(id, sql.clone(), Owner::Exec(gen));
             parts.push(Part {
@@ -2041,7 +2046,7 @@ impl Session {
             open.push((ks, 0));
         }
         let gen = self.next_gen();
-        let mut parts = Vec::new();
+        let mut parts = Parts::new();
         for (ks, shard) in open {
             // A backend opened here gets every remembered SET, this one included.
             let fresh = !self.by_shard.contains_key(&(ks.clone(), shard));
@@ -2845,7 +2850,7 @@ impl Session {
         queries: impl Iterator<Item = (usize, String)>,
         gen: u64,
         savepoint: bool,
-    ) -> Result<Vec<Part>, SqlError> {
+    ) -> Result<Parts, SqlError> {
         let queries: Vec<(usize, String)> = queries.collect();
         let shards: Vec<usize> = queries.iter().map(|(sh, _)| *sh).collect();
         if let Some(e) = self.single_mode_violation(ks, &shards) {
@@ -2860,7 +2865,7 @@ impl Session {
                 self.gw.pick_tablet(ks, shard, ty, start, None)?;
             }
         }
-        let mut parts = Vec::with_capacity(queries.len());
+        let mut parts = Parts::with_capacity(queries.len());
         for (shard, sql) in queries {
             let key_shard = match ty {
                 TabletType::Primary => shard,
