@@ -1434,7 +1434,18 @@ impl Session {
         let mut route = RouteExec::new(parts, merger);
         route.first_id = first_id;
         route.savepoint = savepoint;
+        // One shard's text answer to a text query reaches the client as it is: relay it.
+        route.relay = route.merger.is_none() && route.parts.len() == 1 && !self.conn.binary_rows();
+        let issued = route.relay.then(|| route.parts[0].backend);
         self.exec = Exec::Route(route);
+        if let Some(id) = issued {
+            // Issued already (a command queued behind another is set up as it is issued).
+            if let Some(s) = self.backends.get_mut(&id) {
+                if s.owner == Owner::Exec(gen) {
+                    s.conn.relay_result(relay_budget(self.workload, &self.gw));
+                }
+            }
+        }
     }
 
     /// Makes the route just started retryable (its parts, in order, are `queries`).
@@ -2390,10 +2401,7 @@ impl Session {
                 s.owner = owner;
                 if let (Owner::Exec(g), Exec::Route(r)) = (owner, &self.exec) {
                     if g == self.gen && r.relay {
-                        s.conn.relay_result(match self.workload {
-                            Workload::Oltp => self.gw.limits.oltp_max_rows,
-                            _ => u64::MAX,
-                        });
+                        s.conn.relay_result(relay_budget(self.workload, &self.gw));
                     }
                 }
                 true
@@ -3275,6 +3283,14 @@ use slots::Slots;
 mod tests;
 
 /// OLTP row cap: past it the result ends with an ERR in place of the terminator.
+/// Rows a relayed answer may carry: past the OLTP cap rows come decoded, for [`over_row_cap`].
+fn relay_budget(workload: Workload, gw: &Gateway) -> u64 {
+    match workload {
+        Workload::Oltp => gw.limits.oltp_max_rows,
+        _ => u64::MAX,
+    }
+}
+
 fn over_row_cap(conn: &mut ServerConn, gw: &Gateway, workload: Workload, rows: u64) -> bool {
     let cap = gw.limits.oltp_max_rows;
     if workload == Workload::Oltp && rows > cap {
