@@ -21,10 +21,19 @@ use shardgate_core::wire::{ColumnDef, OkInfo, PacketDecoder, PacketOut, Value};
 use shardgate_core::SqlError;
 use std::sync::{Arc, OnceLock};
 
-fn config() -> Arc<ServerConfig> {
-    static CFG: OnceLock<Arc<ServerConfig>> = OnceLock::new();
-    CFG.get_or_init(|| Arc::new(ServerConfig::default()))
-        .clone()
+/// The server's configuration: decoding execute parameters, or checking and keeping them
+/// encoded for forwarding (pass-through).
+fn config(forward_params: bool) -> Arc<ServerConfig> {
+    static CFG: OnceLock<[Arc<ServerConfig>; 2]> = OnceLock::new();
+    CFG.get_or_init(|| {
+        [false, true].map(|forward_params| {
+            Arc::new(ServerConfig {
+                forward_params,
+                ..ServerConfig::default()
+            })
+        })
+    })[usize::from(forward_params)]
+    .clone()
 }
 
 /// The login packet of root with an empty password (sequence id 1, after the handshake).
@@ -118,8 +127,14 @@ fn answer(server: &mut ServerConn, req: Request) {
             }
             _ => server.send_error(&SqlError::new(1105, "HY000", "fuzz says no")),
         },
-        // Forwarded parameters (not decoded): nothing to echo.
-        Request::Execute { .. } => server.send_ok(&OkInfo::affected(1)),
+        // Forwarded parameters passed the check: they must decode.
+        Request::Execute {
+            params: ExecuteParams::Encoded(e),
+            ..
+        } => {
+            e.values().expect("checked parameters decode");
+            server.send_ok(&OkInfo::affected(1))
+        }
         Request::InitDb { .. } | Request::ResetConnection | Request::Kill { .. } => {
             server.send_ok(&OkInfo::default())
         }
@@ -138,7 +153,8 @@ fn drive(server: &mut ServerConn, out: &mut OutputCheck) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut server = ServerConn::new(config(), 1, *b"fuzzfuzzfuzzfuzzfuzz");
+    let forward = data.first().is_some_and(|b| b & 1 == 1);
+    let mut server = ServerConn::new(config(forward), 1, *b"fuzzfuzzfuzzfuzzfuzz");
     let mut out = OutputCheck {
         frames: PacketDecoder::new(usize::MAX),
         packets: 0,
