@@ -4,7 +4,10 @@
 //! parses responses incrementally, packet by packet: a result set surfaces as
 //! [`BackendEvent::Columns`], then one [`BackendEvent::Row`] per row (the raw payload, never
 //! decoded or copied here), then [`BackendEvent::Done`] — or [`BackendEvent::Error`] wherever
-//! the server sends ERR, including mid-result.
+//! the server sends ERR, including mid-result. For a client that reads the shard's encoding as
+//! it is (pass-through, a single-shard text route), [`BackendConn::relay_result`] turns the
+//! column block and rows into [`BackendEvent::Relayed`] runs of whole packets instead; the
+//! terminator still comes decoded.
 //!
 //! Calling order: `handle_input` / `handle_close`, then `poll_event` until `None`, then
 //! `poll_transmit`, then [`BackendConn::poll_tls_upgrade`]. Commands (`query`, `prepare`,
