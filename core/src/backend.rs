@@ -23,7 +23,7 @@
 
 use crate::error::{codes, SqlError};
 use crate::wire::auth;
-use crate::wire::binary::{ExecuteParams, PrepareOk};
+use crate::wire::binary::{put_execute_params, ExecuteParams, PrepareOk};
 use crate::wire::codec::Reader;
 use crate::wire::consts::{cap, charset, com, status};
 use crate::wire::generic::{decode_eof, decode_err, decode_ok, is_eof};
@@ -354,15 +354,20 @@ impl BackendConn {
 
     /// COM_STMT_EXECUTE with parameters; rows arrive in the binary protocol.
     pub fn execute(&mut self, stmt_id: u32, params: &[Value]) -> Result<(), SqlError> {
-        self.execute_params(stmt_id, &ExecuteParams::Values(params.to_vec()))
+        self.execute_with(stmt_id, |out| put_execute_params(out, params))
     }
 
-    fn execute_params(&mut self, stmt_id: u32, params: &ExecuteParams) -> Result<(), SqlError> {
+    /// COM_STMT_EXECUTE whose parameter part `put` writes.
+    fn execute_with(
+        &mut self,
+        stmt_id: u32,
+        put: impl FnOnce(&mut BytesMut),
+    ) -> Result<(), SqlError> {
         self.command_with(com::STMT_EXECUTE, Reading::ResultStart, |out| {
             let id = stmt_id.to_le_bytes();
             // The id, CURSOR_TYPE_NO_CURSOR, an iteration count of 1.
             out.extend_from_slice(&[id[0], id[1], id[2], id[3], 0, 1, 0, 0, 0]);
-            params.put(out);
+            put(out);
         })
     }
 
@@ -439,7 +444,7 @@ impl BackendConn {
             )));
             return Ok(());
         }
-        self.execute_params(id, params)
+        self.execute_with(id, |out| params.put(out))
     }
 
     /// COM_PING.
@@ -820,6 +825,7 @@ impl BackendConn {
         }) = self.phase
         {
             let (stmt_id, params) = self.prepare.take().unwrap_or((0, 0));
+            // Idle for the execute that follows, whose answer a relay asked for still covers.
             self.phase = Phase::Idle;
             if let Some((sql, values)) = self.pending_execute.take() {
                 self.columns.clear();
@@ -828,12 +834,12 @@ impl BackendConn {
                     self.fail(e);
                 }
                 if self.phase == Phase::Idle {
-                    // Refused without sending: nothing to relay.
-                    self.relay_rows = None;
+                    // Refused without sending.
+                    self.command_done();
                 }
                 return;
             }
-            self.relay_rows = None;
+            self.command_done();
             self.events.push_back(BackendEvent::Prepared {
                 stmt_id,
                 params,
@@ -846,12 +852,7 @@ impl BackendConn {
         match decode_ok(p, self.caps) {
             Ok(ok) => {
                 let more = may_have_more && ok.status & status::MORE_RESULTS_EXISTS != 0;
-                self.phase = if more {
-                    Phase::Reading(Reading::ResultStart)
-                } else {
-                    self.relay_rows = None;
-                    Phase::Idle
-                };
+                self.result_done(more);
                 self.events.push_back(BackendEvent::Ok { ok, more });
             }
             Err(_) => self.fail(SqlError::backend_lost("malformed OK from backend")),
@@ -860,8 +861,7 @@ impl BackendConn {
 
     fn on_err(&mut self, p: &[u8]) {
         let e = decode_err(p).unwrap_or_else(|_| SqlError::internal("malformed ERR from backend"));
-        self.phase = Phase::Idle;
-        self.relay_rows = None;
+        self.command_done();
         // A failed prepare of `execute_sql` is that statement's answer.
         self.pending_execute = None;
         self.events.push_back(BackendEvent::Error(e));
@@ -979,14 +979,26 @@ impl BackendConn {
         stopped
     }
 
+    /// A result ended: the next one of the same command follows (`more`), or the command is
+    /// done.
+    fn result_done(&mut self, more: bool) {
+        if more {
+            self.phase = Phase::Reading(Reading::ResultStart);
+        } else {
+            self.command_done();
+        }
+    }
+
+    /// The command's answer is complete: the connection takes the next one, decoded unless
+    /// that asks for a relay.
+    fn command_done(&mut self) {
+        self.phase = Phase::Idle;
+        self.relay_rows = None;
+    }
+
     fn on_result_end(&mut self, st: u16, warnings: u16) {
         let more = st & status::MORE_RESULTS_EXISTS != 0;
-        self.phase = if more {
-            Phase::Reading(Reading::ResultStart)
-        } else {
-            self.relay_rows = None;
-            Phase::Idle
-        };
+        self.result_done(more);
         self.events.push_back(BackendEvent::Done {
             status: st,
             warnings,

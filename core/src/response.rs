@@ -23,6 +23,7 @@ use crate::wire::binary::{put_binary_row, text_row_to_binary, PrepareOk};
 use crate::wire::codec::put_lenenc_int;
 use crate::wire::consts::{cap, status};
 use crate::wire::generic::{put_eof, put_err, put_ok};
+use crate::wire::packet::payload_len;
 use crate::wire::value::put_text_row;
 use crate::wire::{ColumnDef, OkInfo, PacketOut, Value};
 use bytes::BytesMut;
@@ -64,6 +65,16 @@ pub enum ErrorDisposition {
 pub struct WriterMisuse {
     pub call: &'static str,
     pub state: WriterState,
+}
+
+impl WriterMisuse {
+    /// The ERR 1105 answering it where the answer still can take one.
+    pub fn to_sql_error(&self) -> SqlError {
+        SqlError::internal(format!(
+            "response writer misuse: {} in {:?}",
+            self.call, self.state
+        ))
+    }
 }
 
 /// Writes responses into a caller-owned buffer. See the module docs for the state machine.
@@ -292,7 +303,7 @@ impl ResponseWriter {
         let mut at = buf.len();
         buf.extend_from_slice(frames);
         while at + 4 <= buf.len() {
-            let len = u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], 0]) as usize;
+            let len = payload_len(&buf[at..]);
             buf[at + 3] = self.out.seq;
             self.out.seq = self.out.seq.wrapping_add(1);
             at += 4 + len;
@@ -472,10 +483,7 @@ impl RowError {
     /// The error to send to the client in place of the row.
     pub fn to_sql_error(&self) -> SqlError {
         match self {
-            RowError::Misuse(m) => SqlError::internal(format!(
-                "response writer misuse: {} in {:?}",
-                m.call, m.state
-            )),
+            RowError::Misuse(m) => m.to_sql_error(),
             RowError::Encode(e) => SqlError::internal(format!("cannot encode row: {e}")),
         }
     }

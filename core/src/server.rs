@@ -413,19 +413,12 @@ impl ServerConn {
 
     /// [`ServerConn::send_columns`] without copying shared columns (a shard's, relayed).
     pub fn send_columns_shared(&mut self, columns: std::sync::Arc<[ColumnDef]>) {
-        let format = if self.binary {
-            RowFormat::Binary
-        } else {
-            RowFormat::Text
-        };
+        let format = self.row_format();
         if let Err(m) = self
             .writer
             .columns_begin_shared(&mut self.out, columns, format)
         {
-            self.send_error(&SqlError::internal(format!(
-                "response writer misuse: {} in {:?}",
-                m.call, m.state
-            )));
+            self.send_error(&m.to_sql_error());
         }
     }
 
@@ -451,11 +444,7 @@ impl ServerConn {
     /// Relays a shard's whole packets (see [`ResponseWriter::relay`]). `false`: they did
     /// not fit the answer, an ERR went out instead and the request is over.
     pub fn send_relayed(&mut self, frames: &[u8], columns: usize, rows: u64) -> bool {
-        let format = if self.binary {
-            RowFormat::Binary
-        } else {
-            RowFormat::Text
-        };
+        let format = self.row_format();
         match self
             .writer
             .relay(&mut self.out, frames, columns, rows, format)
@@ -465,10 +454,7 @@ impl ServerConn {
                 true
             }
             Err(m) => {
-                self.send_error(&SqlError::internal(format!(
-                    "response writer misuse: {} in {:?}",
-                    m.call, m.state
-                )));
+                self.send_error(&m.to_sql_error());
                 false
             }
         }
@@ -477,6 +463,14 @@ impl ServerConn {
     /// Whether the current request's rows go out in the binary protocol.
     pub fn binary_rows(&self) -> bool {
         self.binary
+    }
+
+    fn row_format(&self) -> RowFormat {
+        if self.binary {
+            RowFormat::Binary
+        } else {
+            RowFormat::Text
+        }
     }
 
     /// Counts a written row, or answers the row's failure with its ERR.
@@ -496,20 +490,14 @@ impl ServerConn {
     /// Ends the current result set.
     pub fn send_finish(&mut self, warnings: u16) {
         if let Err(m) = self.writer.finish(&mut self.out, warnings) {
-            self.send_error(&SqlError::internal(format!(
-                "response writer misuse: {} in {:?}",
-                m.call, m.state
-            )));
+            self.send_error(&m.to_sql_error());
         }
     }
 
     /// Answers with OK (a statement without result set; or accepts a connection).
     pub fn send_ok(&mut self, ok: &OkInfo) {
         if let Err(m) = self.writer.ok(&mut self.out, ok) {
-            self.send_error(&SqlError::internal(format!(
-                "response writer misuse: {} in {:?}",
-                m.call, m.state
-            )));
+            self.send_error(&m.to_sql_error());
         }
     }
 
@@ -868,8 +856,7 @@ impl ServerConn {
     }
 
     fn on_execute(&mut self, payload: Bytes) {
-        let body = &payload[..];
-        let mut r = Reader::new(body);
+        let mut r = Reader::new(&payload);
         let (Ok(id), Ok(_flags), Ok(_iterations)) = (r.u32(), r.u8(), r.u32()) else {
             self.reply_error(&SqlError::wrong_arguments("mysqld_stmt_execute"));
             return;
@@ -889,11 +876,11 @@ impl ServerConn {
         let params = if self.config.forward_params && !long_data {
             // Checked, not decoded: forwarded as they are.
             let checked = check_execute_params(&mut r, count, &mut st.types);
-            if count > 0 && body.get(start + count.div_ceil(8)).is_some_and(|&f| f != 0) {
-                // Types bound (again) by this execute.
+            if !matches!(checked, Ok(false)) {
+                // Types bound (again) by this execute, or maybe by one refused past its types.
                 st.wire_types = encode_param_types(&st.types);
             }
-            checked.ok().and_then(|()| {
+            checked.ok().and_then(|_| {
                 EncodedParams::cut(&payload, start, r.position(), count, &st.wire_types)
                     .map(ExecuteParams::Encoded)
             })

@@ -1281,13 +1281,27 @@ impl Session {
             backend: id,
             done: false,
         };
+        self.send_command(id, cmd, Owner::Exec(gen));
         let mut route = RouteExec::new(smallvec![part], None);
         route.binary_rows = binary_rows;
-        // The client's rows are in the protocol the shard answers in: relay them.
-        route.relay = binary_rows == self.conn.binary_rows();
-        // Before sending: the command's relay is set up as it is issued.
+        self.begin_route(route, gen);
+    }
+
+    /// Makes `route` (its commands sent as generation `gen`) the statement in progress. One
+    /// part's answer in the protocol the client reads (text for a query, binary for a forwarded
+    /// execute) is relayed packet for packet: set up here if its command went out already,
+    /// else as it is issued ([`Session::issue_queued`]).
+    fn begin_route(&mut self, mut route: RouteExec, gen: u64) {
+        route.relay = route.merger.is_none()
+            && route.parts.len() == 1
+            && route.binary_rows == self.conn.binary_rows();
+        let relayed = route.relay.then(|| route.parts[0].backend);
         self.exec = Exec::Route(route);
-        self.send_command(id, cmd, Owner::Exec(gen));
+        if let Some(s) = relayed.and_then(|id| self.backends.get_mut(&id)) {
+            if s.owner == Owner::Exec(gen) {
+                s.conn.relay_result(row_cap(self.workload, &self.gw));
+            }
+        }
     }
 
     fn execute_sql(&mut self, sql: String) {
@@ -1434,18 +1448,7 @@ impl Session {
         let mut route = RouteExec::new(parts, merger);
         route.first_id = first_id;
         route.savepoint = savepoint;
-        // One shard's text answer to a text query reaches the client as it is: relay it.
-        route.relay = route.merger.is_none() && route.parts.len() == 1 && !self.conn.binary_rows();
-        let issued = route.relay.then(|| route.parts[0].backend);
-        self.exec = Exec::Route(route);
-        if let Some(id) = issued {
-            // Issued already (a command queued behind another is set up as it is issued).
-            if let Some(s) = self.backends.get_mut(&id) {
-                if s.owner == Owner::Exec(gen) {
-                    s.conn.relay_result(relay_budget(self.workload, &self.gw));
-                }
-            }
-        }
+        self.begin_route(route, gen);
     }
 
     /// Makes the route just started retryable (its parts, in order, are `queries`).
@@ -2401,7 +2404,7 @@ impl Session {
                 s.owner = owner;
                 if let (Owner::Exec(g), Exec::Route(r)) = (owner, &self.exec) {
                     if g == self.gen && r.relay {
-                        s.conn.relay_result(relay_budget(self.workload, &self.gw));
+                        s.conn.relay_result(row_cap(self.workload, &self.gw));
                     }
                 }
                 true
@@ -3283,8 +3286,9 @@ use slots::Slots;
 mod tests;
 
 /// OLTP row cap: past it the result ends with an ERR in place of the terminator.
-/// Rows a relayed answer may carry: past the OLTP cap rows come decoded, for [`over_row_cap`].
-fn relay_budget(workload: Workload, gw: &Gateway) -> u64 {
+/// The most rows one result may have under `workload` (a relay hands the rows past it over
+/// decoded, for [`over_row_cap`] to answer).
+fn row_cap(workload: Workload, gw: &Gateway) -> u64 {
     match workload {
         Workload::Oltp => gw.limits.oltp_max_rows,
         _ => u64::MAX,
@@ -3292,8 +3296,8 @@ fn relay_budget(workload: Workload, gw: &Gateway) -> u64 {
 }
 
 fn over_row_cap(conn: &mut ServerConn, gw: &Gateway, workload: Workload, rows: u64) -> bool {
-    let cap = gw.limits.oltp_max_rows;
-    if workload == Workload::Oltp && rows > cap {
+    let cap = row_cap(workload, gw);
+    if rows > cap {
         gw.counters.errors.fetch_add(1, Ordering::Relaxed);
         conn.send_error(&SqlError::new(
             1105,

@@ -170,10 +170,15 @@ impl EncodedParams {
 pub fn encode_param_types(types: &[ParamType]) -> Bytes {
     let mut out = BytesMut::with_capacity(2 * types.len());
     for t in types {
-        out.put_u8(t.col_type as u8);
-        out.put_u8(if t.unsigned { PARAM_UNSIGNED } else { 0 });
+        put_param_type(&mut out, *t);
     }
     out.freeze()
+}
+
+/// One bound parameter type: its type byte, then its flags.
+fn put_param_type(out: &mut impl BufMut, t: ParamType) {
+    out.put_u8(t.col_type as u8);
+    out.put_u8(if t.unsigned { PARAM_UNSIGNED } else { 0 });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -882,7 +887,7 @@ pub fn decode_execute_params(
     if param_count == 0 {
         return Ok(Vec::new());
     }
-    let bitmap = read_params_header(r, param_count, types)?;
+    let (bitmap, _) = read_params_header(r, param_count, types)?;
     let mut values = Vec::with_capacity(param_count.min(types.len()));
     for (i, pt) in types.iter().enumerate() {
         if let Some(Some(data)) = long_data.get(i) {
@@ -896,15 +901,16 @@ pub fn decode_execute_params(
     Ok(values)
 }
 
-/// The NULL bitmap and the types of COM_STMT_EXECUTE parameters (`param_count` > 0): types
-/// sent with this execute replace `types`, else the ones bound before are used.
+/// The NULL bitmap of COM_STMT_EXECUTE parameters (`param_count` > 0), and whether this
+/// execute bound their types: those replace `types`, else the ones bound before are used.
 fn read_params_header<'a>(
     r: &mut Reader<'a>,
     param_count: usize,
     types: &mut Vec<ParamType>,
-) -> DecodeResult<&'a [u8]> {
+) -> DecodeResult<(&'a [u8], bool)> {
     let bitmap = r.bytes(param_count.div_ceil(8))?;
-    if r.u8()? != 0 {
+    let bound = r.u8()? != 0;
+    if bound {
         let mut bound = Vec::with_capacity(param_count.min(r.remaining() / 2));
         for _ in 0..param_count {
             let t = r.u8()?;
@@ -919,26 +925,27 @@ fn read_params_header<'a>(
     } else if types.len() != param_count {
         return Err(DecodeError("parameter types were never bound"));
     }
-    Ok(bitmap)
+    Ok((bitmap, bound))
 }
 
 /// [`decode_execute_params`] without the values (nor long data): checks that they are all
-/// there and well-formed, allocating nothing (unless types are bound anew).
+/// there and well-formed, allocating nothing (unless types are bound anew). Returns whether
+/// this execute bound the types.
 pub fn check_execute_params(
     r: &mut Reader<'_>,
     param_count: usize,
     types: &mut Vec<ParamType>,
-) -> DecodeResult<()> {
+) -> DecodeResult<bool> {
     if param_count == 0 {
-        return Ok(());
+        return Ok(false);
     }
-    let bitmap = read_params_header(r, param_count, types)?;
+    let (bitmap, bound) = read_params_header(r, param_count, types)?;
     for (i, pt) in types.iter().enumerate() {
         if !is_null_bit(bitmap, i, 0) {
             skip_value(r, pt.col_type)?;
         }
     }
-    Ok(())
+    Ok(bound)
 }
 
 /// Reads past one binary-protocol value, checking it as [`read_value`] would.
@@ -988,9 +995,7 @@ pub fn put_execute_params(out: &mut impl BufMut, params: &[Value]) {
     }
     out.put_u8(1);
     for v in params {
-        let pt = ParamType::for_value(v);
-        out.put_u8(pt.col_type as u8);
-        out.put_u8(if pt.unsigned { PARAM_UNSIGNED } else { 0 });
+        put_param_type(out, ParamType::for_value(v));
     }
     for v in params {
         match v {
@@ -1797,7 +1802,7 @@ mod tests {
             let checked = check_execute_params(&mut rc, count, &mut checked_types);
             let decoded = decode_execute_params(&mut rd, count, &mut decoded_types, &[]);
             prop_assert_eq!(checked.is_ok(), decoded.is_ok());
-            if let (Ok(()), Ok(values)) = (checked, decoded) {
+            if let (Ok(_), Ok(values)) = (checked, decoded) {
                 prop_assert_eq!(rc.position(), rd.position());
                 prop_assert_eq!(&checked_types, &decoded_types);
                 let body = Bytes::from(block.clone());

@@ -23,6 +23,11 @@ pub enum FrameError {
     TooLarge { len: usize, max: usize },
 }
 
+/// The payload length announced by a packet header (its first three bytes).
+pub fn payload_len(header: &[u8]) -> usize {
+    u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize
+}
+
 /// Reassembles logical packets from a byte stream.
 #[derive(Debug)]
 pub struct PacketDecoder {
@@ -77,8 +82,7 @@ impl PacketDecoder {
     /// takes them at once with [`Self::take_front`] instead of one `Bytes` per packet.
     pub fn frame_at(&mut self, offset: usize) -> Option<(u8, &[u8])> {
         let head = self.buf.get(offset..offset + 4)?;
-        let len = u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize;
-        let seq = head[3];
+        let (len, seq) = (payload_len(head), head[3]);
         let end = offset + 4 + len;
         if self.buf.len() < end {
             self.buf.reserve(end - self.buf.len());
@@ -102,7 +106,7 @@ impl PacketDecoder {
             if self.buf.len() < 4 {
                 return Ok(None);
             }
-            let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], 0]) as usize;
+            let len = payload_len(&self.buf);
             let seq = self.buf[3];
             let so_far = self.partial.as_ref().map_or(0, |p| p.len());
             if so_far + len > self.max_payload {
