@@ -29,7 +29,7 @@ MARIADB_DIR="$OUT/mariadb"
 ensure_system_deps
 SYSBENCH="$(find_exe sysbench)"
 CLIENT="$(find_exe mariadb)"
-shardgate_bin
+shardgate_bin production
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.log "$OUT/results.txt"

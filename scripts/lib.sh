@@ -169,15 +169,18 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
-# Sets BIN to the gateway binary: $SG_BIN when given, else the release build (built now).
+# Sets BIN to the gateway binary: $SG_BIN when given, else a build of cargo profile $1 (built
+# now; default `release`). Benchmarks pass `production`, the profile deployed binaries use
+# (whole-program LTO: slower to build, fewer instructions per query).
 shardgate_bin() {
+    local profile="${SG_PROFILE:-${1:-release}}"
     if [ -n "${SG_BIN:-}" ]; then
         BIN="$SG_BIN"
     else
         ensure_rust
-        log "cargo build --release -p shardgate-runtime --bin shardgate"
-        cargo build --release -p shardgate-runtime --bin shardgate >&2
-        BIN="$REPO_ROOT/target/release/shardgate"
+        log "cargo build --profile $profile -p shardgate-runtime --bin shardgate"
+        cargo build --profile "$profile" -p shardgate-runtime --bin shardgate >&2
+        BIN="$REPO_ROOT/target/$profile/shardgate"
     fi
     [ -x "$BIN" ] || die "no shardgate binary at $BIN"
 }
