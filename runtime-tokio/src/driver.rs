@@ -16,6 +16,7 @@ use crate::embedded::EmbeddedShards;
 use crate::net::Net;
 use crate::pool::{Acquired, Idle, Lease, Pools};
 use crate::tls::{ClientStream, Prefixed};
+use crate::wakeups::{backend_bit, Wakeups, CLIENT};
 use crate::workers::{self, Workers};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -109,6 +110,8 @@ pub struct Driver<N: Net> {
 struct Backend<S: Send + 'static> {
     stream: BackendStream<S>,
     lease: Option<Lease<BackendStream<S>>>,
+    /// The waker its reads register ([`Wakeups`]); made at its first poll.
+    waker: Option<Waker>,
 }
 
 impl<N: Net> Driver<N> {
@@ -241,6 +244,8 @@ impl<N: Net> Driver<N> {
         let mut buf = vec![0u8; READ_BUFFER_BYTES];
         let mailbox = Arc::new(Mailbox::default());
         let mut stored_waker = None;
+        let mut wakeups = Wakeups::default();
+        let mut client_waker: Option<Waker> = None;
         if let Ok(mut c) = self.controls.lock() {
             c.insert(id, mailbox.clone());
         }
@@ -255,12 +260,11 @@ impl<N: Net> Driver<N> {
         // Whether the armed timer has been polled (holds our waker) since it was last reset.
         let mut timer_polled = false;
         loop {
-            if self
-                .flush(&mut session, &mut client, &mut backends)
-                .await
-                .is_err()
-            {
-                session.handle_client_close();
+            match self.flush(&mut session, &mut client, &mut backends).await {
+                // Streams may have been replaced or polled with other wakers.
+                Ok(true) => wakeups.mark(u64::MAX),
+                Ok(false) => {}
+                Err(_) => session.handle_client_close(),
             }
             if session.is_closed() {
                 let _ = client.shutdown().await;
@@ -283,6 +287,8 @@ impl<N: Net> Driver<N> {
             let sources = Sources {
                 mailbox: &mailbox,
                 stored_waker: &mut stored_waker,
+                wakeups: &mut wakeups,
+                client_waker: &mut client_waker,
                 session: &session,
                 timer: armed.map(|_| (timer.as_mut(), &mut timer_polled)),
             };
@@ -319,17 +325,21 @@ impl<N: Net> Driver<N> {
 
     /// Carries out the session's events and writes its pending bytes. Draining the session
     /// changes nothing in it, so another pass is due only after the driver told it something
-    /// (an event's outcome, a failed write): one pass per call on the hot path.
+    /// (an event's outcome, a failed write): one pass per call on the hot path. Returns whether
+    /// streams may have been opened, replaced or read with the task's own waker (an event was
+    /// carried out, or TLS wrote to the client), so that every source is polled next.
     async fn flush(
         &self,
         session: &mut Session,
         client: &mut ClientStream<N::Stream>,
         backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
+        let mut touched = false;
         loop {
             let mut told = false;
             while let Some(ev) = session.poll_event() {
                 told = true;
+                touched = true;
                 match ev {
                     SessionEvent::OpenBackend {
                         id,
@@ -430,10 +440,11 @@ impl<N: Net> Driver<N> {
                 if client.is_tls() {
                     // rustls may hold records back until flushed.
                     client.flush().await?;
+                    touched = true;
                 }
             }
             if !told {
-                return Ok(());
+                return Ok(touched);
             }
         }
     }
@@ -486,6 +497,7 @@ impl<N: Net> Driver<N> {
                             Backend {
                                 stream: idle.stream,
                                 lease: Some(lease),
+                                waker: None,
                             },
                         );
                         session.adopt_backend(id, idle.conn);
@@ -497,7 +509,14 @@ impl<N: Net> Driver<N> {
         };
         match self.open(address).await {
             Ok(stream) => {
-                backends.insert(id, Backend { stream, lease });
+                backends.insert(
+                    id,
+                    Backend {
+                        stream,
+                        lease,
+                        waker: None,
+                    },
+                );
             }
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 tracing::warn!(conn = session.connection_id(), backend = id, error = %e, "cannot connect to shard");
@@ -574,6 +593,7 @@ impl<N: Net> Driver<N> {
         let Some(Backend {
             stream: BackendStream::Net(mut plain),
             lease,
+            ..
         }) = backends.remove(&id)
         else {
             return Err(io::Error::other(
@@ -591,6 +611,7 @@ impl<N: Net> Driver<N> {
             Backend {
                 stream: BackendStream::Tls(Box::new(tls)),
                 lease,
+                waker: None,
             },
         );
         Ok(())
@@ -631,6 +652,9 @@ enum Input {
 struct Sources<'a> {
     mailbox: &'a Mailbox,
     stored_waker: &'a mut Option<Waker>,
+    /// Which sockets to poll; the client's own waker.
+    wakeups: &'a mut Wakeups,
+    client_waker: &'a mut Option<Waker>,
     /// Which backends to read: not those whose merge queue is full (backpressure).
     session: &'a Session,
     /// The armed timer, and whether it has been polled since it was reset: once it holds our
@@ -643,7 +667,8 @@ struct Sources<'a> {
 /// the answer it waits for comes from a backend, so backends are read before the client
 /// (whose next command waits anyway): the wake-up that brings the answer does not first poll
 /// an idle client socket. The client is still polled, and its waker registered, whenever no
-/// backend has bytes; a client gone mid-stream also shows as a failed write.
+/// backend has bytes; a client gone mid-stream also shows as a failed write. A socket is
+/// polled only when it woke the task or was not polled since it last had bytes ([`Wakeups`]).
 async fn read_any<C: AsyncRead + Unpin, S: Send + 'static>(
     mut sources: Sources<'_>,
     client: &mut C,
@@ -657,26 +682,44 @@ where
         if let Some(r) = sources.mailbox.poll_take(cx, sources.stored_waker) {
             return Poll::Ready(Input::Control(r));
         }
+        let wakeups = &mut *sources.wakeups;
+        if wakeups.begin(cx) {
+            *sources.client_waker = None;
+            backends.values_mut().for_each(|b| b.waker = None);
+        }
+        let client_waker = &*sources
+            .client_waker
+            .get_or_insert_with(|| wakeups.waker(cx, CLIENT));
         let busy = sources.session.is_busy();
-        if !busy {
-            if let Poll::Ready(input) = poll_client(cx, client, buf) {
+        if !busy && wakeups.is_dirty(CLIENT) {
+            if let Poll::Ready(input) = poll_client(client_waker, client, buf) {
                 return Poll::Ready(input);
             }
         }
+        // Backends not read now (backpressure) stay due.
+        let mut kept = 0;
         for (id, b) in backends.iter_mut() {
+            let bit = backend_bit(*id);
+            let waker = &*b.waker.get_or_insert_with(|| wakeups.waker(cx, bit));
+            if !wakeups.is_dirty(bit) {
+                continue;
+            }
             if !sources.session.wants_backend_input(*id) {
+                kept |= bit;
                 continue;
             }
             let mut rb = ReadBuf::new(buf);
-            if let Poll::Ready(r) = Pin::new(&mut b.stream).poll_read(cx, &mut rb) {
+            let mut bcx = Context::from_waker(waker);
+            if let Poll::Ready(r) = Pin::new(&mut b.stream).poll_read(&mut bcx, &mut rb) {
                 return Poll::Ready(Input::Backend(*id, r.map(|_| rb.filled().len())));
             }
         }
-        if busy {
-            if let Poll::Ready(input) = poll_client(cx, client, buf) {
+        if busy && wakeups.is_dirty(CLIENT) {
+            if let Poll::Ready(input) = poll_client(client_waker, client, buf) {
                 return Poll::Ready(input);
             }
         }
+        wakeups.settle(kept);
         if let Some((timer, polled)) = sources.timer.as_mut() {
             let fired = if **polled {
                 timer.is_elapsed()
@@ -693,14 +736,10 @@ where
     .await
 }
 
-fn poll_client<C: AsyncRead + Unpin>(
-    cx: &mut Context<'_>,
-    client: &mut C,
-    buf: &mut [u8],
-) -> Poll<Input> {
+fn poll_client<C: AsyncRead + Unpin>(waker: &Waker, client: &mut C, buf: &mut [u8]) -> Poll<Input> {
     let mut rb = ReadBuf::new(buf);
     Pin::new(client)
-        .poll_read(cx, &mut rb)
+        .poll_read(&mut Context::from_waker(waker), &mut rb)
         .map(|r| Input::Client(r.map(|_| rb.filled().len())))
 }
 

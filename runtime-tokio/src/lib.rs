@@ -13,4 +13,5 @@ pub mod oneshot;
 pub mod pool;
 pub mod querylog;
 pub mod tls;
+pub mod wakeups;
 pub mod workers;
