@@ -440,28 +440,54 @@ impl std::fmt::Debug for QueryLogSink {
 }
 
 /// Statement statistics of a gateway. Every session records every statement here, so the
-/// common case allocates nothing and holds one short lock (the per-plan counts); latency and
-/// rows are atomics.
+/// common case takes no lock and allocates nothing: a session keeps the counter of its last
+/// (plan, keyspace) pair ([`StatsCounter`]); latency and rows are atomics.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// plan type -> keyspace -> statements (nested so a known pair is found by `&str`).
-    queries: Mutex<BTreeMap<&'static str, BTreeMap<String, u64>>>,
+    queries: Mutex<BTreeMap<&'static str, BTreeMap<String, Arc<AtomicU64>>>>,
     /// error code -> count (errors only: off the common path).
     errors: Mutex<BTreeMap<u16, u64>>,
     latency: AtomicHistogram,
     rows_returned: AtomicU64,
 }
 
+/// A session's cached statement counter: the (plan, keyspace) pair it counts, and the count.
+#[derive(Debug)]
+pub struct StatsCounter {
+    plan: &'static str,
+    keyspace: Arc<str>,
+    count: Arc<AtomicU64>,
+}
+
 impl Stats {
     pub fn record(&self, r: &StatementRecord) {
-        if let Ok(mut q) = self.queries.lock() {
-            let by_ks = q.entry(r.plan).or_default();
-            match by_ks.get_mut(&*r.keyspace) {
-                Some(n) => *n += 1,
-                None => {
-                    by_ks.insert(r.keyspace.to_string(), 1);
+        self.record_cached(&mut None, r)
+    }
+
+    /// [`Stats::record`], counting through `cached` when it counts `r`'s (plan, keyspace)
+    /// pair, else through the pair's counter, which then becomes the cached one.
+    pub fn record_cached(&self, cached: &mut Option<StatsCounter>, r: &StatementRecord) {
+        let hit = cached.as_ref().is_some_and(|c| {
+            c.plan == r.plan
+                && (Arc::ptr_eq(&c.keyspace, &r.keyspace) || *c.keyspace == *r.keyspace)
+        });
+        if !hit {
+            *cached = self.queries.lock().ok().map(|mut q| {
+                let by_ks = q.entry(r.plan).or_default();
+                let count = match by_ks.get(&*r.keyspace) {
+                    Some(n) => n.clone(),
+                    None => by_ks.entry(r.keyspace.to_string()).or_default().clone(),
+                };
+                StatsCounter {
+                    plan: r.plan,
+                    keyspace: r.keyspace.clone(),
+                    count,
                 }
-            }
+            });
+        }
+        if let Some(c) = cached {
+            c.count.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(code) = r.error {
             if let Ok(mut e) = self.errors.lock() {
@@ -478,9 +504,9 @@ impl Stats {
             .map(|q| {
                 q.iter()
                     .flat_map(|(plan, by_ks)| {
-                        by_ks
-                            .iter()
-                            .map(|(ks, n)| ((plan.to_string(), ks.clone()), *n))
+                        by_ks.iter().map(|(ks, n)| {
+                            ((plan.to_string(), ks.clone()), n.load(Ordering::Relaxed))
+                        })
                     })
                     .collect()
             })
@@ -1024,5 +1050,38 @@ mod tests {
                 .database(),
             "commerce"
         );
+    }
+
+    #[test]
+    fn cached_counters_count_each_plan_and_keyspace_pair() {
+        let stats = Stats::default();
+        let record = |plan: &'static str, ks: &str| StatementRecord {
+            connection_id: 1,
+            keyspace: Arc::from(ks),
+            shards: Vec::new(),
+            plan,
+            rows: 2,
+            duration_us: 10,
+            error: None,
+            sql: String::new(),
+        };
+        let mut cached = None;
+        for r in [
+            record("Passthrough", "a"),
+            record("Passthrough", "a"),
+            record("Passthrough", "b"),
+            record("Local", "b"),
+            record("Passthrough", "a"),
+        ] {
+            stats.record_cached(&mut cached, &r);
+        }
+        stats.record(&record("Local", "b"));
+        let snap = stats.snapshot();
+        let count = |p: &str, k: &str| snap.queries.get(&(p.to_string(), k.to_string())).copied();
+        assert_eq!(count("Passthrough", "a"), Some(3));
+        assert_eq!(count("Passthrough", "b"), Some(1));
+        assert_eq!(count("Local", "b"), Some(2));
+        assert_eq!(snap.queries.len(), 3);
+        assert_eq!(snap.rows_returned, 12);
     }
 }

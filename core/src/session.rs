@@ -396,6 +396,9 @@ pub struct Session {
     last_activity_us: u64,
     /// The statement being answered, for the query log and the query timeout.
     current: Option<CurrentStatement>,
+    /// The statistics counter of the last statement's (plan, keyspace): the next one like it
+    /// is counted without a lock.
+    stats_counter: Option<crate::gateway::StatsCounter>,
     /// The session's `max_execution_time` (ms), overriding the gateway default.
     max_execution_time_ms: Option<u64>,
     /// Shards whose connection died while they held part of the open transaction: COMMIT
@@ -486,6 +489,7 @@ impl Session {
             created_us: 0,
             last_activity_us: 0,
             current: None,
+            stats_counter: None,
             max_execution_time_ms: None,
             lost_in_txn: Vec::new(),
             savepoints: Vec::new(),
@@ -955,7 +959,9 @@ impl Session {
             error,
             sql: c.sql,
         };
-        self.gw.stats.record(&record);
+        self.gw
+            .stats
+            .record_cached(&mut self.stats_counter, &record);
         if let Some(sink) = self.gw.query_log.get() {
             (sink.0)(&record);
         }
