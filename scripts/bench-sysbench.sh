@@ -16,7 +16,7 @@
 # SG_ARGS (more shardgate arguments), BENCH_ROUNDS=1 (rounds of direct, haproxy, shardgate
 # back to back per configuration: on a shared host the figures drift from minute to minute, so
 # with several rounds each ratio is taken within its round and the median is printed, with
-# the range).
+# the range; haproxy runs before shardgate in odd rounds and after it in even ones).
 # Results: printed, and kept in .e2e/bench/results.tsv; logs in .e2e/bench/.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -103,7 +103,11 @@ printf 'threads\tmode\tround\tsetup\tqps\tqueries\tproxy_ticks\tmariadb_ticks\n'
 for threads in $BENCH_THREADS; do
     for mode in $BENCH_MODES; do
       for round in $(seq "$BENCH_ROUNDS"); do
-        for setup in direct haproxy shardgate; do
+        # The two proxies swap places every other round: a host drifting during a round
+        # favours neither.
+        order="direct haproxy shardgate"
+        [ $((round % 2)) -eq 0 ] && order="direct shardgate haproxy"
+        for setup in $order; do
             case "$setup" in
                 direct) port="$MPORT"; pid="" ;;
                 haproxy) port="$HPORT"; pid="$HPID" ;;
