@@ -424,7 +424,7 @@ impl<N: Net> Driver<N> {
                     Some(b) => {
                         let tls = matches!(b.stream, BackendStream::Tls(_));
                         // rustls may hold records back until flushed.
-                        b.stream.write_all(&bytes).await.is_err()
+                        write_out::<N, _>(&mut b.stream, &bytes).await.is_err()
                             || (tls && b.stream.flush().await.is_err())
                     }
                     None => false,
@@ -436,7 +436,7 @@ impl<N: Net> Driver<N> {
                 }
             }
             if let Some(bytes) = session.poll_client_transmit() {
-                client.write_all(&bytes).await?;
+                write_out::<N, _>(client, &bytes).await?;
                 if client.is_tls() {
                     // rustls may hold records back until flushed.
                     client.flush().await?;
@@ -734,6 +734,43 @@ where
         Poll::Pending
     })
     .await
+}
+
+/// A stream that may be a bare socket of the network (no TLS, not in-process).
+trait Socket<S> {
+    fn socket(&self) -> Option<&S>;
+}
+
+impl<S> Socket<S> for ClientStream<S> {
+    fn socket(&self) -> Option<&S> {
+        self.plain()
+    }
+}
+
+impl<S> Socket<S> for BackendStream<S> {
+    fn socket(&self) -> Option<&S> {
+        match self {
+            BackendStream::Net(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Writes `bytes`: straight to the socket when it takes them all (the common small answer
+/// or command), else the rest through the async writer, which waits for room.
+async fn write_out<N: Net, W: AsyncWrite + Unpin + Socket<N::Stream>>(
+    stream: &mut W,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let sent = match stream.socket().map(|s| N::try_write(s, bytes)) {
+        Some(Ok(n)) => n,
+        Some(Err(e)) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+        _ => 0,
+    };
+    if sent < bytes.len() {
+        stream.write_all(&bytes[sent..]).await?;
+    }
+    Ok(())
 }
 
 fn poll_client<C: AsyncRead + Unpin>(waker: &Waker, client: &mut C, buf: &mut [u8]) -> Poll<Input> {

@@ -24,6 +24,13 @@ pub trait Net: Clone + Send + Sync + 'static {
     fn rehome(stream: Self::Stream) -> io::Result<Self::Stream> {
         Ok(stream)
     }
+    /// Writes what the socket takes now, without a waker (`WouldBlock` when it takes nothing
+    /// or cannot tell): the driver's fast path for the common small write, which otherwise
+    /// goes through the async writer. `WouldBlock` by default.
+    fn try_write(stream: &Self::Stream, buf: &[u8]) -> io::Result<usize> {
+        let _ = (stream, buf);
+        Err(io::ErrorKind::WouldBlock.into())
+    }
 }
 
 /// Real TCP through tokio, with TCP_NODELAY on both sides.
@@ -56,5 +63,9 @@ impl Net for TokioNet {
 
     fn rehome(stream: Self::Stream) -> io::Result<Self::Stream> {
         tokio::net::TcpStream::from_std(stream.into_std()?)
+    }
+
+    fn try_write(stream: &Self::Stream, buf: &[u8]) -> io::Result<usize> {
+        stream.try_write(buf)
     }
 }

@@ -220,6 +220,14 @@ impl<S> ClientStream<S> {
     pub fn is_tls(&self) -> bool {
         matches!(self, ClientStream::Tls(_))
     }
+
+    /// The socket itself, when nothing (TLS) sits between it and the session.
+    pub fn plain(&self) -> Option<&S> {
+        match self {
+            ClientStream::Plain(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 fn gone() -> io::Error {
