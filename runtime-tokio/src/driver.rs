@@ -327,7 +327,7 @@ impl<N: Net> Driver<N> {
     /// changes nothing in it, so another pass is due only after the driver told it something
     /// (an event's outcome, a failed write): one pass per call on the hot path. Returns whether
     /// streams may have been opened, replaced or read with the task's own waker (an event was
-    /// carried out, or TLS wrote to the client), so that every source is polled next.
+    /// carried out, or rustls wrote), so that every source is polled next.
     async fn flush(
         &self,
         session: &mut Session,
@@ -423,6 +423,7 @@ impl<N: Net> Driver<N> {
                 let failed = match backends.get_mut(&id) {
                     Some(b) => {
                         let tls = matches!(b.stream, BackendStream::Tls(_));
+                        touched |= tls;
                         // rustls may hold records back until flushed.
                         write_out::<N, _>(&mut b.stream, &bytes).await.is_err()
                             || (tls && b.stream.flush().await.is_err())
