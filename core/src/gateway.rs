@@ -461,12 +461,8 @@ pub struct StatsCounter {
 }
 
 impl Stats {
-    pub fn record(&self, r: &StatementRecord) {
-        self.record_cached(&mut None, r)
-    }
-
-    /// [`Stats::record`], counting through `cached` when it counts `r`'s (plan, keyspace)
-    /// pair, else through the pair's counter, which then becomes the cached one.
+    /// Records one finished statement, counting it through `cached` when that counts `r`'s
+    /// (plan, keyspace) pair, else through the pair's counter, which then becomes the cached one.
     pub fn record_cached(&self, cached: &mut Option<StatsCounter>, r: &StatementRecord) {
         let hit = cached.as_ref().is_some_and(|c| {
             c.plan == r.plan
@@ -1075,7 +1071,7 @@ mod tests {
         ] {
             stats.record_cached(&mut cached, &r);
         }
-        stats.record(&record("Local", "b"));
+        stats.record_cached(&mut None, &record("Local", "b"));
         let snap = stats.snapshot();
         let count = |p: &str, k: &str| snap.queries.get(&(p.to_string(), k.to_string())).copied();
         assert_eq!(count("Passthrough", "a"), Some(3));
