@@ -28,12 +28,17 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::time::Sleep;
 
 /// Bytes read from a socket at a time, per session.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Inputs a session takes in a row before it lets the other sessions of its thread run.
+/// Reads of a bare socket skip tokio's cooperative budget ([`Net::poll_recv`]), so this is
+/// what keeps a socket that never runs dry (a long result) from starving its neighbours.
+const INPUTS_PER_TURN: u32 = 64;
 
 /// What other tasks ask of a session, as bits of [`Mailbox::requests`].
 const KILL_QUERY: u8 = 1;
@@ -246,6 +251,7 @@ impl<N: Net> Driver<N> {
         let mut stored_waker = None;
         let mut wakeups = Wakeups::default();
         let mut client_waker: Option<Waker> = None;
+        let mut streak = 0;
         if let Ok(mut c) = self.controls.lock() {
             c.insert(id, mailbox.clone());
         }
@@ -291,8 +297,9 @@ impl<N: Net> Driver<N> {
                 client_waker: &mut client_waker,
                 session: &session,
                 timer: armed.map(|_| (timer.as_mut(), &mut timer_polled)),
+                streak: &mut streak,
             };
-            let input = read_any(sources, &mut client, &mut backends, &mut buf).await;
+            let input = read_any::<N>(sources, &mut client, &mut backends, &mut buf).await;
             session.set_now(self.clock.now_us());
             match input {
                 Input::Timeout => {
@@ -661,6 +668,8 @@ struct Sources<'a> {
     /// The armed timer, and whether it has been polled since it was reset: once it holds our
     /// waker, checking whether it fired is an atomic load instead of a poll.
     timer: Option<(Pin<&'a mut Sleep>, &'a mut bool)>,
+    /// Polls in a row that found input ([`INPUTS_PER_TURN`]).
+    streak: &'a mut u32,
 }
 
 /// Waits until a mailbox request, the client, any backend or the timer has something. The
@@ -670,19 +679,22 @@ struct Sources<'a> {
 /// an idle client socket. The client is still polled, and its waker registered, whenever no
 /// backend has bytes; a client gone mid-stream also shows as a failed write. A socket is
 /// polled only when it woke the task or was not polled since it last had bytes ([`Wakeups`]).
-async fn read_any<C: AsyncRead + Unpin, S: Send + 'static>(
+async fn read_any<N: Net>(
     mut sources: Sources<'_>,
-    client: &mut C,
-    backends: &mut BTreeMap<BackendId, Backend<S>>,
+    client: &mut ClientStream<N::Stream>,
+    backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
     buf: &mut [u8],
-) -> Input
-where
-    BackendStream<S>: AsyncRead + Unpin,
-{
+) -> Input {
     poll_fn(|cx| {
         if let Some(r) = sources.mailbox.poll_take(cx, sources.stored_waker) {
             return Poll::Ready(Input::Control(r));
         }
+        if *sources.streak >= INPUTS_PER_TURN {
+            *sources.streak = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        *sources.streak += 1;
         let wakeups = &mut *sources.wakeups;
         if wakeups.begin(cx) {
             *sources.client_waker = None;
@@ -693,8 +705,8 @@ where
             .get_or_insert_with(|| wakeups.waker(cx, CLIENT));
         let busy = sources.session.is_busy();
         if !busy && wakeups.is_dirty(CLIENT) {
-            if let Poll::Ready(input) = poll_client(client_waker, client, buf) {
-                return Poll::Ready(input);
+            if let Poll::Ready(r) = poll_recv::<N, _>(client, client_waker, buf) {
+                return Poll::Ready(Input::Client(r));
             }
         }
         // Backends not read now (backpressure) stay due.
@@ -709,15 +721,13 @@ where
                 kept |= bit;
                 continue;
             }
-            let mut rb = ReadBuf::new(buf);
-            let mut bcx = Context::from_waker(waker);
-            if let Poll::Ready(r) = Pin::new(&mut b.stream).poll_read(&mut bcx, &mut rb) {
-                return Poll::Ready(Input::Backend(*id, r.map(|_| rb.filled().len())));
+            if let Poll::Ready(r) = poll_recv::<N, _>(&mut b.stream, waker, buf) {
+                return Poll::Ready(Input::Backend(*id, r));
             }
         }
         if busy && wakeups.is_dirty(CLIENT) {
-            if let Poll::Ready(input) = poll_client(client_waker, client, buf) {
-                return Poll::Ready(input);
+            if let Poll::Ready(r) = poll_recv::<N, _>(client, client_waker, buf) {
+                return Poll::Ready(Input::Client(r));
             }
         }
         wakeups.settle(kept);
@@ -732,6 +742,7 @@ where
                 return Poll::Ready(Input::Timeout);
             }
         }
+        *sources.streak = 0;
         Poll::Pending
     })
     .await
@@ -740,16 +751,26 @@ where
 /// A stream that may be a bare socket of the network (no TLS, not in-process).
 trait Socket<S> {
     fn socket(&self) -> Option<&S>;
+    fn socket_mut(&mut self) -> Option<&mut S>;
 }
 
 impl<S> Socket<S> for ClientStream<S> {
     fn socket(&self) -> Option<&S> {
         self.plain()
     }
+    fn socket_mut(&mut self) -> Option<&mut S> {
+        self.plain_mut()
+    }
 }
 
 impl<S> Socket<S> for BackendStream<S> {
     fn socket(&self) -> Option<&S> {
+        match self {
+            BackendStream::Net(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn socket_mut(&mut self) -> Option<&mut S> {
         match self {
             BackendStream::Net(s) => Some(s),
             _ => None,
@@ -774,11 +795,20 @@ async fn write_out<N: Net, W: AsyncWrite + Unpin + Socket<N::Stream>>(
     Ok(())
 }
 
-fn poll_client<C: AsyncRead + Unpin>(waker: &Waker, client: &mut C, buf: &mut [u8]) -> Poll<Input> {
+/// Reads into `buf` with `waker`: a bare socket through the network's own read
+/// ([`Net::poll_recv`]), anything else (TLS, in-process) through its async reader.
+fn poll_recv<N: Net, R: AsyncRead + Unpin + Socket<N::Stream>>(
+    stream: &mut R,
+    waker: &Waker,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    let mut cx = Context::from_waker(waker);
+    if let Some(socket) = stream.socket_mut() {
+        return N::poll_recv(socket, &mut cx, buf);
+    }
     let mut rb = ReadBuf::new(buf);
-    Pin::new(client)
-        .poll_read(&mut Context::from_waker(waker), &mut rb)
-        .map(|r| Input::Client(r.map(|_| rb.filled().len())))
+    ready!(Pin::new(stream).poll_read(&mut cx, &mut rb))?;
+    Poll::Ready(Ok(rb.filled().len()))
 }
 
 /// An idle pooled socket is alive when reading would block: end-of-stream, an error or

@@ -228,6 +228,13 @@ impl<S> ClientStream<S> {
             _ => None,
         }
     }
+
+    pub fn plain_mut(&mut self) -> Option<&mut S> {
+        match self {
+            ClientStream::Plain(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 fn gone() -> io::Error {
