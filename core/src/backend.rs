@@ -313,6 +313,16 @@ impl BackendConn {
         }
     }
 
+    /// The bytes to send to the server, borrowed; see [`crate::server::ServerConn::pending_transmit`].
+    pub fn pending_transmit(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// The bytes of [`Self::pending_transmit`] were written (or will never be).
+    pub fn transmitted(&mut self) {
+        self.out.clear();
+    }
+
     /// `Some(ssl_request)` once when the connection wants TLS: write those bytes in clear,
     /// then run the TLS handshake (client side), then [`BackendConn::handle_tls_established`].
     pub fn poll_tls_upgrade(&mut self) -> Option<Bytes> {

@@ -336,6 +336,18 @@ impl ServerConn {
         }
     }
 
+    /// The bytes to send to the client, borrowed (empty: nothing to send); the caller writes
+    /// them, then calls [`Self::transmitted`]. Unlike [`Self::poll_transmit`], no shared
+    /// buffer changes hands: no reference counting per write on the hot path.
+    pub fn pending_transmit(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// The bytes of [`Self::pending_transmit`] were written (or will never be).
+    pub fn transmitted(&mut self) {
+        self.out.clear();
+    }
+
     /// `Some(bytes)` once, after an SSLRequest: start TLS on the client socket now, feeding
     /// the TLS engine `bytes` (already received) before reading the socket. Call after
     /// `poll_transmit` (nothing is pending then: the server says nothing before TLS).

@@ -821,6 +821,32 @@ impl Session {
         self.conn.poll_transmit()
     }
 
+    /// The first backend connection with bytes to send, and those bytes, borrowed: the
+    /// driver's form of [`Session::poll_backend_transmit`] (no shared buffer per write). Call
+    /// [`Session::backend_transmitted`] once they are written.
+    pub fn backend_transmit(&self) -> Option<(BackendId, &[u8])> {
+        self.backends.iter().find_map(|(id, s)| {
+            let bytes = s.conn.pending_transmit();
+            (!bytes.is_empty()).then_some((*id, bytes))
+        })
+    }
+
+    pub fn backend_transmitted(&mut self, id: BackendId) {
+        if let Some(s) = self.backends.get_mut(&id) {
+            s.conn.transmitted();
+        }
+    }
+
+    /// The bytes to send to the client, borrowed (empty: none): the driver's form of
+    /// [`Session::poll_client_transmit`]. Call [`Session::client_transmitted`] once written.
+    pub fn client_transmit(&self) -> &[u8] {
+        self.conn.pending_transmit()
+    }
+
+    pub fn client_transmitted(&mut self) {
+        self.conn.transmitted();
+    }
+
     // ---- the loop ----
 
     /// Moves everything that can move: backend events to their owners, queued backend

@@ -426,25 +426,29 @@ impl<N: Net> Driver<N> {
                     }
                 }
             }
-            while let Some((id, bytes)) = session.poll_backend_transmit() {
+            while let Some((id, bytes)) = session.backend_transmit() {
                 let failed = match backends.get_mut(&id) {
                     Some(b) => {
                         let tls = matches!(b.stream, BackendStream::Tls(_));
                         touched |= tls;
                         // rustls may hold records back until flushed.
-                        write_out::<N, _>(&mut b.stream, &bytes).await.is_err()
+                        write_out::<N, _>(&mut b.stream, bytes).await.is_err()
                             || (tls && b.stream.flush().await.is_err())
                     }
                     None => false,
                 };
+                session.backend_transmitted(id);
                 if failed {
                     told = true;
                     backends.remove(&id);
                     session.handle_backend_close(id);
                 }
             }
-            if let Some(bytes) = session.poll_client_transmit() {
-                write_out::<N, _>(client, &bytes).await?;
+            let bytes = session.client_transmit();
+            if !bytes.is_empty() {
+                let written = write_out::<N, _>(client, bytes).await;
+                session.client_transmitted();
+                written?;
                 if client.is_tls() {
                     // rustls may hold records back until flushed.
                     client.flush().await?;

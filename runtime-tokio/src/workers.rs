@@ -43,8 +43,11 @@ impl Workers {
                 .name(format!("shardgate-worker-{i}"))
                 .spawn(move || {
                     WORKER.with(|w| w.set(i));
+                    // I/O and timers only: signals are the main runtime's (each park of a
+                    // driver with a signal part polls it too).
                     let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
+                        .enable_io()
+                        .enable_time()
                         .build();
                     match rt {
                         Ok(rt) => {

@@ -67,10 +67,14 @@ impl Client {
                     self.opened += 1;
                 }
             }
-            if let Some(b) = self.session.poll_client_transmit() {
-                self.client.handle_input(&b);
+            // The borrowed form the driver uses (the simulator uses `poll_client_transmit`).
+            let b = self.session.client_transmit();
+            if !b.is_empty() {
+                self.client.handle_input(b);
+                self.session.client_transmitted();
                 moved = true;
             }
+            assert!(self.session.client_transmit().is_empty());
             if self.session.is_closed() {
                 self.client.handle_close();
             }
