@@ -3312,7 +3312,7 @@ impl Session {
 }
 
 mod slots;
-use slots::Slots;
+pub use slots::Slots;
 
 #[cfg(test)]
 mod tests;

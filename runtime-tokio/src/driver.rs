@@ -21,7 +21,7 @@ use crate::workers::{self, Workers};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shardgate_core::gateway::{Gateway, ShardAddress};
-use shardgate_core::session::{BackendId, Session, SessionEvent, TlsInfo};
+use shardgate_core::session::{BackendId, Session, SessionEvent, Slots, TlsInfo};
 use std::collections::BTreeMap;
 use std::future::{poll_fn, Future};
 use std::io;
@@ -243,7 +243,7 @@ impl<N: Net> Driver<N> {
         let mut session = Session::new(self.gateway.clone(), id, self.scramble());
         session.set_peer_host(&host);
         session.set_now(self.clock.now_us());
-        let mut backends: BTreeMap<BackendId, Backend<N::Stream>> = BTreeMap::new();
+        let mut backends: Slots<Backend<N::Stream>> = Slots::new();
         // Read buffer: big enough for a burst of rows per wake-up, small enough that 10,000
         // idle connections stay cheap.
         let mut buf = vec![0u8; READ_BUFFER_BYTES];
@@ -339,7 +339,7 @@ impl<N: Net> Driver<N> {
         &self,
         session: &mut Session,
         client: &mut ClientStream<N::Stream>,
-        backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
+        backends: &mut Slots<Backend<N::Stream>>,
     ) -> io::Result<bool> {
         let mut touched = false;
         loop {
@@ -467,7 +467,7 @@ impl<N: Net> Driver<N> {
     async fn open_backend(
         &self,
         session: &mut Session,
-        backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
+        backends: &mut Slots<Backend<N::Stream>>,
         id: BackendId,
         address: &ShardAddress,
         pooled: bool,
@@ -585,7 +585,7 @@ impl<N: Net> Driver<N> {
     /// handshake, within the handshake timeout.
     async fn backend_tls(
         &self,
-        backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
+        backends: &mut Slots<Backend<N::Stream>>,
         id: BackendId,
         server_name: &str,
         ssl_request: &[u8],
@@ -686,7 +686,7 @@ struct Sources<'a> {
 async fn read_any<N: Net>(
     mut sources: Sources<'_>,
     client: &mut ClientStream<N::Stream>,
-    backends: &mut BTreeMap<BackendId, Backend<N::Stream>>,
+    backends: &mut Slots<Backend<N::Stream>>,
     buf: &mut [u8],
 ) -> Input {
     poll_fn(|cx| {

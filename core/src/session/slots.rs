@@ -1,11 +1,12 @@
-//! The session's shard connections by id: a vector kept sorted by id. A session holds a
-//! handful and looks them up several times per statement; a binary search over a short vector
-//! costs less than a B-tree walk. Ids only grow, so opening a connection appends.
+//! Shard connections by id (the session's, and the driver's sockets for them): a vector kept
+//! sorted by id. A session holds a handful and looks them up several times per statement; a
+//! binary search over a short vector costs less than a B-tree walk. Ids only grow, so opening
+//! a connection appends.
 
 use super::BackendId;
 
 #[derive(Debug)]
-pub(super) struct Slots<T> {
+pub struct Slots<T> {
     items: Vec<(BackendId, T)>,
 }
 

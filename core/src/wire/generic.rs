@@ -27,6 +27,19 @@ impl OkInfo {
 
 /// Appends an OK payload. `header` is 0x00 for OK, 0xfe for an OK that replaces EOF.
 pub fn put_ok(out: &mut impl BufMut, ok: &OkInfo, header: u8, caps: u32) {
+    // The common OK (small counts, no info, protocol 41) in one write: every statement ends
+    // with one, and each small `put_*` is a capacity check and a copy of its own.
+    if ok.info.is_empty()
+        && ok.affected_rows <= 0xfa
+        && ok.last_insert_id <= 0xfa
+        && caps & cap::PROTOCOL_41 != 0
+    {
+        let [s0, s1] = ok.status.to_le_bytes();
+        let [w0, w1] = ok.warnings.to_le_bytes();
+        let (rows, id) = (ok.affected_rows as u8, ok.last_insert_id as u8);
+        out.put_slice(&[header, rows, id, s0, s1, w0, w1]);
+        return;
+    }
     out.put_u8(header);
     put_lenenc_int(out, ok.affected_rows);
     put_lenenc_int(out, ok.last_insert_id);
@@ -112,9 +125,9 @@ pub fn decode_err(payload: &[u8]) -> DecodeResult<SqlError> {
 
 /// Appends a classic EOF payload (protocol 4.1).
 pub fn put_eof(out: &mut impl BufMut, warnings: u16, status: u16) {
-    out.put_u8(0xfe);
-    out.put_u16_le(warnings);
-    out.put_u16_le(status);
+    let [w0, w1] = warnings.to_le_bytes();
+    let [s0, s1] = status.to_le_bytes();
+    out.put_slice(&[0xfe, w0, w1, s0, s1]);
 }
 
 /// Is this payload a classic EOF? (0xfe with fewer than 9 bytes; longer ones are rows or OK.)
@@ -153,6 +166,18 @@ mod tests {
         }
 
         #[test]
+        fn small_oks_round_trip_and_keep_the_layout(
+            rows in 0u64..0x200, id in 0u64..0x200, status in any::<u16>(), warnings in any::<u16>()
+        ) {
+            let ok = OkInfo { affected_rows: rows, last_insert_id: id, status, warnings, info: String::new() };
+            let mut v = Vec::new();
+            put_ok(&mut v, &ok, 0x00, cap::SERVER_DEFAULT);
+            prop_assert_eq!(decode_ok(&v, cap::SERVER_DEFAULT).unwrap(), ok);
+            let lenenc = |n: u64| if n <= 0xfa { 1 } else { 3 };
+            prop_assert_eq!(v.len(), 1 + lenenc(rows) + lenenc(id) + 4);
+        }
+
+        #[test]
         fn err_round_trips(code in any::<u16>(), msg in "[ -~]{0,40}") {
             let e = SqlError::new(code, "42S02", msg);
             let mut v = Vec::new();
@@ -173,6 +198,7 @@ mod tests {
         let mut v = Vec::new();
         put_eof(&mut v, 1, 2);
         assert!(is_eof(&v));
+        assert_eq!(v, [0xfe, 1, 0, 2, 0]);
         assert_eq!(decode_eof(&v).unwrap(), (1, 2));
         assert!(!is_eof(&[0xfe, 0, 0, 0, 0, 0, 0, 0, 0]));
     }
