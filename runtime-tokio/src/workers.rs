@@ -43,11 +43,8 @@ impl Workers {
                 .name(format!("shardgate-worker-{i}"))
                 .spawn(move || {
                     WORKER.with(|w| w.set(i));
-                    // I/O and timers only: signals are the main runtime's (each park of a
-                    // driver with a signal part polls it too).
                     let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_io()
-                        .enable_time()
+                        .enable_all()
                         .build();
                     match rt {
                         Ok(rt) => {
