@@ -795,18 +795,30 @@ impl ServerConn {
             ));
             return;
         };
-        let mut stmts: VecDeque<String> = if self.caps & cap::MULTI_STATEMENTS != 0 {
+        let multi = self.caps & cap::MULTI_STATEMENTS != 0;
+        let single = if multi {
+            text.trim_matches(|c: char| c.is_whitespace() || c == ';')
+        } else {
+            text.trim()
+        };
+        if !multi || !single.contains(';') {
+            // One statement (the common case): no batch to split, nothing to allocate for one.
+            if !single.is_empty() {
+                self.batch.clear();
+                let _ = self.writer.start_statement(false);
+                self.pending.push_back(Request::Query {
+                    sql: single.to_string(),
+                });
+                return;
+            }
+        }
+        let mut stmts: VecDeque<String> = if multi {
             sql::split_statements(text)
                 .into_iter()
                 .map(str::to_string)
                 .collect()
         } else {
-            let t = text.trim();
-            if t.is_empty() {
-                VecDeque::new()
-            } else {
-                VecDeque::from([t.to_string()])
-            }
+            VecDeque::new()
         };
         let Some(first) = stmts.pop_front() else {
             self.reply_error(&SqlError::new(

@@ -263,6 +263,8 @@ fn empty_queries_get_1065() {
     p.take();
     assert_eq!(p.query("  ;  "), ["err1065"]);
     assert_eq!(p.query("select 1"), ["cols1", "row", "done"]);
+    // One statement with stray separators is one result, not a batch.
+    assert_eq!(p.query(" select 4 ;; "), ["cols1", "row", "done"]);
 }
 
 mod robustness {
