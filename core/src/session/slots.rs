@@ -10,6 +10,12 @@ pub struct Slots<T> {
     items: Vec<(BackendId, T)>,
 }
 
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots::new()
+    }
+}
+
 impl<T> Slots<T> {
     pub fn new() -> Self {
         Slots { items: Vec::new() }
