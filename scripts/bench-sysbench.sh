@@ -13,7 +13,7 @@
 # SG_PROFILE=production (the cargo profile built),
 # SG_THREADS=1 (shardgate's session threads: one, like haproxy's nbthread 1; on this 2-core
 # box sysbench and MariaDB need the other core — `SG_THREADS=` runs the default, one per core),
-# SG_ARGS (more shardgate arguments), BENCH_ROUNDS=1 (rounds of direct, haproxy, shardgate
+# SG_ARGS (more shardgate arguments), BENCH_ROUNDS=5 (rounds of direct, haproxy, shardgate
 # back to back per configuration: on a shared host the figures drift from minute to minute, so
 # with several rounds each ratio is taken within its round and the median is printed, with
 # the range; haproxy runs before shardgate in odd rounds and after it in even ones).
@@ -26,7 +26,7 @@ BENCH_TIME="${BENCH_TIME:-10}"
 BENCH_THREADS="${BENCH_THREADS:-1 8}"
 BENCH_MODES="${BENCH_MODES:-auto disable}"
 BENCH_TABLE_SIZE="${BENCH_TABLE_SIZE:-10000}"
-BENCH_ROUNDS="${BENCH_ROUNDS:-1}"
+BENCH_ROUNDS="${BENCH_ROUNDS:-5}"
 OUT="$E2E_DIR/bench"
 MARIADB_DIR="$OUT/mariadb"
 
