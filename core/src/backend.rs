@@ -320,7 +320,7 @@ impl BackendConn {
 
     /// The bytes of [`Self::pending_transmit`] were written (or will never be).
     pub fn transmitted(&mut self) {
-        self.out.clear();
+        crate::wire::packet::clear_written(&mut self.out);
     }
 
     /// `Some(ssl_request)` once when the connection wants TLS: write those bytes in clear,

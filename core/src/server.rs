@@ -345,7 +345,7 @@ impl ServerConn {
 
     /// The bytes of [`Self::pending_transmit`] were written (or will never be).
     pub fn transmitted(&mut self) {
-        self.out.clear();
+        crate::wire::packet::clear_written(&mut self.out);
     }
 
     /// `Some(bytes)` once, after an SSLRequest: start TLS on the client socket now, feeding

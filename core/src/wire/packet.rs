@@ -28,6 +28,20 @@ pub fn payload_len(header: &[u8]) -> usize {
     u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize
 }
 
+/// Output buffer capacity kept once its bytes are written: enough for any ordinary answer, so
+/// the hot path reuses one buffer; a buffer that one big result grew past this is let go, so
+/// that idle connections do not each hold a large one.
+pub const OUT_BUFFER_KEEP: usize = 64 * 1024;
+
+/// Empties an output buffer whose bytes were written (see [`OUT_BUFFER_KEEP`]).
+pub fn clear_written(out: &mut BytesMut) {
+    if out.capacity() > OUT_BUFFER_KEEP {
+        *out = BytesMut::new();
+    } else {
+        out.clear();
+    }
+}
+
 /// Reassembles logical packets from a byte stream.
 #[derive(Debug)]
 pub struct PacketDecoder {
@@ -197,6 +211,19 @@ impl PacketOut {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn written_buffers_keep_ordinary_capacity_and_let_big_ones_go() {
+        let mut out = BytesMut::with_capacity(1024);
+        out.extend_from_slice(&[1; 100]);
+        clear_written(&mut out);
+        assert!(out.is_empty());
+        assert!(out.capacity() >= 1024, "an ordinary buffer is reused");
+        out.extend_from_slice(&vec![2; OUT_BUFFER_KEEP + 1]);
+        clear_written(&mut out);
+        assert!(out.is_empty());
+        assert!(out.capacity() <= OUT_BUFFER_KEEP, "a big buffer is let go");
+    }
 
     fn frame(payload: &[u8], seq: u8) -> BytesMut {
         let mut out = BytesMut::new();
