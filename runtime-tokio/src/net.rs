@@ -79,9 +79,9 @@ impl Net for TokioNet {
         tokio::net::TcpStream::from_std(stream.into_std()?)
     }
 
-    /// One `send` system call, made directly: glibc's `send` is a thread-cancellation point
-    /// and brackets every call with two bookkeeping calls that cost as much as the rest of
-    /// our user time for a small write.
+    /// One `send` system call, made directly: glibc's `send` (like its `recv`) is a
+    /// thread-cancellation point and brackets every call with two bookkeeping calls with
+    /// atomics — 1.6% of shardgate's CPU under sysbench point selects, for both together.
     fn try_write(stream: &Self::Stream, buf: &[u8]) -> io::Result<usize> {
         stream.try_io(Interest::WRITABLE, || {
             Ok(rustix::net::send(
