@@ -801,25 +801,20 @@ impl ServerConn {
         } else {
             text.trim()
         };
-        if !multi || !single.contains(';') {
+        if !single.is_empty() && (!multi || !single.contains(';')) {
             // One statement (the common case): no batch to split, nothing to allocate for one.
-            if !single.is_empty() {
-                self.batch.clear();
-                let _ = self.writer.start_statement(false);
-                self.pending.push_back(Request::Query {
-                    sql: single.to_string(),
-                });
-                return;
-            }
+            self.batch.clear();
+            let _ = self.writer.start_statement(false);
+            self.pending.push_back(Request::Query {
+                sql: single.to_string(),
+            });
+            return;
         }
-        let mut stmts: VecDeque<String> = if multi {
-            sql::split_statements(text)
-                .into_iter()
-                .map(str::to_string)
-                .collect()
-        } else {
-            VecDeque::new()
-        };
+        // A batch, or nothing at all (then the split is empty too).
+        let mut stmts: VecDeque<String> = sql::split_statements(text)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         let Some(first) = stmts.pop_front() else {
             self.reply_error(&SqlError::new(
                 codes::ER_EMPTY_QUERY,

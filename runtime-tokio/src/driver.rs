@@ -28,7 +28,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::time::Sleep;
 
@@ -807,12 +807,10 @@ fn poll_recv<N: Net, R: AsyncRead + Unpin + Socket<N::Stream>>(
     buf: &mut [u8],
 ) -> Poll<io::Result<usize>> {
     let mut cx = Context::from_waker(waker);
-    if let Some(socket) = stream.socket_mut() {
-        return N::poll_recv(socket, &mut cx, buf);
+    match stream.socket_mut() {
+        Some(socket) => N::poll_recv(socket, &mut cx, buf),
+        None => crate::net::poll_read_into(stream, &mut cx, buf),
     }
-    let mut rb = ReadBuf::new(buf);
-    ready!(Pin::new(stream).poll_read(&mut cx, &mut rb))?;
-    Poll::Ready(Ok(rb.filled().len()))
 }
 
 /// An idle pooled socket is alive when reading would block: end-of-stream, an error or
@@ -820,8 +818,10 @@ fn poll_recv<N: Net, R: AsyncRead + Unpin + Socket<N::Stream>>(
 fn is_alive<S: AsyncRead + Unpin>(stream: &mut S) -> bool {
     let mut cx = Context::from_waker(std::task::Waker::noop());
     let mut byte = [0u8; 1];
-    let mut rb = ReadBuf::new(&mut byte);
-    matches!(Pin::new(stream).poll_read(&mut cx, &mut rb), Poll::Pending)
+    matches!(
+        crate::net::poll_read_into(stream, &mut cx, &mut byte),
+        Poll::Pending
+    )
 }
 
 /// Closes pooled connections idle past the idle timeout, until the driver is gone.

@@ -41,10 +41,20 @@ pub trait Net: Clone + Send + Sync + 'static {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let mut rb = ReadBuf::new(buf);
-        ready!(Pin::new(stream).poll_read(cx, &mut rb))?;
-        Poll::Ready(Ok(rb.filled().len()))
+        poll_read_into(stream, cx, buf)
     }
+}
+
+/// `AsyncRead::poll_read` into a plain slice: the number of bytes read (`Ok(0)`: end of
+/// stream).
+pub fn poll_read_into<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+) -> Poll<io::Result<usize>> {
+    let mut rb = ReadBuf::new(buf);
+    ready!(Pin::new(stream).poll_read(cx, &mut rb))?;
+    Poll::Ready(Ok(rb.filled().len()))
 }
 
 /// Real TCP through tokio, with TCP_NODELAY on both sides.
