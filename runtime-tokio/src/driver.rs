@@ -260,7 +260,7 @@ impl<N: Net> Driver<N> {
         // One timer for the session's deadlines, re-armed only when a deadline comes
         // earlier than the armed one (a later one lets it fire early, harmlessly): no timer
         // registration per statement on the hot path.
-        let timer = tokio::time::sleep_until(self.clock.instant_at_us(u64::MAX / 4));
+        let timer = self.clock.sleep_at_us(u64::MAX / 4);
         tokio::pin!(timer);
         let mut armed: Option<u64> = None;
         // Whether the armed timer has been polled (holds our waker) since it was last reset.
@@ -481,7 +481,7 @@ impl<N: Net> Driver<N> {
         let lease = match pool {
             None => None,
             Some(pool) => loop {
-                match pool.acquire(self.clock, settings).await {
+                match pool.acquire(&self.clock, settings).await {
                     Err(e) => {
                         tracing::warn!(conn = session.connection_id(), backend = id, error = %e, "no pooled connection");
                         session.handle_backend_error(id, e);
@@ -572,7 +572,8 @@ impl<N: Net> Driver<N> {
         let tls = if limit_ms == 0 {
             handshake.await?
         } else {
-            tokio::time::timeout(std::time::Duration::from_millis(limit_ms), handshake)
+            self.clock
+                .timeout(std::time::Duration::from_millis(limit_ms), handshake)
                 .await
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??
         };
@@ -615,7 +616,9 @@ impl<N: Net> Driver<N> {
         plain.write_all(ssl_request).await?;
         let handshake = connector.connect(crate::tls::server_name(server_name), plain);
         let limit_ms = self.gateway.limits.handshake_timeout_ms.max(1);
-        let tls = tokio::time::timeout(std::time::Duration::from_millis(limit_ms), handshake)
+        let tls = self
+            .clock
+            .timeout(std::time::Duration::from_millis(limit_ms), handshake)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
         backends.insert(
@@ -635,7 +638,7 @@ impl<N: Net> Driver<N> {
                 let addr = format!("{host}:{port}");
                 let ms = self.gateway.limits.shard_connect_timeout_ms;
                 let due = self.clock.now_us() + ms.saturating_mul(1000);
-                let clock = self.clock;
+                let clock = &self.clock;
                 tokio::select! {
                     s = self.net.connect(&addr) => Ok(BackendStream::Net(s?)),
                     _ = clock.sleep_until_us(due), if ms > 0 => Err(io::Error::new(
@@ -645,7 +648,7 @@ impl<N: Net> Driver<N> {
                 }
             }
             ShardAddress::Embedded { name, .. } => Ok(BackendStream::Embedded(
-                self.embedded.connect(name, self.clock)?,
+                self.embedded.connect(name, self.clock.clone())?,
             )),
         }
     }
@@ -833,7 +836,7 @@ async fn expire_idle_backends<N: Net>(driver: std::sync::Weak<Driver<N>>) {
                 if ms == 0 {
                     return;
                 }
-                (d.clock, (ms / 4).clamp(100, 10_000))
+                (d.clock.clone(), (ms / 4).clamp(100, 10_000))
             }
             None => return,
         };

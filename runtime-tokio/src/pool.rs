@@ -91,7 +91,7 @@ impl<S: Send + 'static> TabletPool<S> {
     /// and no replay.
     pub async fn acquire(
         self: &Arc<Self>,
-        clock: Clock,
+        clock: &Clock,
         settings: Option<&Arc<str>>,
     ) -> Result<Acquired<S>, SqlError> {
         let lease = || Lease {

@@ -43,8 +43,10 @@ impl Workers {
                 .name(format!("shardgate-worker-{i}"))
                 .spawn(move || {
                     WORKER.with(|w| w.set(i));
+                    // No time driver: session timers live in the acceptor's runtime
+                    // (see `crate::clock`).
                     let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
+                        .enable_io()
                         .build();
                     match rt {
                         Ok(rt) => {

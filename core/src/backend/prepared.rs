@@ -30,6 +30,9 @@ pub(crate) struct PreparedCache {
     /// the entry keeps the text, so two texts with one hash never share a statement.
     by_sql: BTreeMap<u64, Entry>,
     tick: u64,
+    /// The text looked up last and its hash: a client runs the same statement again and
+    /// again, and recognising its text by pointer skips hashing it per execute.
+    last: Option<(Arc<str>, u64)>,
     /// Server statements no longer wanted: closed (COM_STMT_CLOSE, no answer) before the next
     /// command.
     to_close: Vec<u32>,
@@ -39,7 +42,15 @@ impl PreparedCache {
     /// The server's statement id and parameter count for `sql`, if prepared.
     pub fn get(&mut self, sql: &Arc<str>) -> Option<(u32, u16)> {
         self.tick += 1;
-        let e = self.by_sql.get_mut(&key(sql))?;
+        let k = match &self.last {
+            Some((text, k)) if Arc::ptr_eq(text, sql) => *k,
+            _ => {
+                let k = key(sql);
+                self.last = Some((sql.clone(), k));
+                k
+            }
+        };
+        let e = self.by_sql.get_mut(&k)?;
         if !Arc::ptr_eq(&e.sql, sql) && *e.sql != **sql {
             return None;
         }
@@ -117,6 +128,31 @@ mod tests {
         assert_eq!(c.get(&"select 1".into()), Some((7, 0)));
         assert_eq!(c.get(&"select 2".into()), None);
         assert!(c.take_closes().is_empty());
+    }
+
+    #[test]
+    fn the_same_text_is_found_by_pointer_or_by_content_and_forgotten_alike() {
+        let mut c = PreparedCache::default();
+        let text: Arc<str> = "select c from t where id = ?".into();
+        c.insert(text.clone(), 4, 1);
+        for _ in 0..3 {
+            assert_eq!(c.get(&text), Some((4, 1)));
+        }
+        let copy: Arc<str> = text.to_string().into();
+        assert_eq!(
+            c.get(&copy),
+            Some((4, 1)),
+            "an equal text in another allocation"
+        );
+        assert_eq!(c.get(&"select 2".into()), None);
+        assert_eq!(c.get(&text), Some((4, 1)));
+        c.forget_all();
+        assert_eq!(
+            c.get(&text),
+            None,
+            "the remembered hash does not outlive the entry"
+        );
+        assert_eq!(c.take_closes(), vec![4]);
     }
 
     #[test]
