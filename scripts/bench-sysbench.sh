@@ -143,7 +143,7 @@ for threads in $BENCH_THREADS; do
 done
 
 python3 - "$OUT/results.tsv" "$CLK_TCK" <<'EOF'
-import csv, statistics, sys
+import csv, random, statistics, sys
 path, tck = sys.argv[1], int(sys.argv[2])
 rows = list(csv.DictReader(open(path), delimiter="\t"))
 res = {}
@@ -195,6 +195,35 @@ for l in lines:
     print("  ".join(str(x).rjust(n) for x, n in zip(l, w)))
 print()
 print("targets (8 threads, prepared): shardgate qps >= haproxy qps; shardgate us/q <= haproxy us/q")
+
+def median_interval(values, rng, draws=2000, level=0.90):
+    """A bootstrap interval of the median over rounds: how far the host's drift alone moves it."""
+    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    cut = int(draws * (1 - level) / 2)
+    return meds[cut], meds[draws - 1 - cut]
+
+def verdict(values, want_at_least_one):
+    v = [x for x in values if x is not None]
+    if len(v) < 3:
+        return "n/a (fewer than 3 rounds)"
+    lo, hi = median_interval(v, random.Random(1))
+    m = statistics.median(v)
+    if (lo >= 1) if want_at_least_one else (hi <= 1):
+        word = "met"
+    elif (hi < 1) if want_at_least_one else (lo > 1):
+        word = "missed"
+    else:
+        word = "not resolved: 1.00 lies within the host's noise"
+    return f"median {m:.2f}, 90% bootstrap interval {lo:.2f}-{hi:.2f}: {word}"
+
+q_ratios, cpu_ratios = [], []
+for rnd in sorted({k[2] for k in res if k[:2] == ("8", "auto")}):
+    h, g = (res.get(("8", "auto", rnd, s)) for s in ("haproxy", "shardgate"))
+    q_ratios.append(ratio(qps(g), qps(h)))
+    cpu_ratios.append(ratio(us_per_q(g, "proxy_ticks"), us_per_q(h, "proxy_ticks")))
+if q_ratios:
+    print(f"  qps sg/haproxy: {verdict(q_ratios, True)}")
+    print(f"  cpu sg/haproxy: {verdict(cpu_ratios, False)}")
 EOF
 log "results: $OUT/results.tsv; logs: $OUT/"
 exit $failed
