@@ -902,3 +902,123 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for BackendStream<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shardgate_core::gateway::Topology;
+    use shardgate_core::server::ServerConfig;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    /// A network whose sockets never run dry (a result longer than any buffer) and whose
+    /// reads, like [`crate::net::TokioNet`]'s, spend no cooperative budget: nothing but the
+    /// driver's own turn limit makes such a session let its neighbours run.
+    #[derive(Clone)]
+    struct Endless;
+
+    struct EndlessStream;
+
+    impl AsyncRead for EndlessStream {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            buf.put_slice(&vec![0u8; buf.remaining()]);
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for EndlessStream {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            b: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(b.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl Net for Endless {
+        type Stream = EndlessStream;
+        type Listener = ();
+        async fn bind(&self, _: &str) -> io::Result<()> {
+            Err(io::Error::other("not a listening network"))
+        }
+        async fn accept(_: &mut ()) -> io::Result<(EndlessStream, String)> {
+            Err(io::Error::other("not a listening network"))
+        }
+        async fn connect(&self, _: &str) -> io::Result<EndlessStream> {
+            Ok(EndlessStream)
+        }
+        fn local_addr(_: &()) -> io::Result<String> {
+            Ok(String::new())
+        }
+    }
+
+    struct CountWakes(AtomicUsize);
+
+    impl Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A session whose client socket always has bytes takes [`INPUTS_PER_TURN`] of them in a
+    /// row, then returns `Pending` once with its task woken (queued behind the thread's other
+    /// ready tasks), then reads on.
+    #[test]
+    fn an_endless_socket_yields_the_thread_after_a_turn_of_inputs() {
+        let gateway = Gateway::new(
+            ServerConfig::default(),
+            Topology::embedded(&[("ks", "0")], "ks"),
+        );
+        let session = Session::new(gateway, 1, [b'x'; 20]);
+        let mut client = ClientStream::Plain(EndlessStream);
+        let mut backends: Slots<Backend<EndlessStream>> = Slots::new();
+        let mut buf = [0u8; 16];
+        let (mailbox, mut stored_waker) = (Mailbox::default(), None);
+        let (mut wakeups, mut client_waker, mut streak) = (Wakeups::default(), None, 0);
+        let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
+        let task = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&task);
+        let mut outcomes = Vec::new();
+        for _ in 0..2 * (INPUTS_PER_TURN + 1) {
+            let sources = Sources {
+                mailbox: &mailbox,
+                stored_waker: &mut stored_waker,
+                wakeups: &mut wakeups,
+                client_waker: &mut client_waker,
+                session: &session,
+                timer: None,
+                streak: &mut streak,
+            };
+            let read = std::pin::pin!(read_any::<Endless>(
+                sources,
+                &mut client,
+                &mut backends,
+                &mut buf
+            ))
+            .poll(&mut cx);
+            outcomes.push(match read {
+                Poll::Ready(Input::Client(Ok(16))) => 'r',
+                Poll::Pending => 'p',
+                _ => panic!("unexpected input"),
+            });
+        }
+        let turn = "r".repeat(INPUTS_PER_TURN as usize) + "p";
+        assert_eq!(outcomes.iter().collect::<String>(), turn.repeat(2));
+        assert_eq!(
+            wakes.0.load(Ordering::Relaxed),
+            2,
+            "each yield wakes its own task, so it runs again after the others"
+        );
+    }
+}
