@@ -169,6 +169,10 @@ fn main() -> ExitCode {
         }
         _ => rt.block_on(serve(&cli)),
     };
+    // Not dropped: this runtime runs the timers of the session threads (see
+    // `shardgate_runtime::clock`), which keep polling them until the process exits; a
+    // dropped runtime's timers panic when polled.
+    std::mem::forget(rt);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
