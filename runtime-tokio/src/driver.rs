@@ -906,10 +906,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for BackendStream<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wakeups::CountWakes;
     use shardgate_core::gateway::Topology;
     use shardgate_core::server::ServerConfig;
     use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
 
     /// A network whose sockets never run dry (a result longer than any buffer) and whose
     /// reads, like [`crate::net::TokioNet`]'s, spend no cooperative budget: nothing but the
@@ -960,14 +960,6 @@ mod tests {
         }
         fn local_addr(_: &()) -> io::Result<String> {
             Ok(String::new())
-        }
-    }
-
-    struct CountWakes(AtomicUsize);
-
-    impl Wake for CountWakes {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
 

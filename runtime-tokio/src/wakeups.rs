@@ -99,17 +99,22 @@ impl Wake for SourceWaker {
     }
 }
 
+/// A task waker that counts its wake-ups (tests of the driver's polling).
+#[cfg(test)]
+pub(crate) struct CountWakes(pub std::sync::atomic::AtomicUsize);
+
+#[cfg(test)]
+impl Wake for CountWakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+    use CountWakes as Count;
 
     #[test]
     fn a_source_is_polled_again_only_after_its_waker_fired() {
