@@ -3,6 +3,7 @@
 #   make run                 the gateway on 127.0.0.1:15306 (embedded default); ARGS="--backend ..."
 #   make test                cargo test --workspace, then the end-to-end suite (scripts/e2e.sh)
 #   make unit | make e2e     either half of `make test`; E2E_ARGS="-k prepared -x" goes to pytest
+#   make build-pgo           the profile-guided production binary deployments run (target/pgo/)
 #   make bench               criterion benchmarks (cargo bench --workspace)
 #   make bench-sysbench      sysbench oltp_point_select: direct vs haproxy vs shardgate
 #   make bench-readonly      sysbench oltp_read_only: 1 MariaDB direct vs shardgate over 2 shards
@@ -30,7 +31,7 @@ SIM := $(CARGO) run --release -p shardgate-sim --bin shardgate-sim --
 FUZZ_TIME ?= 60
 FUZZ_TARGETS ?=
 
-.PHONY: run test unit e2e bench bench-sysbench bench-readonly fuzz sim sweep snap rust mariadb-start \
+.PHONY: run test unit e2e build-pgo bench bench-sysbench bench-readonly fuzz sim sweep snap rust mariadb-start \
 	mariadb-stop clean-e2e
 
 rust:
@@ -52,6 +53,9 @@ e2e:
 
 bench: rust
 	$(CARGO) bench --workspace
+
+build-pgo:
+	scripts/build-pgo.sh
 
 bench-sysbench:
 	scripts/bench-sysbench.sh

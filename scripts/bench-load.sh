@@ -56,7 +56,7 @@ SHARDS=(-40 40-80 80-c0 c0-)
 ensure_apt sysbench:sysbench mariadb:mariadb-client python3:python3
 SYSBENCH="$(find_exe sysbench)"
 CLIENT="$(find_exe mariadb mysql)"
-shardgate_bin production
+shardgate_bin pgo
 CLK_TCK="$(getconf CLK_TCK)"
 
 # The gateway holds a socket per client and per backend connection, sysbench one per client.

@@ -38,7 +38,7 @@ TARGET_GROWTH_KIB=$((64 * 1024))
 
 ensure_apt mariadb:mariadb-client python3:python3
 CLIENT="$(find_exe mariadb mysql)"
-shardgate_bin production
+shardgate_bin pgo
 
 # Both the client and the gateway hold one socket per connection.
 need_fds=$((CONNS + 1024))

@@ -29,7 +29,7 @@ MARIADB_DIR="$OUT/mariadb"
 ensure_system_deps
 SYSBENCH="$(find_exe sysbench)"
 CLIENT="$(find_exe mariadb)"
-shardgate_bin production
+shardgate_bin pgo
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.log "$OUT/results.txt"
@@ -44,15 +44,7 @@ for db in sbtest sb_x80 sb_80x; do
     sql "drop database if exists $db; create database $db"
 done
 
-# The vschema: every sysbench table sharded by `hash` on id.
-python3 - "$BENCH_TABLES" >"$OUT/vschema.json" <<'PY'
-import json, sys
-n = int(sys.argv[1])
-tables = {f"sbtest{i}": {"column_vindexes": [{"column": "id", "name": "hash"}]}
-          for i in range(1, n + 1)}
-print(json.dumps({"keyspaces": {"sbtest": {
-    "sharded": True, "vindexes": {"hash": {"type": "hash"}}, "tables": tables}}}, indent=2))
-PY
+sysbench_vschema "$BENCH_TABLES" >"$OUT/vschema.json"
 
 GPORT="$(free_port 17810)"
 # shellcheck disable=SC2086 # SG_ARGS is a list of options

@@ -10,7 +10,7 @@
 #
 # Knobs (environment): BENCH_TIME=10 (seconds per run), BENCH_THREADS="1 8",
 # BENCH_MODES="auto disable", BENCH_TABLE_SIZE=10000, SG_BIN=path (skip the cargo build),
-# SG_PROFILE=production (the cargo profile built),
+# SG_PROFILE=pgo (the build: `pgo` is scripts/build-pgo.sh, else a cargo profile),
 # SG_THREADS=1 (shardgate's session threads: one, like haproxy's nbthread 1; on this 2-core
 # box sysbench and MariaDB need the other core — `SG_THREADS=` runs the default, one per core),
 # SG_ARGS (more shardgate arguments), BENCH_ROUNDS=5 (rounds of direct, haproxy, shardgate
@@ -33,7 +33,7 @@ MARIADB_DIR="$OUT/mariadb"
 ensure_system_deps
 SYSBENCH="$(find_exe sysbench)"
 HAPROXY="$(find_exe haproxy)"
-shardgate_bin production
+shardgate_bin pgo
 CLK_TCK="$(getconf CLK_TCK)"
 
 mkdir -p "$OUT"

@@ -169,13 +169,16 @@ stop_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
-# Sets BIN to the gateway binary: $SG_BIN when given, else a build of cargo profile $1 (built
-# now; default `release`). Benchmarks pass `production`, the profile deployed binaries use
-# (whole-program LTO: slower to build, fewer instructions per query).
+# Sets BIN to the gateway binary: $SG_BIN when given, else a build of $SG_PROFILE or $1 (built
+# now; default `release`): a cargo profile, or `pgo`, the profile-guided `production` build of
+# scripts/build-pgo.sh. Benchmarks pass `pgo`, what deployments run (whole-program LTO laid
+# out by a measured profile: slower to build, fewer instructions per query).
 shardgate_bin() {
     local profile="${SG_PROFILE:-${1:-release}}"
     if [ -n "${SG_BIN:-}" ]; then
         BIN="$SG_BIN"
+    elif [ "$profile" = pgo ]; then
+        BIN="$("$REPO_ROOT/scripts/build-pgo.sh")"
     else
         ensure_rust
         log "cargo build --profile $profile -p shardgate-runtime --bin shardgate"
@@ -183,6 +186,19 @@ shardgate_bin() {
         BIN="$REPO_ROOT/target/$profile/shardgate"
     fi
     [ -x "$BIN" ] || die "no shardgate binary at $BIN"
+}
+
+# sysbench_vschema N: prints a vschema of keyspace `sbtest` with sysbench's tables sbtest1..N
+# sharded by `hash` on id.
+sysbench_vschema() {
+    python3 - "$1" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+tables = {f"sbtest{i}": {"column_vindexes": [{"column": "id", "name": "hash"}]}
+          for i in range(1, n + 1)}
+print(json.dumps({"keyspaces": {"sbtest": {
+    "sharded": True, "vindexes": {"hash": {"type": "hash"}}, "tables": tables}}}, indent=2))
+PY
 }
 
 # raise_fd_limit N: lifts the open files limit to N (or to the hard limit when N is above it).
