@@ -2,8 +2,8 @@
 # Profile-guided build of the `shardgate` binary, the build deployments and `make bench-sysbench`
 # run. Per proxied query the gateway's user-space work is a long, flat path (decode, route,
 # relay, tokio's scheduling); laying it out and inlining it by a measured profile takes about a
-# quarter of its instructions off (callgrind, see the README), which no single source change
-# comes near.
+# fifth of its instructions off (callgrind, see the README), more than any single source
+# change came near.
 #
 #   1. build an instrumented binary (profile `production`, target/pgo-instrumented/);
 #   2. train it against a throwaway MariaDB with sysbench, both ways the gateway serves:
