@@ -13,7 +13,8 @@
 # SG_PROFILE=pgo (the build: `pgo` is scripts/build-pgo.sh, else a cargo profile),
 # SG_THREADS=1 (shardgate's session threads: one, like haproxy's nbthread 1; on this 2-core
 # box sysbench and MariaDB need the other core — `SG_THREADS=` runs the default, one per core),
-# SG_ARGS (more shardgate arguments), BENCH_ROUNDS=5 (rounds of direct, haproxy, shardgate
+# SG_ARGS (more shardgate arguments), BENCH_DIRECT=1 (0 leaves out the direct runs: only
+# the two proxies are compared, each round takes two runs instead of three), BENCH_ROUNDS=5 (rounds of direct, haproxy, shardgate
 # back to back per configuration: on a shared host the figures drift from minute to minute, so
 # with several rounds each ratio is taken within its round and the median is printed, with
 # the range; haproxy runs before shardgate in odd rounds and after it in even ones).
@@ -27,6 +28,7 @@ BENCH_THREADS="${BENCH_THREADS:-1 8}"
 BENCH_MODES="${BENCH_MODES:-auto disable}"
 BENCH_TABLE_SIZE="${BENCH_TABLE_SIZE:-10000}"
 BENCH_ROUNDS="${BENCH_ROUNDS:-5}"
+BENCH_DIRECT="${BENCH_DIRECT:-1}"
 OUT="$E2E_DIR/bench"
 MARIADB_DIR="$OUT/mariadb"
 
@@ -105,8 +107,9 @@ for threads in $BENCH_THREADS; do
       for round in $(seq "$BENCH_ROUNDS"); do
         # The two proxies swap places every other round: a host drifting during a round
         # favours neither.
-        order="direct haproxy shardgate"
-        [ $((round % 2)) -eq 0 ] && order="direct shardgate haproxy"
+        order="haproxy shardgate"
+        [ $((round % 2)) -eq 0 ] && order="shardgate haproxy"
+        [ "$BENCH_DIRECT" = 0 ] || order="direct $order"
         for setup in $order; do
             case "$setup" in
                 direct) port="$MPORT"; pid="" ;;
