@@ -1710,12 +1710,12 @@ impl Session {
                             .target
                             .display()
                             .or_else(|| Some(self.gw.topology.default_keyspace.clone()))
-                            .map_or(Value::Null, |d| Value::from_str(&d)),
+                            .map_or(Value::Null, |d| Value::text(&d)),
                         LocalExpr::LastInsertId => Value::UInt(self.last_insert_id),
                         LocalExpr::ConnectionId => Value::UInt(self.connection_id() as u64),
-                        LocalExpr::Version => Value::from_str(&self.gw.server.server_version),
+                        LocalExpr::Version => Value::text(&self.gw.server.server_version),
                         LocalExpr::VersionComment => {
-                            Value::from_str("shardgate: a sharding MySQL gateway")
+                            Value::text("shardgate: a sharding MySQL gateway")
                         }
                         LocalExpr::Literal(v) => v.clone(),
                     })
@@ -1811,7 +1811,7 @@ impl Session {
             .collect();
         self.conn.send_columns(&defs);
         for r in rows {
-            let vals: Vec<Value> = r.iter().map(|s| Value::from_str(s)).collect();
+            let vals: Vec<Value> = r.iter().map(|s| Value::text(s)).collect();
             if !self.conn.send_row(&vals) {
                 return;
             }

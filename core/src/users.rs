@@ -129,13 +129,16 @@ pub enum Sha2Fast {
     Denied,
 }
 
+/// SHA256(SHA256(password)) by (user, entry index), learnt from full authentications.
+type Sha2Cache = Arc<Mutex<BTreeMap<(String, usize), [u8; 32]>>>;
+
 /// The accounts, by user name, plus the caching_sha2_password cache of full authentications.
 #[derive(Clone, Debug, Default)]
 pub struct Users {
     accounts: BTreeMap<String, Vec<Account>>,
     /// (user, entry index) -> SHA256(SHA256(password)), filled by full authentications of
     /// hash-only entries. Shared by every connection of the server.
-    sha2_cache: Arc<Mutex<BTreeMap<(String, usize), [u8; 32]>>>,
+    sha2_cache: Sha2Cache,
 }
 
 impl Users {

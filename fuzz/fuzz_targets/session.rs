@@ -89,7 +89,7 @@ fn answer(server: &mut ServerConn, req: Request) {
                     ColumnDef::new("n", ColumnType::LongLong),
                     ColumnDef::new("s", ColumnType::VarString),
                 ]);
-                if server.send_row(&[Value::Int(sql.len() as i64), Value::from_str(&sql)]) {
+                if server.send_row(&[Value::Int(sql.len() as i64), Value::text(&sql)]) {
                     server.send_finish(0);
                 }
             }

@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let params = [
         Value::Int(-1),
-        Value::from_str("a'b\\c"),
+        Value::text("a'b\\c"),
         Value::Null,
         Value::Double(1.5),
     ];

@@ -118,6 +118,9 @@ pub fn debug_vars(gw: &Gateway) -> Value {
     })
 }
 
+/// One per-pool metric of the Prometheus page: its name, its help text, and how to read it.
+type PoolMetric = (&'static str, &'static str, fn(&PoolStats) -> u64);
+
 /// Prometheus text exposition.
 pub fn prometheus(gw: &Gateway) -> String {
     let c = &gw.counters;
@@ -206,7 +209,7 @@ pub fn prometheus(gw: &Gateway) -> String {
         "",
         &stats.latency,
     );
-    let gauges: [(&str, &str, fn(&PoolStats) -> u64); 5] = [
+    let gauges: [PoolMetric; 5] = [
         ("capacity", "Most connections the pool opens.", |p| {
             p.capacity as u64
         }),
@@ -237,7 +240,7 @@ pub fn prometheus(gw: &Gateway) -> String {
             );
         }
     }
-    let counters: [(&str, &str, fn(&PoolStats) -> u64); 4] = [
+    let counters: [PoolMetric; 4] = [
         ("opened", "Connections opened.", |p| {
             p.opened.load(Ordering::Relaxed)
         }),

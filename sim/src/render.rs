@@ -233,7 +233,7 @@ mod tests {
         assert_eq!(status_flags(1 << 15), "0x8000");
         assert_eq!(escape(b"a\nb\xff"), "a\\nb\\xff");
         assert_eq!(
-            row(&[Value::Int(1), Value::Null, Value::from_str("x")]),
+            row(&[Value::Int(1), Value::Null, Value::text("x")]),
             "1 | NULL | x"
         );
     }

@@ -1016,7 +1016,7 @@ pub fn parse_params(s: &str) -> Result<Vec<Value>, String> {
                 }
             }
             let end = end.ok_or("unterminated string parameter")?;
-            out.push(Value::from_str(&text));
+            out.push(Value::text(&text));
             rest = body[end..].trim_start();
             continue;
         }
@@ -1106,7 +1106,7 @@ mod tests {
         match &sc.steps[4].kind {
             StepKind::Execute { params, expect, .. } => {
                 assert_eq!(params.len(), 4);
-                assert_eq!(params[1], Value::from_str("it's"));
+                assert_eq!(params[1], Value::text("it's"));
                 assert!(matches!(expect, Expect::Error { code: 1064, .. }));
             }
             _ => panic!("not an execute"),

@@ -149,7 +149,7 @@ impl Decimal {
         }
     }
 
-    pub fn add(self, other: Decimal) -> Option<Decimal> {
+    pub fn checked_add(self, other: Decimal) -> Option<Decimal> {
         let scale = self.scale.max(other.scale);
         let a = self.rescale(scale)?;
         let b = other.rescale(scale)?;
@@ -252,7 +252,7 @@ mod tests {
     fn decimal_sums_and_averages_like_mysql() {
         let a = Decimal::parse(b"10.25").unwrap();
         let b = Decimal::parse(b"-0.5").unwrap();
-        assert_eq!(a.add(b).unwrap().to_text(), "9.75");
+        assert_eq!(a.checked_add(b).unwrap().to_text(), "9.75");
         assert_eq!(
             Decimal::from_int(7).div_int(2, 4).unwrap().to_text(),
             "3.5000"

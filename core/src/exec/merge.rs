@@ -561,7 +561,7 @@ fn add_number(d: &mut Option<Decimal>, f: &mut Option<f64>, v: Option<&[u8]>) {
         Some(x) if f.is_none() => {
             *d = Some(match *d {
                 None => x,
-                Some(cur) => match cur.add(x) {
+                Some(cur) => match cur.checked_add(x) {
                     Some(s) => s,
                     None => {
                         *f = Some(to_f64(cur) + to_f64(x));

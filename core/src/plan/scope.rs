@@ -293,10 +293,10 @@ pub(crate) fn value_of(e: &Expr) -> Option<ValueRef> {
             AstValue::Placeholder(p) => super::placeholder_index(p).map(ValueRef::Param),
             AstValue::Number(n, _) => Some(ValueRef::Const(match n.parse::<i64>() {
                 Ok(i) => Value::Int(i),
-                Err(_) => Value::from_str(n),
+                Err(_) => Value::text(n),
             })),
             AstValue::SingleQuotedString(s) | AstValue::DoubleQuotedString(s) => {
-                Some(ValueRef::Const(Value::from_str(s)))
+                Some(ValueRef::Const(Value::text(s)))
             }
             AstValue::Null => Some(ValueRef::Const(Value::Null)),
             _ => None,

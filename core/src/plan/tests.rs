@@ -146,11 +146,11 @@ fn cross_shard_join_binds_left_columns_and_routes_the_right_side_by_its_vindex()
 fn join_values_are_quoted_by_type_and_null_stays_null() {
     let values = [
         JoinValue {
-            value: Value::from_str("it's"),
+            value: Value::text("it's"),
             numeric: false,
         },
         JoinValue {
-            value: Value::from_str("9.99"),
+            value: Value::text("9.99"),
             numeric: true,
         },
         JoinValue {

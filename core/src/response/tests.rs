@@ -18,7 +18,7 @@ fn cols() -> Vec<ColumnDef> {
 }
 
 fn row(i: i64) -> Vec<Value> {
-    vec![Value::Int(i), Value::from_str("x")]
+    vec![Value::Int(i), Value::text("x")]
 }
 
 /// Decodes the written bytes into tokens: `cols2 def def eof row row eof+MORE ok err1064 …`.
@@ -387,7 +387,7 @@ fn a_row_that_cannot_be_encoded_leaves_no_partial_packet() {
     w.columns_begin(&mut b, &cols(), RowFormat::Binary).unwrap();
     let len = b.len();
     let err = w
-        .row(&mut b, &[Value::from_str("not a number"), Value::Null])
+        .row(&mut b, &[Value::text("not a number"), Value::Null])
         .unwrap_err();
     assert!(matches!(err, RowError::Encode(_)));
     assert_eq!(b.len(), len);

@@ -912,7 +912,7 @@ fn forwarded_executes_keep_the_clients_encoding_and_its_types() {
     };
     let (first, values) = forward(&bound);
     assert_eq!(first, bound, "forwarded as the client encoded it");
-    assert_eq!(values, [Value::from_str("2024-01-02 00:00:00")]);
+    assert_eq!(values, [Value::text("2024-01-02 00:00:00")]);
     let (second, _) = forward(&unbound);
     assert_eq!(second[..4], bound[..4], "its DATETIME type is put back");
     assert_eq!(second[4..], unbound[2..]);

@@ -212,7 +212,7 @@ mod bind_tests {
             &mut s,
             &[
                 Value::Int(7),
-                Value::from_str("o'k"),
+                Value::text("o'k"),
                 Value::Bytes(bytes::Bytes::from_static(&[0xff, 0])),
             ],
         )
@@ -222,7 +222,7 @@ mod bind_tests {
             "SELECT c FROM t WHERE id = 7 AND name IN ('o''k', X'FF00')"
         );
         let mut s = parse_one("select ?").unwrap();
-        bind_placeholders(&mut s, &[Value::from_str("a\\b")]).unwrap();
+        bind_placeholders(&mut s, &[Value::text("a\\b")]).unwrap();
         assert_eq!(s.to_string(), "SELECT _utf8mb4 X'615C62'");
         let mut s = parse_one("select ?").unwrap();
         assert_eq!(bind_placeholders(&mut s, &[]).unwrap_err().code, 1210);

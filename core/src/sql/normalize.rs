@@ -419,14 +419,14 @@ mod tests {
     fn params_render_into_prepared_text() {
         let s = render_with_params(
             "select c from t where id = ? and n = '?' and m = ?",
-            &[Value::Int(5), Value::from_str("o'k")],
+            &[Value::Int(5), Value::text("o'k")],
         )
         .unwrap();
         assert_eq!(s, "select c from t where id = 5 and n = '?' and m = 'o''k'");
         assert_eq!(render_with_params("select ?", &[]), None);
         assert_eq!(render_with_params("select 1", &[Value::Int(1)]), None);
         assert_eq!(
-            render_with_params("select ?", &[Value::from_str("a\\b")]).unwrap(),
+            render_with_params("select ?", &[Value::text("a\\b")]).unwrap(),
             "select _utf8mb4 X'615C62'"
         );
     }

@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(VindexValue::UInt(7).to_bytes(), b"7");
         use crate::wire::Value;
         assert_eq!(
-            VindexValue::from_wire(&Value::from_str("x")),
+            VindexValue::from_wire(&Value::text("x")),
             Ok(VindexValue::Bytes(b"x".to_vec()))
         );
         assert_eq!(

@@ -1062,7 +1062,7 @@ mod tests {
     }
 
     fn text(s: &str) -> Value {
-        Value::from_str(s)
+        Value::text(s)
     }
 
     fn col(t: ColumnType) -> ColumnDef {

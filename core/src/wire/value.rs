@@ -25,7 +25,8 @@ impl Value {
         matches!(self, Value::Null)
     }
 
-    pub fn from_str(s: &str) -> Value {
+    /// A string value, as the text protocol carries it (bytes; no charset conversion).
+    pub fn text(s: &str) -> Value {
         Value::Bytes(Bytes::copy_from_slice(s.as_bytes()))
     }
 

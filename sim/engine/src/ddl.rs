@@ -25,7 +25,7 @@ fn rows_of(names: &[&str], rows: Vec<Vec<Option<String>>>) -> Res {
             .map(|r| {
                 r.into_iter()
                     .map(|c| match c {
-                        Some(s) => Value::from_str(&s),
+                        Some(s) => Value::text(&s),
                         None => Value::Null,
                     })
                     .collect()

@@ -1241,9 +1241,9 @@ fn arith(op: ArOp, a: Val, b: Val, k: K, text: &str) -> Result<Val, SqlError> {
                 _ => return arith(op, a, b, K::Double, text),
             };
             let r = match op {
-                ArOp::Add => x.add(y),
-                ArOp::Sub => x.sub(y),
-                ArOp::Mul => x.mul(y),
+                ArOp::Add => x.checked_add(y),
+                ArOp::Sub => x.checked_sub(y),
+                ArOp::Mul => x.checked_mul(y),
                 ArOp::Div => {
                     if y.is_zero() {
                         return Ok(Val::Null);
@@ -1256,7 +1256,7 @@ fn arith(op: ArOp, a: Val, b: Val, k: K, text: &str) -> Result<Val, SqlError> {
                     if y.is_zero() {
                         return Ok(Val::Null);
                     }
-                    x.rem(y)
+                    x.checked_rem(y)
                 }
                 ArOp::IntDiv => unreachable_intdiv(),
             };
@@ -1367,7 +1367,7 @@ pub fn eval(e: &CExpr, env: &Env) -> Result<Val, SqlError> {
                     }
                     Val::Int(n as i64)
                 }
-                (Val::Dec(d), _) => Val::Dec(d.neg()),
+                (Val::Dec(d), _) => Val::Dec(d.negated()),
                 (v, _) => Val::Double(-v.to_f64().unwrap_or(0.0)),
             }
         }

@@ -628,7 +628,7 @@ pub fn eval(f: &F, args: &[CExpr], env: &Env) -> Result<Val, SqlError> {
             Val::Int(_) | Val::UInt(_) => v[0].clone(),
             Val::Dec(d) => {
                 let t = d.truncate(0);
-                let frac = d.sub(t).map(|x| x.m).unwrap_or(0);
+                let frac = d.checked_sub(t).map(|x| x.m).unwrap_or(0);
                 let adj = if *f == F::Floor && frac < 0 {
                     -1
                 } else if *f == F::Ceil && frac > 0 {

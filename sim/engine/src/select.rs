@@ -19,13 +19,16 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
+/// A whole result in wire form: its columns, its rows, and the SLEEP() delay (ms) it asked for.
+pub type WireResult = (Vec<ColumnDef>, Vec<Vec<Value>>, u64);
+
 /// Runs the top-level query of a statement: names columns from the SQL text, converts to wire.
 pub fn top_level(
     ctx: &Ctx,
     q: &Query,
     sql: &str,
     tokens: &[TokenWithSpan],
-) -> Result<(Vec<ColumnDef>, Vec<Vec<Value>>, u64), SqlError> {
+) -> Result<WireResult, SqlError> {
     let names = match &*q.body {
         SetExpr::Select(s) => {
             crate::parse::select_item_texts(sql, tokens, s.select_token.0.span.start)
@@ -734,7 +737,7 @@ impl Acc {
                     self.fsum += v.to_f64().unwrap_or(0.0);
                 } else {
                     let d = v.to_dec().unwrap_or(Dec::from_i64(0));
-                    match self.sum.unwrap_or(Dec::from_i64(0)).add(d) {
+                    match self.sum.unwrap_or(Dec::from_i64(0)).checked_add(d) {
                         Some(s) => self.sum = Some(s),
                         None => {
                             self.use_double = true;

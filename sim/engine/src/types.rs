@@ -105,21 +105,21 @@ impl Dec {
         Some((a.rescale(s)?.m, b.rescale(s)?.m, s))
     }
 
-    pub fn add(self, o: Dec) -> Option<Dec> {
+    pub fn checked_add(self, o: Dec) -> Option<Dec> {
         let (a, b, s) = Dec::align(self, o)?;
         Some(Dec {
             m: a.checked_add(b)?,
             s,
         })
     }
-    pub fn sub(self, o: Dec) -> Option<Dec> {
+    pub fn checked_sub(self, o: Dec) -> Option<Dec> {
         let (a, b, s) = Dec::align(self, o)?;
         Some(Dec {
             m: a.checked_sub(b)?,
             s,
         })
     }
-    pub fn mul(self, o: Dec) -> Option<Dec> {
+    pub fn checked_mul(self, o: Dec) -> Option<Dec> {
         let s = self.s.checked_add(o.s)?;
         if s > 30 {
             return None;
@@ -145,14 +145,14 @@ impl Dec {
         let r = Dec { m: q, s: scale + 1 };
         r.rescale(scale)
     }
-    pub fn rem(self, o: Dec) -> Option<Dec> {
+    pub fn checked_rem(self, o: Dec) -> Option<Dec> {
         let (a, b, s) = Dec::align(self, o)?;
         if b == 0 {
             return None;
         }
         Some(Dec { m: a % b, s })
     }
-    pub fn neg(self) -> Dec {
+    pub fn negated(self) -> Dec {
         Dec {
             m: -self.m,
             s: self.s,
@@ -541,8 +541,11 @@ mod tests {
         assert_eq!(d("-2").div(d("3"), 4).unwrap().to_string(), "-0.6667");
         assert_eq!(d("1.25").rescale(1).unwrap().to_string(), "1.3");
         assert_eq!(d("-1.25").rescale(1).unwrap().to_string(), "-1.3");
-        assert_eq!(d("1.5").mul(d("2.25")).unwrap().to_string(), "3.375");
-        assert_eq!(d("1.5").add(d("2")).unwrap().to_string(), "3.5");
+        assert_eq!(
+            d("1.5").checked_mul(d("2.25")).unwrap().to_string(),
+            "3.375"
+        );
+        assert_eq!(d("1.5").checked_add(d("2")).unwrap().to_string(), "3.5");
         assert!(d("1").div(d("0"), 4).is_none());
         assert_eq!(Dec::parse("abc"), None);
     }

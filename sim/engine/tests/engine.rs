@@ -682,13 +682,13 @@ fn prepared_parameters() {
         )
         .unwrap();
     match r.outcome {
-        Outcome::Rows { rows, .. } => assert_eq!(rows, vec![vec![Value::from_str("bob")]]),
+        Outcome::Rows { rows, .. } => assert_eq!(rows, vec![vec![Value::text("bob")]]),
         o => panic!("{o:?}"),
     }
     t.e.execute_prepared(
         &mut t.s,
         "insert into c (id, name, city) values (?, ?, ?)",
-        &[Value::Int(9), Value::from_str("it's"), Value::Null],
+        &[Value::Int(9), Value::text("it's"), Value::Null],
         NOW,
     )
     .unwrap();

@@ -9,7 +9,7 @@ fn cols(types: &[(&str, ColumnType)]) -> Vec<ColumnDef> {
 fn row(cells: &[Option<&str>]) -> Bytes {
     let vals: Vec<Value> = cells
         .iter()
-        .map(|c| c.map_or(Value::Null, Value::from_str))
+        .map(|c| c.map_or(Value::Null, Value::text))
         .collect();
     let mut out = BytesMut::new();
     put_text_row(&mut out, &vals, &mut Vec::new());
