@@ -14,7 +14,8 @@
 # SG_THREADS=1 (shardgate's session threads: one, like haproxy's nbthread 1; on this 2-core
 # box sysbench and MariaDB need the other core — `SG_THREADS=` runs the default, one per core),
 # SG_ARGS (more shardgate arguments), BENCH_DIRECT=1 (0 leaves out the direct runs: only
-# the two proxies are compared, each round takes two runs instead of three), BENCH_ROUNDS=5 (rounds of direct, haproxy, shardgate
+# the two proxies are compared, each round takes two runs instead of three),
+# BENCH_ROUNDS=5 (rounds of direct, haproxy, shardgate
 # back to back per configuration: on a shared host the figures drift from minute to minute, so
 # with several rounds each ratio is taken within its round and the median is printed, with
 # the range; haproxy runs before shardgate in odd rounds and after it in even ones).
