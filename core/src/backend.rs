@@ -25,17 +25,20 @@ use crate::error::{codes, SqlError};
 use crate::wire::auth;
 use crate::wire::binary::{put_execute_params, ExecuteParams, PrepareOk};
 use crate::wire::codec::Reader;
-use crate::wire::consts::{cap, charset, com, status};
+use crate::wire::consts::{cap, charset, com, mariadb_cap, status};
 use crate::wire::generic::{decode_eof, decode_err, decode_ok, is_eof};
 use crate::wire::handshake::{AuthSwitchRequest, HandshakeResponse, HandshakeV10};
 use crate::wire::packet::FrameError;
 use crate::wire::{ColumnDef, OkInfo, PacketDecoder, PacketOut, Value};
 use bytes::{BufMut, Bytes, BytesMut};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 mod prepared;
 use prepared::PreparedCache;
+
+#[cfg(test)]
+mod tests;
 
 /// Credentials and options for one backend connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -161,6 +164,24 @@ pub struct BackendConn {
     /// Rows the command in progress may still relay ([`BackendConn::relay_result`]);
     /// `None`: its results are decoded.
     relay_rows: Option<u64>,
+    /// MariaDB's metadata caching was negotiated: its column-count packets carry a
+    /// "metadata follows" byte, and a prepared statement's result may come without column
+    /// definitions (MariaDB then saves encoding them per execute, 40 bytes and more a query).
+    cache_metadata: bool,
+    /// The statement whose COM_STMT_EXECUTE is being answered, if one is.
+    executing: Option<u32>,
+    /// Under `cache_metadata`: the columns the server last described for each statement
+    /// still open (by its prepare, or an execute whose metadata changed).
+    stmt_columns: BTreeMap<u32, Arc<[ColumnDef]>>,
+}
+
+/// A column-count packet: the count (never 0) and whether the column definitions follow.
+/// Under MariaDB's metadata caching one more byte says so; without it they always follow.
+fn column_count(p: &[u8]) -> Option<(u64, bool)> {
+    let mut r = Reader::new(p);
+    let n = r.lenenc_int().ok().filter(|&n| n > 0)?;
+    let follows = !matches!(r.u8(), Ok(0));
+    Some((n, follows))
 }
 
 /// Capabilities the gateway asks of its shards.
@@ -206,6 +227,9 @@ impl BackendConn {
             statements: PreparedCache::default(),
             pending_execute: None,
             relay_rows: None,
+            cache_metadata: false,
+            executing: None,
+            stmt_columns: BTreeMap::new(),
         }
     }
 
@@ -378,7 +402,9 @@ impl BackendConn {
             // The id, CURSOR_TYPE_NO_CURSOR, an iteration count of 1.
             out.extend_from_slice(&[id[0], id[1], id[2], id[3], 0, 1, 0, 0, 0]);
             put(out);
-        })
+        })?;
+        self.executing = Some(stmt_id);
+        Ok(())
     }
 
     /// Runs `sql` as a prepared statement of this connection: COM_STMT_EXECUTE of the
@@ -433,6 +459,7 @@ impl BackendConn {
     }
 
     fn write_close(&mut self, stmt_id: u32) {
+        self.stmt_columns.remove(&stmt_id);
         let mut p = [com::STMT_CLOSE, 0, 0, 0, 0];
         p[1..].copy_from_slice(&stmt_id.to_le_bytes());
         PacketOut::new(0).write(&mut self.out, &p);
@@ -472,6 +499,7 @@ impl BackendConn {
     pub fn reset_connection(&mut self) -> Result<(), SqlError> {
         self.command(com::RESET_CONNECTION, &[], Reading::Simple)?;
         self.statements.clear();
+        self.stmt_columns.clear();
         Ok(())
     }
 
@@ -520,6 +548,7 @@ impl BackendConn {
         for id in self.statements.take_closes() {
             self.write_close(id);
         }
+        self.executing = None;
         let mut out = PacketOut::new(0);
         let start = out.begin(&mut self.out);
         self.out.put_u8(cmd);
@@ -572,6 +601,9 @@ impl BackendConn {
             }
         };
         self.caps = CLIENT_CAPS & hs.capabilities;
+        // A MariaDB server (CLIENT_MYSQL clear) offering metadata caching: take it.
+        self.cache_metadata = self.caps & cap::LONG_PASSWORD == 0
+            && hs.mariadb_capabilities & mariadb_cap::CACHE_METADATA != 0;
         if self.config.found_rows {
             self.caps |= cap::FOUND_ROWS & hs.capabilities;
         }
@@ -597,6 +629,11 @@ impl BackendConn {
         };
         let resp = HandshakeResponse {
             capabilities: self.caps,
+            mariadb_capabilities: if self.cache_metadata {
+                mariadb_cap::CACHE_METADATA
+            } else {
+                0
+            },
             max_packet: 1 << 30,
             charset: charset::UTF8MB4_GENERAL_CI as u8,
             user: self.config.user.clone(),
@@ -676,6 +713,25 @@ impl BackendConn {
         }
     }
 
+    /// A result whose column definitions the server skipped ("metadata follows" 0): they are
+    /// those it last sent for the statement being executed.
+    fn columns_cached(&mut self, n: u64, deprecate_eof: bool) {
+        let cols = self.executing.and_then(|id| self.stmt_columns.get(&id));
+        match cols {
+            Some(cols) if cols.len() as u64 == n => {
+                self.events.push_back(BackendEvent::Columns(cols.clone()));
+                self.phase = Phase::Reading(if deprecate_eof {
+                    Reading::Rows
+                } else {
+                    Reading::ColumnsEof
+                });
+            }
+            _ => self.fail(SqlError::backend_lost(
+                "backend skipped the column definitions of a result it never described",
+            )),
+        }
+    }
+
     /// The columns of the result whose definitions were just read: the previous result's
     /// when the packets are byte for byte the same, else decoded (and remembered).
     fn result_columns(&mut self) -> Result<Arc<[ColumnDef]>, crate::wire::DecodeError> {
@@ -709,12 +765,13 @@ impl BackendConn {
                 Some(0xfb) => self.fail(SqlError::unsupported(
                     "LOAD DATA LOCAL INFILE is not supported through the gateway",
                 )),
-                _ => match Reader::new(&p).lenenc_int() {
-                    Ok(n) if n > 0 => {
+                _ => match column_count(&p) {
+                    Some((n, true)) => {
                         self.pending_defs.clear();
                         self.phase = Phase::Reading(Reading::ColumnDefs { left: n });
                     }
-                    _ => self.fail(SqlError::backend_lost(
+                    Some((n, false)) => self.columns_cached(n, deprecate_eof),
+                    None => self.fail(SqlError::backend_lost(
                         "malformed result set header from backend",
                     )),
                 },
@@ -727,6 +784,9 @@ impl BackendConn {
                 }
                 match self.result_columns() {
                     Ok(cols) => {
+                        if let (true, Some(id)) = (self.cache_metadata, self.executing) {
+                            self.stmt_columns.insert(id, cols.clone());
+                        }
                         self.events.push_back(BackendEvent::Columns(cols));
                         self.phase = Phase::Reading(if deprecate_eof {
                             Reading::Rows
@@ -835,6 +895,11 @@ impl BackendConn {
         }) = self.phase
         {
             let (stmt_id, params) = self.prepare.take().unwrap_or((0, 0));
+            if self.cache_metadata {
+                // MariaDB skips the metadata of an execute when its prepare sent the same.
+                self.stmt_columns
+                    .insert(stmt_id, self.columns.clone().into());
+            }
             // Idle for the execute that follows, whose answer a relay asked for still covers.
             self.phase = Phase::Idle;
             if let Some((sql, values)) = self.pending_execute.take() {
@@ -907,6 +972,12 @@ impl BackendConn {
             if logical == 0 {
                 reading = match reading {
                     Reading::ResultStart => match p.first() {
+                        // Under metadata caching the column block may be the gateway's to
+                        // supply: the decoder takes it, the rows are relayed.
+                        _ if self.cache_metadata => {
+                            stopped = true;
+                            break;
+                        }
                         None | Some(0x00 | 0xfb | 0xfe | 0xff) => {
                             stopped = true;
                             break;

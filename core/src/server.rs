@@ -212,6 +212,7 @@ impl ServerConn {
             connection_id,
             scramble,
             capabilities: offered,
+            mariadb_capabilities: 0,
             charset: crate::wire::consts::charset::UTF8MB4_GENERAL_CI as u8,
             status: status::AUTOCOMMIT,
             auth_plugin: auth::NATIVE_PASSWORD.to_string(),

@@ -42,6 +42,7 @@ fn login() -> &'static [u8] {
     LOGIN.get_or_init(|| {
         let resp = HandshakeResponse {
             capabilities: cap::SERVER_DEFAULT,
+            mariadb_capabilities: 0,
             max_packet: 1 << 24,
             charset: 45,
             user: "root".into(),

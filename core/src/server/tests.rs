@@ -403,6 +403,7 @@ mod tls_auth {
     fn response(user: &str, plugin: &str, auth: Vec<u8>) -> Vec<u8> {
         let r = HandshakeResponse {
             capabilities: CLIENT_CAPS,
+            mariadb_capabilities: 0,
             max_packet: 1 << 24,
             charset: 45,
             user: user.into(),

@@ -1,7 +1,19 @@
 //! Protocol constants: capability flags, status flags, command bytes, column types.
 
+/// MariaDB's extended capabilities: the upper half of its 64-bit flags, carried in the last
+/// 4 reserved bytes of the greeting and of the handshake response when CLIENT_MYSQL
+/// ([`cap::LONG_PASSWORD`]) is clear.
+pub mod mariadb_cap {
+    /// MARIADB_CLIENT_CACHE_METADATA (bit 36, MariaDB 10.6+): a column-count packet carries
+    /// one more byte, "metadata follows"; at 0, a prepared statement's result comes without
+    /// the column definitions the connection was last sent for that statement.
+    pub const CACHE_METADATA: u32 = 1 << 4;
+}
+
 /// Capability flags (CLIENT_*).
 pub mod cap {
+    /// Also CLIENT_MYSQL: a MariaDB peer clears it, and then sends its extended capabilities
+    /// ([`super::mariadb_cap`]) in reserved handshake bytes.
     pub const LONG_PASSWORD: u32 = 1;
     pub const FOUND_ROWS: u32 = 1 << 1;
     pub const LONG_FLAG: u32 = 1 << 2;

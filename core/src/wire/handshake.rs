@@ -23,6 +23,9 @@ pub struct HandshakeV10 {
     /// The 20-byte nonce, sent as 8 bytes, then 12 bytes and a NUL.
     pub scramble: [u8; 20],
     pub capabilities: u32,
+    /// MariaDB's extended capabilities; sent (and read) only without CLIENT_MYSQL in
+    /// `capabilities`, else 0.
+    pub mariadb_capabilities: u32,
     pub charset: u8,
     pub status: u16,
     /// Sent when `capabilities` has PLUGIN_AUTH; empty otherwise.
@@ -42,7 +45,11 @@ impl HandshakeV10 {
         out.put_u16_le((self.capabilities >> 16) as u16);
         let plugin_auth = self.capabilities & cap::PLUGIN_AUTH != 0;
         out.put_u8(if plugin_auth { 21 } else { 0 });
-        out.put_bytes(0, 10);
+        out.put_bytes(0, 6);
+        out.put_u32_le(mariadb_capabilities(
+            self.capabilities,
+            self.mariadb_capabilities,
+        ));
         // The rest of the nonce, NUL-terminated. MySQL and MariaDB send it whether or not
         // SECURE_CONNECTION is announced, and so do we.
         out.put_slice(&self.scramble[8..]);
@@ -68,6 +75,7 @@ impl HandshakeV10 {
             connection_id,
             scramble,
             capabilities,
+            mariadb_capabilities: 0,
             charset: 0,
             status: 0,
             auth_plugin: String::new(),
@@ -81,8 +89,9 @@ impl HandshakeV10 {
         capabilities |= u32::from(r.u16()?) << 16;
         hs.capabilities = capabilities;
         let auth_len = usize::from(r.u8()?);
-        // Reserved; MariaDB puts its extended capabilities in the last 4 bytes. Ignored.
-        r.skip(10)?;
+        // Reserved; MariaDB puts its extended capabilities in the last 4 bytes.
+        r.skip(6)?;
+        hs.mariadb_capabilities = mariadb_capabilities(capabilities, r.u32()?);
         if !r.is_empty() {
             let len = auth_len.saturating_sub(8).max(13).min(r.remaining());
             let part2 = r.bytes(len)?;
@@ -106,6 +115,8 @@ impl HandshakeV10 {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandshakeResponse {
     pub capabilities: u32,
+    /// As in [`HandshakeV10`]: sent and read only without CLIENT_MYSQL, else 0.
+    pub mariadb_capabilities: u32,
     pub max_packet: u32,
     pub charset: u8,
     pub user: String,
@@ -121,18 +132,35 @@ pub struct HandshakeResponse {
 /// Length of an SSLRequest, which is the fixed prefix of a HandshakeResponse41.
 const RESPONSE41_PREFIX: usize = 32;
 
-/// Appends the fixed 32-byte prefix shared by HandshakeResponse41 and SSLRequest.
-fn put_response_prefix(out: &mut impl BufMut, capabilities: u32, max_packet: u32, charset: u8) {
+/// MariaDB's extended capabilities as they go on the wire: only when CLIENT_MYSQL is clear.
+fn mariadb_capabilities(capabilities: u32, mariadb: u32) -> u32 {
+    if capabilities & cap::LONG_PASSWORD == 0 {
+        mariadb
+    } else {
+        0
+    }
+}
+
+/// Appends the fixed 32-byte prefix shared by HandshakeResponse41 and SSLRequest: the
+/// filler's last 4 bytes are MariaDB's extended capabilities.
+fn put_response_prefix(
+    out: &mut impl BufMut,
+    capabilities: u32,
+    mariadb: u32,
+    max_packet: u32,
+    charset: u8,
+) {
     out.put_u32_le(capabilities);
     out.put_u32_le(max_packet);
     out.put_u8(charset);
-    out.put_bytes(0, 23);
+    out.put_bytes(0, 19);
+    out.put_u32_le(mariadb_capabilities(capabilities, mariadb));
 }
 
 /// Appends an SSLRequest payload (the client then starts TLS). `capabilities` should
 /// include [`cap::SSL`] and [`cap::PROTOCOL_41`].
 pub fn put_ssl_request(out: &mut impl BufMut, capabilities: u32, max_packet: u32, charset: u8) {
-    put_response_prefix(out, capabilities, max_packet, charset);
+    put_response_prefix(out, capabilities, 0, max_packet, charset);
 }
 
 /// Whether a payload received where a HandshakeResponse is expected is an SSLRequest: the
@@ -152,7 +180,13 @@ impl HandshakeResponse {
     /// bytes are sent) under SECURE_CONNECTION, and is NUL-terminated otherwise.
     pub fn encode(&self, out: &mut impl BufMut) {
         let caps = self.capabilities;
-        put_response_prefix(out, caps, self.max_packet, self.charset);
+        put_response_prefix(
+            out,
+            caps,
+            self.mariadb_capabilities,
+            self.max_packet,
+            self.charset,
+        );
         put_null_str(out, self.user.as_bytes());
         if caps & cap::PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
             put_lenenc_str(out, &self.auth_response);
@@ -189,11 +223,13 @@ impl HandshakeResponse {
         let capabilities = u32::from(low) | (u32::from(r.u16()?) << 16);
         let max_packet = r.u32()?;
         let charset = r.u8()?;
-        // Filler; MariaDB puts its extended capabilities in the last 4 bytes. Ignored.
-        r.skip(23)?;
+        // Filler; MariaDB puts its extended capabilities in the last 4 bytes.
+        r.skip(19)?;
+        let mariadb = mariadb_capabilities(capabilities, r.u32()?);
         let user = lossy(r.null_str_or_rest());
         let mut resp = HandshakeResponse {
             capabilities,
+            mariadb_capabilities: mariadb,
             max_packet,
             charset,
             user,
@@ -250,6 +286,7 @@ impl HandshakeResponse {
         };
         Ok(HandshakeResponse {
             capabilities,
+            mariadb_capabilities: 0,
             max_packet,
             charset: 0,
             user,
@@ -302,7 +339,7 @@ impl AuthSwitchRequest {
 mod tests {
     use super::*;
     use crate::wire::auth;
-    use crate::wire::consts::charset;
+    use crate::wire::consts::{charset, mariadb_cap};
     use proptest::prelude::*;
 
     fn hex(s: &str) -> Vec<u8> {
@@ -359,14 +396,12 @@ mod tests {
         assert_eq!(hs.charset, 8);
         assert_eq!(hs.status, 2);
         assert_eq!(hs.auth_plugin, auth::NATIVE_PASSWORD);
-        // Re-encoding gives the same bytes except for MariaDB's extended capabilities in the
-        // reserved bytes, which we ignore and write as zeros.
+        // CLIENT_MYSQL clear: the extended capabilities follow, metadata caching among them.
+        assert_eq!(hs.capabilities & cap::LONG_PASSWORD, 0);
+        assert_ne!(hs.mariadb_capabilities & mariadb_cap::CACHE_METADATA, 0);
         let mut v = Vec::new();
         hs.encode(&mut v);
-        let mut expected = hex(MARIADB_GREETING);
-        let reserved = 1 + hs.server_version.len() + 1 + 4 + 8 + 1 + 2 + 1 + 2 + 2 + 1;
-        expected[reserved + 6..reserved + 10].fill(0);
-        assert_eq!(v, expected);
+        assert_eq!(v, hex(MARIADB_GREETING));
     }
 
     #[test]
@@ -396,13 +431,12 @@ mod tests {
             &resp.auth_response
         ));
         assert!(!is_ssl_request(&hex(MARIADB_CLI_RESPONSE)));
-        // Our encoding of it is byte for byte the client's, but for MariaDB's extended
-        // capabilities in the filler.
+        // Our encoding of it is byte for byte the client's, MariaDB's extended capabilities
+        // in the filler included (the CLI asks for metadata caching among them).
+        assert_ne!(resp.mariadb_capabilities & mariadb_cap::CACHE_METADATA, 0);
         let mut v = Vec::new();
         resp.encode(&mut v);
-        let mut expected = hex(MARIADB_CLI_RESPONSE);
-        expected[28..32].fill(0);
-        assert_eq!(v, expected);
+        assert_eq!(v, hex(MARIADB_CLI_RESPONSE));
     }
 
     #[test]
@@ -444,6 +478,7 @@ mod tests {
         put_response_prefix(
             &mut v,
             cap::PROTOCOL_41 | cap::SECURE_CONNECTION | cap::CONNECT_WITH_DB | cap::PLUGIN_AUTH,
+            0,
             1 << 24,
             45,
         );
@@ -533,6 +568,7 @@ mod tests {
             connection_id in any::<u32>(),
             scramble in any::<[u8; 20]>(),
             capabilities in any::<u32>(),
+            mariadb in any::<u32>(),
             charset in any::<u8>(),
             status in any::<u16>(),
             plugin in name(),
@@ -543,6 +579,7 @@ mod tests {
                 connection_id,
                 scramble,
                 capabilities,
+                mariadb_capabilities: mariadb_capabilities(capabilities, mariadb),
                 charset,
                 status,
                 auth_plugin: if plugin_auth { plugin } else { String::new() },
@@ -555,6 +592,7 @@ mod tests {
         #[test]
         fn response_round_trips(
             caps in any::<u32>(),
+            mariadb in any::<u32>(),
             max_packet in any::<u32>(),
             charset in any::<u8>(),
             user in name(),
@@ -574,6 +612,7 @@ mod tests {
             }
             let resp = HandshakeResponse {
                 capabilities: caps,
+                mariadb_capabilities: mariadb_capabilities(caps, mariadb),
                 max_packet,
                 charset,
                 user,
