@@ -260,3 +260,31 @@ def test_backend_gateway_forwards_prepared_statements(mariadb, backend_target):
         assert cur.fetchall() == [(42,)]
     finally:
         cnx.close()
+
+
+def test_prepared_result_columns_follow_alter_table(backend_target):
+    """A prepared `select *` run again after ALTER TABLE answers with the new columns, and
+    keeps them on the executes after. Through the --backend gateway MariaDB caches result
+    metadata on the shard connection (it skips column definitions it already sent): the
+    gateway must notice the change and supply the right definitions either way."""
+    cnx = backend_target.connector()
+    try:
+        _ddl(
+            cnx,
+            "drop table if exists e2e_conn_alter",
+            "create table e2e_conn_alter (id int primary key, a varchar(8))",
+            "insert into e2e_conn_alter values (1, 'x')",
+        )
+        cur = cnx.cursor(prepared=True)
+        sel = "select * from e2e_conn_alter where id = %s"
+        for _ in range(2):
+            cur.execute(sel, (1,))
+            assert cur.fetchall() == [(1, "x")]
+            assert tuple(cur.column_names) == ("id", "a")
+        _ddl(cnx, "alter table e2e_conn_alter add column b int default 7")
+        for _ in range(3):
+            cur.execute(sel, (1,))
+            assert cur.fetchall() == [(1, "x", 7)]
+            assert tuple(cur.column_names) == ("id", "a", "b")
+    finally:
+        cnx.close()
