@@ -176,11 +176,12 @@ pub struct BackendConn {
 }
 
 /// A column-count packet: the count (never 0) and whether the column definitions follow.
-/// Under MariaDB's metadata caching one more byte says so; without it they always follow.
-fn column_count(p: &[u8]) -> Option<(u64, bool)> {
+/// Under MariaDB's metadata caching (`cached`) one more byte says so (read where present);
+/// without it they always follow.
+fn column_count(p: &[u8], cached: bool) -> Option<(u64, bool)> {
     let mut r = Reader::new(p);
     let n = r.lenenc_int().ok().filter(|&n| n > 0)?;
-    let follows = !matches!(r.u8(), Ok(0));
+    let follows = !(cached && matches!(r.u8(), Ok(0)));
     Some((n, follows))
 }
 
@@ -645,16 +646,12 @@ impl BackendConn {
         let mut payload = Vec::with_capacity(128);
         resp.encode(&mut payload);
         if self.config.tls.is_some() {
-            let mut ssl = Vec::with_capacity(32);
-            crate::wire::handshake::put_ssl_request(
-                &mut ssl,
-                self.caps,
-                1 << 30,
-                charset::UTF8MB4_GENERAL_CI as u8,
-            );
+            // The SSLRequest is the response's fixed prefix: the same capabilities, MariaDB's
+            // extended ones included (a server may take them from either packet).
+            let ssl = &payload[..crate::wire::handshake::RESPONSE41_PREFIX];
             let mut frame = BytesMut::with_capacity(36);
             let mut out = PacketOut::new(self.seq);
-            out.write(&mut frame, &ssl);
+            out.write(&mut frame, ssl);
             self.seq = out.seq;
             self.tls_request = Some(frame.freeze());
             self.held_response = Some(payload);
@@ -765,7 +762,7 @@ impl BackendConn {
                 Some(0xfb) => self.fail(SqlError::unsupported(
                     "LOAD DATA LOCAL INFILE is not supported through the gateway",
                 )),
-                _ => match column_count(&p) {
+                _ => match column_count(&p, self.cache_metadata) {
                     Some((n, true)) => {
                         self.pending_defs.clear();
                         self.phase = Phase::Reading(Reading::ColumnDefs { left: n });

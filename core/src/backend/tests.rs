@@ -195,3 +195,13 @@ fn skipped_metadata_of_a_statement_never_described_is_a_protocol_error() {
     conn.handle_input(&execute_answer(false));
     assert!(matches!(&events(&mut conn)[..], [BackendEvent::Closed(_)]));
 }
+
+#[test]
+fn the_metadata_byte_is_read_only_under_caching() {
+    assert_eq!(column_count(&[1, 0], true), Some((1, false)));
+    assert_eq!(column_count(&[1, 1], true), Some((1, true)));
+    // Absent (a server that did not take the capability after all): definitions follow.
+    assert_eq!(column_count(&[1], true), Some((1, true)));
+    assert_eq!(column_count(&[1, 0], false), Some((1, true)));
+    assert_eq!(column_count(&[0], true), None);
+}

@@ -130,7 +130,7 @@ pub struct HandshakeResponse {
 }
 
 /// Length of an SSLRequest, which is the fixed prefix of a HandshakeResponse41.
-const RESPONSE41_PREFIX: usize = 32;
+pub const RESPONSE41_PREFIX: usize = 32;
 
 /// MariaDB's extended capabilities as they go on the wire: only when CLIENT_MYSQL is clear.
 fn mariadb_capabilities(capabilities: u32, mariadb: u32) -> u32 {
