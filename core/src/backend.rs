@@ -646,12 +646,19 @@ impl BackendConn {
         let mut payload = Vec::with_capacity(128);
         resp.encode(&mut payload);
         if self.config.tls.is_some() {
-            // The SSLRequest is the response's fixed prefix: the same capabilities, MariaDB's
-            // extended ones included (a server may take them from either packet).
-            let ssl = &payload[..crate::wire::handshake::RESPONSE41_PREFIX];
+            // MariaDB's extended capabilities go in both packets: a server may read them from
+            // either.
+            let mut ssl = Vec::with_capacity(32);
+            crate::wire::handshake::put_ssl_request(
+                &mut ssl,
+                self.caps,
+                resp.mariadb_capabilities,
+                1 << 30,
+                charset::UTF8MB4_GENERAL_CI as u8,
+            );
             let mut frame = BytesMut::with_capacity(36);
             let mut out = PacketOut::new(self.seq);
-            out.write(&mut frame, ssl);
+            out.write(&mut frame, &ssl);
             self.seq = out.seq;
             self.tls_request = Some(frame.freeze());
             self.held_response = Some(payload);

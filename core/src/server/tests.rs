@@ -436,7 +436,7 @@ mod tls_auth {
         let caps = HandshakeV10::decode(&hs[0].1).unwrap().capabilities;
         assert_ne!(caps & cap::SSL, 0, "CLIENT_SSL offered");
         let mut ssl = Vec::new();
-        put_ssl_request(&mut ssl, CLIENT_CAPS, 1 << 24, 45);
+        put_ssl_request(&mut ssl, CLIENT_CAPS, 0, 1 << 24, 45);
         // The TLS ClientHello often arrives in the same segment as the SSLRequest.
         let mut input = frame(1, &ssl);
         input.extend_from_slice(b"\x16\x03\x01hello");
@@ -593,7 +593,7 @@ mod tls_auth {
             .capabilities;
         assert_eq!(caps & cap::SSL, 0, "CLIENT_SSL not offered");
         let mut ssl = Vec::new();
-        put_ssl_request(&mut ssl, CLIENT_CAPS, 1 << 24, 45);
+        put_ssl_request(&mut ssl, CLIENT_CAPS, 0, 1 << 24, 45);
         s.handle_input(&frame(1, &ssl));
         assert!(!accept(&mut s));
         assert_eq!(s.poll_tls_upgrade(), None);
@@ -620,7 +620,7 @@ mod tls_auth {
                 packets(&mut s);
                 if ssl_first {
                     let mut ssl = Vec::new();
-                    put_ssl_request(&mut ssl, CLIENT_CAPS, 1 << 24, 45);
+                    put_ssl_request(&mut ssl, CLIENT_CAPS, 0, 1 << 24, 45);
                     s.handle_input(&frame(1, &ssl));
                 }
                 for c in &chunks {
@@ -642,12 +642,12 @@ mod tls_auth {
     #[test]
     fn ssl_request_decoding() {
         let mut ssl = Vec::new();
-        put_ssl_request(&mut ssl, CLIENT_CAPS, 1 << 24, 45);
+        put_ssl_request(&mut ssl, CLIENT_CAPS, 0, 1 << 24, 45);
         assert_eq!(ssl.len(), 32);
         assert!(is_ssl_request(&ssl));
         // Without CLIENT_SSL, or with a body (a full HandshakeResponse), it is not one.
         let mut no_ssl = Vec::new();
-        put_ssl_request(&mut no_ssl, CLIENT_CAPS & !cap::SSL, 1 << 24, 45);
+        put_ssl_request(&mut no_ssl, CLIENT_CAPS & !cap::SSL, 0, 1 << 24, 45);
         assert!(!is_ssl_request(&no_ssl));
         assert!(!is_ssl_request(&response(
             "plain",

@@ -130,7 +130,7 @@ pub struct HandshakeResponse {
 }
 
 /// Length of an SSLRequest, which is the fixed prefix of a HandshakeResponse41.
-pub const RESPONSE41_PREFIX: usize = 32;
+const RESPONSE41_PREFIX: usize = 32;
 
 /// MariaDB's extended capabilities as they go on the wire: only when CLIENT_MYSQL is clear.
 fn mariadb_capabilities(capabilities: u32, mariadb: u32) -> u32 {
@@ -159,8 +159,14 @@ fn put_response_prefix(
 
 /// Appends an SSLRequest payload (the client then starts TLS). `capabilities` should
 /// include [`cap::SSL`] and [`cap::PROTOCOL_41`].
-pub fn put_ssl_request(out: &mut impl BufMut, capabilities: u32, max_packet: u32, charset: u8) {
-    put_response_prefix(out, capabilities, 0, max_packet, charset);
+pub fn put_ssl_request(
+    out: &mut impl BufMut,
+    capabilities: u32,
+    mariadb: u32,
+    max_packet: u32,
+    charset: u8,
+) {
+    put_response_prefix(out, capabilities, mariadb, max_packet, charset);
 }
 
 /// Whether a payload received where a HandshakeResponse is expected is an SSLRequest: the
@@ -453,7 +459,7 @@ mod tests {
 
         assert!(is_ssl_request(&hex(MYSQL8_SSL_REQUEST)));
         let mut ssl = Vec::new();
-        put_ssl_request(&mut ssl, 0x000a_aa08, 0x00ff_ffff, 0xe0);
+        put_ssl_request(&mut ssl, 0x000a_aa08, 0, 0x00ff_ffff, 0xe0);
         assert_eq!(ssl, hex(MYSQL8_SSL_REQUEST));
 
         let resp = HandshakeResponse::decode(&hex(MYSQL8_RESPONSE)).unwrap();
@@ -630,7 +636,7 @@ mod tests {
         #[test]
         fn ssl_request_is_recognised(caps in any::<u32>(), max_packet in any::<u32>(), cs in any::<u8>()) {
             let mut v = Vec::new();
-            put_ssl_request(&mut v, caps | cap::PROTOCOL_41, max_packet, cs);
+            put_ssl_request(&mut v, caps | cap::PROTOCOL_41, 0, max_packet, cs);
             prop_assert_eq!(is_ssl_request(&v), caps & cap::SSL != 0);
         }
 
