@@ -81,6 +81,9 @@ impl WriterMisuse {
 #[derive(Debug)]
 pub struct ResponseWriter {
     caps: u32,
+    /// MariaDB's metadata caching was negotiated: every column-count packet says whether the
+    /// definitions follow.
+    cache_metadata: bool,
     state: WriterState,
     out: PacketOut,
     /// Does the current statement's terminator carry MORE_RESULTS (a later statement follows)?
@@ -100,6 +103,7 @@ impl ResponseWriter {
     pub fn new(caps: u32) -> Self {
         ResponseWriter {
             caps,
+            cache_metadata: false,
             state: WriterState::Terminated {
                 more_results: false,
             },
@@ -122,6 +126,10 @@ impl ResponseWriter {
     pub fn capabilities(&self) -> u32 {
         self.caps
     }
+    /// Was MariaDB's metadata caching negotiated with the client?
+    pub fn caches_metadata(&self) -> bool {
+        self.cache_metadata
+    }
     /// The columns of the result set being written (binary encoding needs their types).
     pub fn columns(&self) -> &[ColumnDef] {
         &self.columns
@@ -138,6 +146,9 @@ impl ResponseWriter {
 
     pub fn set_capabilities(&mut self, caps: u32) {
         self.caps = caps;
+    }
+    pub fn set_metadata_caching(&mut self, on: bool) {
+        self.cache_metadata = on;
     }
     pub fn set_session_status(&mut self, bits: u16) {
         self.session_status = bits;
@@ -188,7 +199,38 @@ impl ResponseWriter {
         columns: Arc<[ColumnDef]>,
         format: RowFormat,
     ) -> Result<(), WriterMisuse> {
+        self.begin_result(buf, columns, format, false)
+    }
+
+    /// [`ResponseWriter::columns_begin_shared`] for columns the client already holds (the
+    /// ones last described to it for the prepared statement being executed): under metadata
+    /// caching only their count goes out; without it this is `columns_begin_shared`.
+    pub fn columns_begin_known(
+        &mut self,
+        buf: &mut BytesMut,
+        columns: Arc<[ColumnDef]>,
+        format: RowFormat,
+    ) -> Result<(), WriterMisuse> {
+        self.begin_result(buf, columns, format, self.cache_metadata)
+    }
+
+    fn begin_result(
+        &mut self,
+        buf: &mut BytesMut,
+        columns: Arc<[ColumnDef]>,
+        format: RowFormat,
+        skip_definitions: bool,
+    ) -> Result<(), WriterMisuse> {
         self.expect_idle("columns_begin")?;
+        self.format = format;
+        if skip_definitions {
+            self.column_count(buf, columns.len(), false);
+            self.columns = columns;
+            self.encoded.clear();
+            self.encoded_ends.clear();
+            self.columns_end(buf);
+            return Ok(());
+        }
         if !Arc::ptr_eq(&self.columns, &columns) || self.encoded_ends.len() != columns.len() {
             self.encoded.clear();
             self.encoded_ends.clear();
@@ -198,10 +240,7 @@ impl ResponseWriter {
             }
             self.columns = columns;
         }
-        self.format = format;
-        let start = self.out.begin(buf);
-        put_lenenc_int(buf, self.columns.len() as u64);
-        self.out.finish(buf, start);
+        self.column_count(buf, self.columns.len(), true);
         let mut from = 0;
         for &end in &self.encoded_ends {
             let start = self.out.begin(buf);
@@ -209,13 +248,29 @@ impl ResponseWriter {
             self.out.finish(buf, start);
             from = end;
         }
+        self.columns_end(buf);
+        Ok(())
+    }
+
+    /// The column-count packet; under metadata caching it says whether definitions follow.
+    fn column_count(&mut self, buf: &mut BytesMut, count: usize, definitions_follow: bool) {
+        let start = self.out.begin(buf);
+        put_lenenc_int(buf, count as u64);
+        if self.cache_metadata {
+            buf.extend_from_slice(&[definitions_follow as u8]);
+        }
+        self.out.finish(buf, start);
+    }
+
+    /// After the column definitions (sent or skipped): the EOF of a client without
+    /// DEPRECATE_EOF, and rows may follow.
+    fn columns_end(&mut self, buf: &mut BytesMut) {
         if self.caps & cap::DEPRECATE_EOF == 0 {
             let start = self.out.begin(buf);
             put_eof(buf, 0, self.status_bits(false));
             self.out.finish(buf, start);
         }
         self.state = WriterState::InResultSet { rows_sent: 0 };
-        Ok(())
     }
 
     /// Sends one row given as values.
@@ -283,13 +338,18 @@ impl ResponseWriter {
         } else {
             self.expect_idle("relay")?;
             self.format = format;
-            self.copy_frames(buf, head);
-            if self.caps & cap::DEPRECATE_EOF == 0 {
+            if self.cache_metadata && head.len() >= 4 {
+                // The shard's column count has no "metadata follows" byte; this client's must.
+                let end = (4 + payload_len(head)).min(head.len());
                 let start = self.out.begin(buf);
-                put_eof(buf, 0, self.status_bits(false));
+                buf.extend_from_slice(&head[4..end]);
+                buf.extend_from_slice(&[1]);
                 self.out.finish(buf, start);
+                self.copy_frames(buf, &head[end..]);
+            } else {
+                self.copy_frames(buf, head);
             }
-            self.state = WriterState::InResultSet { rows_sent: 0 };
+            self.columns_end(buf);
         }
         self.copy_frames(buf, body);
         if let WriterState::InResultSet { rows_sent } = &mut self.state {

@@ -36,7 +36,7 @@ use crate::wire::binary::{
     check_execute_params, decode_execute_params, encode_param_types, EncodedParams, ExecuteParams,
     ParamType,
 };
-use crate::wire::consts::{cap, com, status, ColumnType};
+use crate::wire::consts::{cap, com, mariadb_cap, status, ColumnType};
 use crate::wire::handshake::{is_ssl_request, AuthSwitchRequest, HandshakeResponse, HandshakeV10};
 use crate::wire::packet::FrameError;
 use crate::wire::{ColumnDef, OkInfo, PacketDecoder, PacketOut, Reader, Value};
@@ -58,6 +58,11 @@ pub struct ServerConfig {
     pub max_allowed_packet: usize,
     /// Capability flags offered to clients (CLIENT_SSL is added when `tls` is set).
     pub capabilities: u32,
+    /// MariaDB's extended capabilities offered to clients ([`mariadb_cap`]); when not 0 the
+    /// greeting clears CLIENT_MYSQL, as a MariaDB server does, so MariaDB clients announce theirs.
+    /// Default: metadata caching, which spares a prepared statement's executes the column
+    /// definitions its client already holds.
+    pub mariadb_capabilities: u32,
     /// Offer TLS (CLIENT_SSL): the driver has a certificate and can run the TLS handshake.
     pub tls: bool,
     /// Refuse clients that do not switch to TLS (ERR 3159).
@@ -74,6 +79,7 @@ impl Default for ServerConfig {
             users: Users::default_root(),
             max_allowed_packet: 64 << 20,
             capabilities: cap::SERVER_DEFAULT,
+            mariadb_capabilities: mariadb_cap::CACHE_METADATA,
             tls: false,
             require_secure_transport: false,
             forward_params: false,
@@ -136,6 +142,9 @@ struct Prepared {
     sql: Arc<str>,
     param_count: usize,
     types: Vec<ParamType>,
+    /// Under metadata caching: the result columns this client last received for the
+    /// statement (its executes may then skip them).
+    described: Option<Arc<[ColumnDef]>>,
     /// `types` as the client sent them, for forwarding ([`EncodedParams`]).
     wire_types: Bytes,
     long_data: Vec<Option<BytesMut>>,
@@ -170,6 +179,9 @@ pub struct ServerConn {
     busy: bool,
     /// Rows of the current request are binary (COM_STMT_EXECUTE).
     binary: bool,
+    /// The statement the current COM_STMT_EXECUTE runs, and whether its first result has
+    /// begun (only that one may skip the column definitions the client holds).
+    executing: Option<(u32, bool)>,
     statements: BTreeMap<u32, Prepared>,
     next_stmt_id: u32,
     close_reason: Option<String>,
@@ -182,7 +194,7 @@ impl ServerConn {
     /// Starts a connection: the handshake is queued for transmission at once. `scramble`
     /// comes from the driver's seeded PRNG.
     pub fn new(config: Arc<ServerConfig>, connection_id: u32, scramble: [u8; 20]) -> Self {
-        let offered = config.capabilities | if config.tls { cap::SSL } else { 0 };
+        let offered = offered_capabilities(&config);
         let mut conn = ServerConn {
             decoder: PacketDecoder::new(config.max_allowed_packet.max(1024)),
             out: BytesMut::with_capacity(4096),
@@ -201,6 +213,7 @@ impl ServerConn {
             pending: VecDeque::new(),
             busy: false,
             binary: false,
+            executing: None,
             statements: BTreeMap::new(),
             next_stmt_id: 1,
             close_reason: None,
@@ -211,8 +224,12 @@ impl ServerConn {
             server_version: conn.config.server_version.clone(),
             connection_id,
             scramble,
-            capabilities: offered,
-            mariadb_capabilities: 0,
+            capabilities: if conn.config.mariadb_capabilities != 0 {
+                offered & !cap::LONG_PASSWORD
+            } else {
+                offered
+            },
+            mariadb_capabilities: conn.config.mariadb_capabilities,
             charset: crate::wire::consts::charset::UTF8MB4_GENERAL_CI as u8,
             status: status::AUTOCOMMIT,
             auth_plugin: auth::NATIVE_PASSWORD.to_string(),
@@ -427,11 +444,40 @@ impl ServerConn {
     /// [`ServerConn::send_columns`] without copying shared columns (a shard's, relayed).
     pub fn send_columns_shared(&mut self, columns: std::sync::Arc<[ColumnDef]>) {
         let format = self.row_format();
-        if let Err(m) = self
-            .writer
-            .columns_begin_shared(&mut self.out, columns, format)
-        {
-            self.send_error(&m.to_sql_error());
+        let caching = self.writer.caches_metadata();
+        let known = caching
+            && match self.executing {
+                Some((id, false)) => self
+                    .statements
+                    .get(&id)
+                    .and_then(|st| st.described.as_deref())
+                    .is_some_and(|held| *held == *columns),
+                _ => false,
+            };
+        let res = if known {
+            self.writer
+                .columns_begin_known(&mut self.out, columns.clone(), format)
+        } else {
+            self.writer
+                .columns_begin_shared(&mut self.out, columns.clone(), format)
+        };
+        match res {
+            Ok(()) => self.described(caching.then_some(columns)),
+            Err(m) => self.send_error(&m.to_sql_error()),
+        }
+    }
+
+    /// A result of the current execute began with `columns` described to the client
+    /// (`None`: definitions it holds but the gateway does not, or no caching). Only a first
+    /// result's are remembered: libmariadb keeps a later one's, which a next execute's
+    /// first result must then describe again.
+    fn described(&mut self, columns: Option<std::sync::Arc<[ColumnDef]>>) {
+        let Some((id, begun)) = self.executing else {
+            return;
+        };
+        self.executing = Some((id, true));
+        if let Some(st) = self.statements.get_mut(&id) {
+            st.described = columns.filter(|_| !begun);
         }
     }
 
@@ -463,6 +509,9 @@ impl ServerConn {
             .relay(&mut self.out, frames, columns, rows, format)
         {
             Ok(()) => {
+                if columns > 0 {
+                    self.described(None);
+                }
                 self.request_rows += rows;
                 true
             }
@@ -642,9 +691,14 @@ impl ServerConn {
             ));
             return;
         }
-        let offered = self.config.capabilities | if self.config.tls { cap::SSL } else { 0 };
-        self.caps = offered & resp.capabilities;
+        self.caps = offered_capabilities(&self.config) & resp.capabilities;
         self.writer.set_capabilities(self.caps);
+        self.writer.set_metadata_caching(
+            resp.mariadb_capabilities
+                & self.config.mariadb_capabilities
+                & mariadb_cap::CACHE_METADATA
+                != 0,
+        );
         // The client's max_packet is its own limit, not ours to enforce on input.
         let plugin = resp.auth_plugin.as_deref().unwrap_or(auth::NATIVE_PASSWORD);
         let used_password = !resp.auth_response.is_empty();
@@ -732,6 +786,7 @@ impl ServerConn {
     fn on_command(&mut self, seq: u8, payload: Bytes) {
         self.writer.start_command(seq);
         self.binary = false;
+        self.executing = None;
         let Some(&cmd) = payload.first() else {
             self.reply_error(&SqlError::new(
                 codes::ER_NET_READ_ERROR,
@@ -859,6 +914,7 @@ impl ServerConn {
                 sql: Arc::from(text),
                 param_count,
                 types: Vec::new(),
+                described: None,
                 wire_types: Bytes::new(),
                 long_data: vec![None; param_count],
                 deferred_error: None,
@@ -916,6 +972,7 @@ impl ServerConn {
         st.long_data.iter_mut().for_each(|d| *d = None);
         let sql = st.sql.clone();
         self.binary = true;
+        self.executing = Some((id, false));
         self.push(Request::Execute {
             stmt_id: id,
             sql,
@@ -978,6 +1035,11 @@ impl ServerConn {
 
 #[cfg(test)]
 mod tests;
+
+/// The capability flags offered in the greeting's terms (CLIENT_SSL when TLS is configured).
+fn offered_capabilities(config: &ServerConfig) -> u32 {
+    config.capabilities | if config.tls { cap::SSL } else { 0 }
+}
 
 /// The one packet a server sends when it refuses a connection before the handshake (e.g.
 /// ERR 1040 "Too many connections").

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use shardgate_core::wire::binary::{
     decode_binary_row, decode_execute_params, ParamType, PrepareOk,
 };
-use shardgate_core::wire::consts::{cap, com, status};
+use shardgate_core::wire::consts::{cap, com, mariadb_cap, status};
 use shardgate_core::wire::generic::{decode_eof, decode_err, decode_ok, is_eof};
 use shardgate_core::wire::handshake::{AuthSwitchRequest, HandshakeResponse, HandshakeV10};
 use shardgate_core::wire::value::TextRow;
@@ -128,9 +128,24 @@ pub struct Tracker {
     /// Parameter and column definitions of a prepare answer, collected for one line each.
     prep_params: Vec<ColumnDef>,
     prep: Option<PrepareOk>,
-    /// Prepared statements seen on this connection: parameter count and bound types (to
-    /// render COM_STMT_EXECUTE parameters).
-    statements: BTreeMap<u32, (usize, Vec<ParamType>)>,
+    /// Prepared statements seen on this connection.
+    statements: BTreeMap<u32, Statement>,
+    /// MariaDB's extended capabilities of the greeting.
+    server_mariadb_caps: u32,
+    /// MariaDB's metadata caching was negotiated: column counts carry "metadata follows".
+    cache_metadata: bool,
+    /// The statement the current COM_STMT_EXECUTE runs.
+    executing: Option<u32>,
+}
+
+/// A prepared statement as the wire showed it.
+struct Statement {
+    /// Parameter count and bound types (to render COM_STMT_EXECUTE parameters).
+    params: usize,
+    types: Vec<ParamType>,
+    /// The result columns last described for it (prepare answer or execute), which an
+    /// execute under metadata caching may skip.
+    described: Vec<ColumnDef>,
 }
 
 impl Tracker {
@@ -149,6 +164,9 @@ impl Tracker {
             prep_params: Vec::new(),
             prep: None,
             statements: BTreeMap::new(),
+            server_mariadb_caps: 0,
+            cache_metadata: false,
+            executing: None,
         }
     }
 
@@ -205,6 +223,10 @@ impl Tracker {
                 match HandshakeResponse::decode(&payload) {
                     Ok(r) => {
                         self.caps = self.server_caps & r.capabilities;
+                        self.cache_metadata = self.server_mariadb_caps
+                            & r.mariadb_capabilities
+                            & mariadb_cap::CACHE_METADATA
+                            != 0;
                         if self.render {
                             let mut line = format!("handshake response user={}", r.user);
                             if let Some(db) = &r.database {
@@ -260,6 +282,7 @@ impl Tracker {
             line: None,
         };
         let sql = |b: &[u8]| render::escape(b);
+        self.executing = None;
         let (next, line) = match cmd {
             com::QUERY => {
                 self.binary = false;
@@ -274,6 +297,7 @@ impl Tracker {
             ),
             com::STMT_EXECUTE => {
                 self.binary = true;
+                self.executing = Reader::new(body).u32().ok();
                 (Some(Answer::ResultStart), self.execute_line(body))
             }
             com::STMT_CLOSE => {
@@ -314,8 +338,8 @@ impl Tracker {
         let id = r.u32().unwrap_or(0);
         let _ = (r.u8(), r.u32());
         let mut line = format!("COM_STMT_EXECUTE stmt={id}");
-        if let Some((count, types)) = self.statements.get_mut(&id) {
-            match decode_execute_params(&mut r, *count, types, &[]) {
+        if let Some(st) = self.statements.get_mut(&id) {
+            match decode_execute_params(&mut r, st.params, &mut st.types, &[]) {
                 Ok(values) if !values.is_empty() => {
                     line.push_str(" (");
                     for (i, v) in values.iter().enumerate() {
@@ -372,6 +396,7 @@ impl Tracker {
                 match HandshakeV10::decode(p) {
                     Ok(hs) => {
                         self.server_caps = hs.capabilities;
+                        self.server_mariadb_caps = hs.mariadb_capabilities;
                         d.kind = Kind::Greeting;
                         if self.render {
                             d.line = Some(format!(
@@ -470,14 +495,18 @@ impl Tracker {
                     d.kind = Kind::Other;
                     d.line = self.render.then(|| "LOCAL INFILE request".to_string());
                 }
-                _ => match Reader::new(p).lenenc_int() {
-                    Ok(n) if n > 0 => {
-                        d.kind = Kind::ColumnCount;
-                        self.columns.clear();
-                        self.state = State::Answer(Answer::ColumnDefs { left: n });
+                _ => {
+                    let mut r = Reader::new(p);
+                    match (r.lenenc_int(), self.cache_metadata.then(|| r.u8())) {
+                        (Ok(n), Some(Ok(0))) if n > 0 => self.columns_skipped(n, d),
+                        (Ok(n), None | Some(Ok(1))) if n > 0 => {
+                            d.kind = Kind::ColumnCount;
+                            self.columns.clear();
+                            self.state = State::Answer(Answer::ColumnDefs { left: n });
+                        }
+                        _ => d.kind = Kind::Violation("malformed result set header".into()),
                     }
-                    _ => d.kind = Kind::Violation("malformed result set header".into()),
-                },
+                }
             },
             Answer::ColumnDefs { left } => match ColumnDef::decode(p) {
                 Ok(c) => {
@@ -489,11 +518,13 @@ impl Tracker {
                         d.line = self
                             .render
                             .then(|| render::columns("columns", &self.columns));
-                        self.state = State::Answer(if self.deprecate_eof() {
-                            Answer::Rows
-                        } else {
-                            Answer::ColumnsEof
-                        });
+                        if let Some(st) = self
+                            .executed_statement()
+                            .and_then(|id| self.statements.get_mut(&id))
+                        {
+                            st.described.clone_from(&self.columns);
+                        }
+                        self.state = State::Answer(self.after_columns());
                     }
                 }
                 Err(e) => d.kind = Kind::Violation(format!("malformed column definition: {e}")),
@@ -533,8 +564,14 @@ impl Tracker {
                                 h.stmt_id, h.num_params, h.num_columns
                             ));
                         }
-                        self.statements
-                            .insert(h.stmt_id, (h.num_params as usize, Vec::new()));
+                        self.statements.insert(
+                            h.stmt_id,
+                            Statement {
+                                params: h.num_params as usize,
+                                types: Vec::new(),
+                                described: Vec::new(),
+                            },
+                        );
                         let eofs = if self.deprecate_eof() {
                             0
                         } else {
@@ -582,8 +619,17 @@ impl Tracker {
                         }
                     }
                     cl -= 1;
-                    if cl == 0 && self.render {
-                        d.line = Some(render::columns("columns", &self.columns));
+                    if cl == 0 {
+                        if let Some(st) = self
+                            .prep
+                            .as_ref()
+                            .and_then(|h| self.statements.get_mut(&h.stmt_id))
+                        {
+                            st.described.clone_from(&self.columns);
+                        }
+                        if self.render {
+                            d.line = Some(render::columns("columns", &self.columns));
+                        }
                     }
                 } else {
                     d.kind = Kind::Violation("unexpected packet after a prepare answer".into());
@@ -628,6 +674,44 @@ impl Tracker {
                 d.kind = Kind::Other;
                 d.ends_command = true;
                 self.state = State::Idle;
+            }
+        }
+    }
+
+    /// The statement of the COM_STMT_EXECUTE being answered, when metadata caching is on.
+    fn executed_statement(&self) -> Option<u32> {
+        self.executing.filter(|_| self.cache_metadata)
+    }
+
+    /// What follows a result's column definitions.
+    fn after_columns(&self) -> Answer {
+        if self.deprecate_eof() {
+            Answer::Rows
+        } else {
+            Answer::ColumnsEof
+        }
+    }
+
+    /// A column count saying the definitions do not follow: the client holds them, as the
+    /// ones last described for the statement being executed.
+    fn columns_skipped(&mut self, n: u64, d: &mut Decoded) {
+        let held = self
+            .executed_statement()
+            .and_then(|id| self.statements.get(&id))
+            .map(|st| st.described.clone());
+        match held {
+            Some(cols) if cols.len() as u64 == n => {
+                d.kind = Kind::ColumnCount;
+                d.line = self
+                    .render
+                    .then(|| render::columns("cached columns", &cols));
+                self.columns = cols;
+                self.state = State::Answer(self.after_columns());
+            }
+            _ => {
+                d.kind = Kind::Violation(format!(
+                    "{n} column definitions skipped that the client never received"
+                ))
             }
         }
     }

@@ -413,3 +413,85 @@ fn prepare_answer_with_params_and_no_columns() {
     assert_eq!(n, 3, "two param defs and one EOF");
     assert!(w.is_complete());
 }
+
+/// The payloads written, in order.
+fn payloads(buf: &BytesMut) -> Vec<Vec<u8>> {
+    let mut d = PacketDecoder::new(1 << 24);
+    d.extend(buf);
+    std::iter::from_fn(|| d.next_packet().unwrap().map(|p| p.payload.to_vec())).collect()
+}
+
+#[test]
+fn metadata_caching_marks_every_column_count_and_skips_only_known_definitions() {
+    let columns: Arc<[ColumnDef]> = cols().into();
+    for caps in [CAPS_EOF, CAPS_NO_EOF] {
+        let eof = usize::from(caps & cap::DEPRECATE_EOF == 0);
+        let (mut w, mut b) = writer(caps);
+        w.set_metadata_caching(true);
+        w.start_statement(false).unwrap();
+        w.columns_begin_shared(&mut b, columns.clone(), RowFormat::Binary)
+            .unwrap();
+        w.row(&mut b, &row(1)).unwrap();
+        w.finish(&mut b, 0).unwrap();
+        let sent = payloads(&b);
+        assert_eq!(sent[0], [2, 1], "count 2, definitions follow");
+        assert_eq!(sent.len(), 1 + 2 + eof + 1 + 1);
+
+        // Known columns: the count says none follow; the EOF (without DEPRECATE_EOF) stays,
+        // and the binary row is still encoded for their types.
+        let (mut w2, mut b) = writer(caps);
+        w2.set_metadata_caching(true);
+        w2.start_statement(false).unwrap();
+        w2.columns_begin_known(&mut b, columns.clone(), RowFormat::Binary)
+            .unwrap();
+        w2.row(&mut b, &row(2)).unwrap();
+        w2.finish(&mut b, 0).unwrap();
+        let sent = payloads(&b);
+        assert_eq!(sent[0], [2, 0]);
+        assert_eq!(sent.len(), 1 + eof + 1 + 1);
+        if eof == 1 {
+            assert!(is_eof(&sent[1]));
+        }
+        assert_eq!(sent[1 + eof][0], 0, "a binary row");
+        assert_eq!(w2.columns(), &columns[..]);
+    }
+    // Without caching negotiated, "known" columns are described as always.
+    let (mut w, mut b) = writer(CAPS_NO_EOF);
+    w.start_statement(false).unwrap();
+    w.columns_begin_known(&mut b, columns.clone(), RowFormat::Binary)
+        .unwrap();
+    w.row(&mut b, &row(1)).unwrap();
+    w.finish(&mut b, 0).unwrap();
+    assert_eq!(transcript(&b, CAPS_NO_EOF), "cols2 def def row end");
+}
+
+#[test]
+fn relayed_column_blocks_gain_the_metadata_follows_byte_under_caching() {
+    for caps in [CAPS_EOF, CAPS_NO_EOF] {
+        let eof = usize::from(caps & cap::DEPRECATE_EOF == 0);
+        let (mut w, mut b) = writer(caps);
+        w.set_metadata_caching(true);
+        w.start_statement(false).unwrap();
+        let (mut frames, columns, rows) = shard_frames(&[1, 2]);
+        let (head, _) = frames.split_at(columns);
+        let shard = payloads(&BytesMut::from(head));
+        frames.extend_from_slice(&rows);
+        w.relay(&mut b, &frames, columns, 2, RowFormat::Text)
+            .unwrap();
+        w.finish(&mut b, 0).unwrap();
+        let sent = payloads(&b);
+        assert_eq!(sent[0], [&shard[0][..], &[1]].concat());
+        assert_eq!(
+            sent[1..3],
+            shard[1..3],
+            "the definitions as the shard sent them"
+        );
+        assert_eq!(sent.len(), 3 + eof + 2 + 1);
+        assert_eq!(
+            w.state(),
+            WriterState::Terminated {
+                more_results: false
+            }
+        );
+    }
+}

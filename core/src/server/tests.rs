@@ -9,6 +9,8 @@ struct Pair {
     server: ServerConn,
     client: BackendConn,
     events: Vec<BackendEvent>,
+    /// Everything the server transmitted, for tests of the bytes themselves.
+    sent: Vec<u8>,
 }
 
 /// Answers requests: `select N` -> one INT column with N; a statement that fails to parse ->
@@ -64,6 +66,20 @@ impl Pair {
         Pair::configured(|c| c.capabilities = caps, user, password, database)
     }
 
+    /// A pair whose server offers `caps` and no metadata caching (a MySQL server): the
+    /// client relays whole results, column block included.
+    fn relaying(caps: u32) -> Pair {
+        Pair::configured(
+            |c| {
+                c.capabilities = caps;
+                c.mariadb_capabilities = 0;
+            },
+            "root",
+            "",
+            None,
+        )
+    }
+
     /// A pair whose server's configuration `edit` changed.
     fn configured(
         edit: impl FnOnce(&mut ServerConfig),
@@ -88,18 +104,25 @@ impl Pair {
             server,
             client,
             events: Vec::new(),
+            sent: Vec::new(),
         };
         p.drive();
         p
     }
 
     fn drive(&mut self) {
+        self.drive_with(handle)
+    }
+
+    /// [`Pair::drive`] with another request handler.
+    fn drive_with(&mut self, mut handler: impl FnMut(&mut ServerConn, Request)) {
         for _ in 0..100 {
             let mut moved = false;
             while let Some(req) = self.server.poll_request() {
-                handle(&mut self.server, req);
+                handler(&mut self.server, req);
             }
             if let Some(b) = self.server.poll_transmit() {
+                self.sent.extend_from_slice(&b);
                 self.client.handle_input(&b);
                 moved = true;
             }
@@ -329,7 +352,8 @@ mod robustness {
             let mut d = PacketDecoder::new(1 << 20);
             d.extend(&out);
             let first = d.next_packet().unwrap().map(|p| p.payload.to_vec());
-            prop_assert_eq!(first, Some(vec![1u8]), "select 1 must start a one-column result");
+            // One column, and (metadata caching being negotiated) its definition follows.
+            prop_assert_eq!(first, Some(vec![1u8, 1]), "select 1 must start a one-column result");
         }
 
         /// Bytes before login: a bad handshake is refused with an ERR and a logged close.
@@ -776,7 +800,7 @@ fn relayed_packets(events: &[BackendEvent]) -> Vec<(u8, Vec<u8>)> {
 
 #[test]
 fn relayed_results_come_as_whole_packets_with_terminators_decoded() {
-    let mut p = Pair::new("root", "", None);
+    let mut p = Pair::relaying(cap::SERVER_DEFAULT);
     p.take();
     p.client.query("select 5").unwrap();
     p.client.relay_result(u64::MAX);
@@ -824,7 +848,7 @@ fn relayed_results_come_as_whole_packets_with_terminators_decoded() {
 
 #[test]
 fn relay_never_splits_a_column_block_whatever_the_reads() {
-    let mut p = Pair::new("root", "", None);
+    let mut p = Pair::relaying(cap::SERVER_DEFAULT);
     p.take();
     p.client.query("select 5").unwrap();
     p.client.relay_result(u64::MAX);
@@ -860,7 +884,7 @@ fn relay_never_splits_a_column_block_whatever_the_reads() {
 
 #[test]
 fn relay_from_a_server_without_deprecate_eof_leaves_out_its_eof() {
-    let mut p = Pair::offering(cap::SERVER_DEFAULT & !cap::DEPRECATE_EOF, "root", "", None);
+    let mut p = Pair::relaying(cap::SERVER_DEFAULT & !cap::DEPRECATE_EOF);
     p.take();
     p.client.query("select 5").unwrap();
     p.client.relay_result(u64::MAX);
@@ -970,4 +994,130 @@ fn forgotten_statements_are_closed_before_the_next_command_and_prepared_again() 
     p.drive();
     assert_eq!(p.take(), ["ok"]);
     assert_eq!(p.client.prepared_count(), 0);
+}
+
+/// MariaDB's metadata caching toward a client that negotiated it (libmariadb does).
+mod metadata_caching {
+    use super::*;
+
+    /// Executes `select ?` and answers it with `columns` and one row; returns the payloads
+    /// the server sent for the execute and what the client made of them.
+    fn execute(p: &mut Pair, columns: &[ColumnDef]) -> (Vec<Vec<u8>>, Vec<BackendEvent>) {
+        p.client
+            .execute_sql(Arc::from("select ?"), vec![Value::Int(1)])
+            .unwrap();
+        p.sent.clear();
+        p.drive_with(|server, req| match req {
+            Request::Execute { .. } => {
+                server.send_columns(columns);
+                server.send_row(&vec![Value::Int(1); columns.len()]);
+                server.send_finish(0);
+            }
+            other => handle(server, other),
+        });
+        let mut d = PacketDecoder::new(1 << 20);
+        d.extend(&p.sent);
+        let mut payloads = Vec::new();
+        while let Some(packet) = d.next_packet().unwrap() {
+            payloads.push(packet.payload.to_vec());
+        }
+        (payloads, std::mem::take(&mut p.events))
+    }
+
+    fn int_columns(names: &[&str]) -> Vec<ColumnDef> {
+        names
+            .iter()
+            .map(|n| ColumnDef::new(*n, ColumnType::LongLong))
+            .collect()
+    }
+
+    fn received_columns(events: &[BackendEvent]) -> Vec<String> {
+        match events {
+            [BackendEvent::Columns(c), BackendEvent::Row(_), BackendEvent::Done { .. }] => {
+                c.iter().map(|c| c.name.clone()).collect()
+            }
+            other => panic!("unexpected events {other:?}"),
+        }
+    }
+
+    #[test]
+    fn repeated_executes_send_only_the_column_count() {
+        let mut p = Pair::new("root", "", None);
+        p.take();
+        assert!(p.server.writer.caches_metadata(), "the client asked for it");
+        let one = int_columns(&["n"]);
+        // The first execute describes its columns (the prepare answer's were names only).
+        let (sent, events) = execute(&mut p, &one);
+        assert!(
+            sent.contains(&vec![1, 1]),
+            "count 1, definitions follow: {sent:?}"
+        );
+        assert_eq!(received_columns(&events), ["n"]);
+        // The same columns again: the count with "metadata follows" 0, then the row at once.
+        let (sent, events) = execute(&mut p, &one);
+        assert_eq!(sent[sent.len() - 3], [1, 0]);
+        assert_eq!(
+            sent[sent.len() - 2][0],
+            0,
+            "the binary row follows the count"
+        );
+        assert_eq!(received_columns(&events), ["n"], "the client's own copy");
+        // Other columns are described again, and then held.
+        let two = int_columns(&["a", "b"]);
+        let (sent, events) = execute(&mut p, &two);
+        assert_eq!(sent[sent.len() - 5], [2, 1]);
+        assert_eq!(received_columns(&events), ["a", "b"]);
+        let (sent, events) = execute(&mut p, &two);
+        assert_eq!(sent[sent.len() - 3], [2, 0]);
+        assert_eq!(received_columns(&events), ["a", "b"]);
+    }
+
+    #[test]
+    fn text_results_carry_the_byte_and_always_their_definitions() {
+        let mut p = Pair::new("root", "", None);
+        p.take();
+        for _ in 0..2 {
+            p.sent.clear();
+            assert_eq!(p.query("select 5"), ["cols1", "row", "done"]);
+            let mut d = PacketDecoder::new(1 << 20);
+            d.extend(&p.sent);
+            assert_eq!(d.next_packet().unwrap().unwrap().payload.as_ref(), [1, 1]);
+        }
+    }
+
+    #[test]
+    fn a_client_without_it_gets_plain_column_counts() {
+        let mut p = Pair::configured(|c| c.mariadb_capabilities = 0, "root", "", None);
+        p.take();
+        assert!(!p.server.writer.caches_metadata());
+        let one = int_columns(&["n"]);
+        for _ in 0..2 {
+            let (sent, events) = execute(&mut p, &one);
+            assert_eq!(sent[sent.len() - 4], [1], "count, definition, row, OK");
+            assert_eq!(received_columns(&events), ["n"]);
+        }
+    }
+
+    #[test]
+    fn the_greeting_offers_it_the_mariadb_way() {
+        let cfg = Arc::new(ServerConfig::default());
+        let mut server = ServerConn::new(cfg, 1, [7; 20]);
+        let greeting = server.poll_transmit().unwrap();
+        let hs = HandshakeV10::decode(&greeting[4..]).unwrap();
+        assert_eq!(
+            hs.capabilities & cap::LONG_PASSWORD,
+            0,
+            "CLIENT_MYSQL cleared"
+        );
+        assert_eq!(hs.mariadb_capabilities, mariadb_cap::CACHE_METADATA);
+        let cfg = Arc::new(ServerConfig {
+            mariadb_capabilities: 0,
+            ..ServerConfig::default()
+        });
+        let mut server = ServerConn::new(cfg, 1, [7; 20]);
+        let greeting = server.poll_transmit().unwrap();
+        let hs = HandshakeV10::decode(&greeting[4..]).unwrap();
+        assert_ne!(hs.capabilities & cap::LONG_PASSWORD, 0);
+        assert_eq!(hs.mariadb_capabilities, 0);
+    }
 }
