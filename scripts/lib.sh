@@ -44,9 +44,13 @@ ensure_apt() {
         if ! find_exe "$exe" >/dev/null; then missing+=("$pkg"); fi
     done
     [ ${#missing[@]} -eq 0 ] && return 0
-    # de-duplicate, keep order
+    apt_install "${missing[@]}"
+}
+
+# apt_install PACKAGE ...: apt-get update, then install the packages (duplicates named once).
+apt_install() {
     local uniq=() p q seen
-    for p in "${missing[@]}"; do
+    for p in "$@"; do
         seen=0
         for q in "${uniq[@]:-}"; do [ "$p" = "$q" ] && seen=1; done
         [ $seen -eq 0 ] && uniq+=("$p")
@@ -67,6 +71,8 @@ ensure_system_deps() {
         sysbench:sysbench \
         haproxy:haproxy \
         python3:python3
+    # libmariadb's prepared statements (e2e/test_libmariadb.py): a Perl module, no executable.
+    perl -MDBD::MariaDB -e 1 2>/dev/null || apt_install libdbd-mariadb-perl
 }
 
 # Prints the python interpreter that has the e2e clients (PyMySQL, mysql-connector-python,
