@@ -450,8 +450,8 @@ impl ServerConn {
                 Some((id, false)) => self
                     .statements
                     .get(&id)
-                    .and_then(|st| st.described.as_deref())
-                    .is_some_and(|held| *held == *columns),
+                    .and_then(|st| st.described.as_ref())
+                    .is_some_and(|held| Arc::ptr_eq(held, &columns) || **held == *columns),
                 _ => false,
             };
         let res = if known {
