@@ -170,9 +170,19 @@ pub struct BackendConn {
     cache_metadata: bool,
     /// The statement whose COM_STMT_EXECUTE is being answered, if one is.
     executing: Option<u32>,
-    /// Under `cache_metadata`: the columns the server last described for each statement
-    /// still open (by its prepare, or an execute whose metadata changed).
-    stmt_columns: BTreeMap<u32, Arc<[ColumnDef]>>,
+    /// What the server holds for each statement still open, which executes may leave out.
+    held: BTreeMap<u32, Held>,
+}
+
+/// What a server keeps of one prepared statement between executes.
+#[derive(Debug, Default)]
+struct Held {
+    /// Under `cache_metadata`: the columns it last described (by its prepare, or an execute
+    /// whose metadata changed).
+    columns: Option<Arc<[ColumnDef]>>,
+    /// The parameter types bound by its last execute: the next one with the same types
+    /// leaves them out (new-params-bound 0), as libmariadb does.
+    param_types: Option<Bytes>,
 }
 
 /// A column-count packet: the count (never 0) and whether the column definitions follow.
@@ -230,7 +240,7 @@ impl BackendConn {
             relay_rows: None,
             cache_metadata: false,
             executing: None,
-            stmt_columns: BTreeMap::new(),
+            held: BTreeMap::new(),
         }
     }
 
@@ -460,7 +470,7 @@ impl BackendConn {
     }
 
     fn write_close(&mut self, stmt_id: u32) {
-        self.stmt_columns.remove(&stmt_id);
+        self.held.remove(&stmt_id);
         let mut p = [com::STMT_CLOSE, 0, 0, 0, 0];
         p[1..].copy_from_slice(&stmt_id.to_le_bytes());
         PacketOut::new(0).write(&mut self.out, &p);
@@ -482,7 +492,18 @@ impl BackendConn {
             )));
             return Ok(());
         }
-        self.execute_with(id, |out| params.put(out))
+        let held = self.held.get(&id).and_then(|h| h.param_types.clone());
+        let mut bound = None;
+        self.execute_with(id, |out| bound = params.put_after(out, held.as_ref()))?;
+        match bound {
+            Some(types) => self.held.entry(id).or_default().param_types = Some(types),
+            None => {
+                if let Some(h) = self.held.get_mut(&id) {
+                    h.param_types = None;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// COM_PING.
@@ -500,7 +521,7 @@ impl BackendConn {
     pub fn reset_connection(&mut self) -> Result<(), SqlError> {
         self.command(com::RESET_CONNECTION, &[], Reading::Simple)?;
         self.statements.clear();
-        self.stmt_columns.clear();
+        self.held.clear();
         Ok(())
     }
 
@@ -720,7 +741,9 @@ impl BackendConn {
     /// A result whose column definitions the server skipped ("metadata follows" 0): they are
     /// those it last sent for the statement being executed.
     fn columns_cached(&mut self, n: u64, deprecate_eof: bool) {
-        let cols = self.executing.and_then(|id| self.stmt_columns.get(&id));
+        let cols = self
+            .executing
+            .and_then(|id| self.held.get(&id)?.columns.as_ref());
         match cols {
             Some(cols) if cols.len() as u64 == n => {
                 self.events.push_back(BackendEvent::Columns(cols.clone()));
@@ -789,7 +812,7 @@ impl BackendConn {
                 match self.result_columns() {
                     Ok(cols) => {
                         if let (true, Some(id)) = (self.cache_metadata, self.executing) {
-                            self.stmt_columns.insert(id, cols.clone());
+                            self.held.entry(id).or_default().columns = Some(cols.clone());
                         }
                         self.events.push_back(BackendEvent::Columns(cols));
                         self.phase = Phase::Reading(if deprecate_eof {
@@ -901,8 +924,7 @@ impl BackendConn {
             let (stmt_id, params) = self.prepare.take().unwrap_or((0, 0));
             if self.cache_metadata {
                 // MariaDB skips the metadata of an execute when its prepare sent the same.
-                self.stmt_columns
-                    .insert(stmt_id, self.columns.clone().into());
+                self.held.entry(stmt_id).or_default().columns = Some(self.columns.clone().into());
             }
             // Idle for the execute that follows, whose answer a relay asked for still covers.
             self.phase = Phase::Idle;
@@ -940,6 +962,10 @@ impl BackendConn {
 
     fn on_err(&mut self, p: &[u8]) {
         let e = decode_err(p).unwrap_or_else(|_| SqlError::internal("malformed ERR from backend"));
+        // A failed execute may not have bound its types: the next one sends them again.
+        if let Some(h) = self.executing.and_then(|id| self.held.get_mut(&id)) {
+            h.param_types = None;
+        }
         self.command_done();
         // A failed prepare of `execute_sql` is that statement's answer.
         self.pending_execute = None;

@@ -11,6 +11,8 @@ struct Pair {
     events: Vec<BackendEvent>,
     /// Everything the server transmitted, for tests of the bytes themselves.
     sent: Vec<u8>,
+    /// Everything the client transmitted.
+    client_sent: Vec<u8>,
 }
 
 /// Answers requests: `select N` -> one INT column with N; a statement that fails to parse ->
@@ -105,6 +107,7 @@ impl Pair {
             client,
             events: Vec::new(),
             sent: Vec::new(),
+            client_sent: Vec::new(),
         };
         p.drive();
         p
@@ -133,6 +136,7 @@ impl Pair {
                 self.events.push(e);
             }
             if let Some(b) = self.client.poll_transmit() {
+                self.client_sent.extend_from_slice(&b);
                 self.server.handle_input(&b);
                 moved = true;
             }
@@ -950,6 +954,61 @@ fn forwarded_executes_keep_the_clients_encoding_and_its_types() {
     p.drive();
     assert_eq!(p.take(), ["err1210"]);
     assert_eq!(p.query("select 2"), ["cols1", "row", "done"]);
+}
+
+#[test]
+fn forwarded_executes_bind_their_types_once_per_statement() {
+    let mut p = Pair::new("root", "", None);
+    p.take();
+    let sql: Arc<str> = Arc::from("select ?");
+    // One BIGINT parameter (7) as a client encoded it, types bound; `flags` 0x80: unsigned.
+    let encoded = |flags: u8| {
+        let body = Bytes::from(
+            [&[0u8, 1, ColumnType::LongLong as u8, flags][..], &7i64.to_le_bytes()].concat(),
+        );
+        let types = body.slice(2..4);
+        ExecuteParams::Encoded(EncodedParams::cut(&body, 0, body.len(), 1, &types).unwrap())
+    };
+    // Runs one execute; returns the new-params-bound flag it went out with.
+    let mut run = |p: &mut Pair, params: ExecuteParams, fail: bool| {
+        p.client_sent.clear();
+        p.client.execute_sql(sql.clone(), params).unwrap();
+        p.drive_with(|server, req| match req {
+            Request::Execute { .. } if fail => server.send_error(&SqlError::interrupted()),
+            other => handle(server, other),
+        });
+        let mut d = PacketDecoder::new(1 << 20);
+        d.extend(&p.client_sent);
+        let exec = std::iter::from_fn(|| d.next_packet().unwrap())
+            .find(|packet| packet.payload[0] == com::STMT_EXECUTE)
+            .unwrap();
+        // Command, id, cursor flags, iteration count, the NULL bitmap; then the flag.
+        (exec.payload[11], exec.payload.len())
+    };
+    let (flag, bound_len) = run(&mut p, encoded(0), false);
+    assert_eq!(flag, 1, "the first execute binds the types");
+    assert_eq!(p.take(), ["cols1", "row", "done"]);
+    let (flag, len) = run(&mut p, encoded(0), false);
+    assert_eq!((flag, len), (0, bound_len - 2), "the same types are left out");
+    assert_eq!(p.take(), ["cols1", "row", "done"], "and the server still has them");
+    assert_eq!(run(&mut p, encoded(0x80), false).0, 1, "other types are bound");
+    assert_eq!(run(&mut p, encoded(0x80), true).0, 0);
+    p.take();
+    assert_eq!(run(&mut p, encoded(0x80), false).0, 1, "again after a failed execute");
+    // Values go out typed by value: the types held afterwards are not the client's.
+    p.client_sent.clear();
+    p.client
+        .execute_sql(sql.clone(), vec![Value::text("x")])
+        .unwrap();
+    p.drive();
+    assert_eq!(run(&mut p, encoded(0x80), false).0, 1, "again after typed values");
+    p.take();
+    // A reset connection holds nothing.
+    p.client.reset_connection().unwrap();
+    p.drive();
+    p.take();
+    assert_eq!(run(&mut p, encoded(0x80), false).0, 1, "again after a reset");
+    assert_eq!(p.take(), ["cols1", "row", "done"]);
 }
 
 #[test]

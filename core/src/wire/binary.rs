@@ -91,9 +91,23 @@ impl ExecuteParams {
 
     /// Writes the parameter part of a COM_STMT_EXECUTE (after the iteration count).
     pub fn put(&self, out: &mut BytesMut) {
+        self.put_after(out, None);
+    }
+
+    /// [`ExecuteParams::put`] to a server that holds `held` as the statement's bound types
+    /// (from its last execute): a client's encoding with the very same types leaves them out
+    /// (new-params-bound 0). Returns the types the server holds afterwards, when known.
+    pub fn put_after(&self, out: &mut BytesMut, held: Option<&Bytes>) -> Option<Bytes> {
         match self {
-            ExecuteParams::Values(v) => put_execute_params(out, v),
-            ExecuteParams::Encoded(e) => e.put(out),
+            ExecuteParams::Values(v) => {
+                put_execute_params(out, v);
+                None
+            }
+            ExecuteParams::Encoded(e) => {
+                let send_types = held != Some(&e.types);
+                e.put_types(out, send_types);
+                (e.count > 0).then(|| e.types.clone())
+            }
         }
     }
 }
@@ -156,12 +170,19 @@ impl EncodedParams {
     }
 
     pub fn put(&self, out: &mut BytesMut) {
+        self.put_types(out, true);
+    }
+
+    /// Writes them, the types only with `send_types` (the server holds them otherwise).
+    fn put_types(&self, out: &mut BytesMut, send_types: bool) {
         if self.count == 0 {
             return;
         }
         out.extend_from_slice(&self.body[self.bitmap.clone()]);
-        out.put_u8(1);
-        out.extend_from_slice(&self.types);
+        out.put_u8(send_types as u8);
+        if send_types {
+            out.extend_from_slice(&self.types);
+        }
         out.extend_from_slice(&self.body[self.values.clone()]);
     }
 }
