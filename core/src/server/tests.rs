@@ -970,7 +970,7 @@ fn forwarded_executes_bind_their_types_once_per_statement() {
         ExecuteParams::Encoded(EncodedParams::cut(&body, 0, body.len(), 1, &types).unwrap())
     };
     // Runs one execute; returns the new-params-bound flag it went out with.
-    let mut run = |p: &mut Pair, params: ExecuteParams, fail: bool| {
+    let run = |p: &mut Pair, params: ExecuteParams, fail: bool| {
         p.client_sent.clear();
         p.client.execute_sql(sql.clone(), params).unwrap();
         p.drive_with(|server, req| match req {
