@@ -399,7 +399,12 @@ impl BackendConn {
 
     /// COM_STMT_EXECUTE with parameters; rows arrive in the binary protocol.
     pub fn execute(&mut self, stmt_id: u32, params: &[Value]) -> Result<(), SqlError> {
-        self.execute_with(stmt_id, |out| put_execute_params(out, params))
+        self.execute_with(stmt_id, |out| put_execute_params(out, params))?;
+        // Typed by value: whatever types the server held for it are replaced.
+        if let Some(h) = self.held.get_mut(&stmt_id) {
+            h.param_types = None;
+        }
+        Ok(())
     }
 
     /// COM_STMT_EXECUTE whose parameter part `put` writes.

@@ -964,7 +964,11 @@ fn forwarded_executes_bind_their_types_once_per_statement() {
     // One BIGINT parameter (7) as a client encoded it, types bound; `flags` 0x80: unsigned.
     let encoded = |flags: u8| {
         let body = Bytes::from(
-            [&[0u8, 1, ColumnType::LongLong as u8, flags][..], &7i64.to_le_bytes()].concat(),
+            [
+                &[0u8, 1, ColumnType::LongLong as u8, flags][..],
+                &7i64.to_le_bytes(),
+            ]
+            .concat(),
         );
         let types = body.slice(2..4);
         ExecuteParams::Encoded(EncodedParams::cut(&body, 0, body.len(), 1, &types).unwrap())
@@ -989,25 +993,49 @@ fn forwarded_executes_bind_their_types_once_per_statement() {
     assert_eq!(flag, 1, "the first execute binds the types");
     assert_eq!(p.take(), ["cols1", "row", "done"]);
     let (flag, len) = run(&mut p, encoded(0), false);
-    assert_eq!((flag, len), (0, bound_len - 2), "the same types are left out");
-    assert_eq!(p.take(), ["cols1", "row", "done"], "and the server still has them");
-    assert_eq!(run(&mut p, encoded(0x80), false).0, 1, "other types are bound");
+    assert_eq!(
+        (flag, len),
+        (0, bound_len - 2),
+        "the same types are left out"
+    );
+    assert_eq!(
+        p.take(),
+        ["cols1", "row", "done"],
+        "and the server still has them"
+    );
+    assert_eq!(
+        run(&mut p, encoded(0x80), false).0,
+        1,
+        "other types are bound"
+    );
     assert_eq!(run(&mut p, encoded(0x80), true).0, 0);
     p.take();
-    assert_eq!(run(&mut p, encoded(0x80), false).0, 1, "again after a failed execute");
+    assert_eq!(
+        run(&mut p, encoded(0x80), false).0,
+        1,
+        "again after a failed execute"
+    );
     // Values go out typed by value: the types held afterwards are not the client's.
     p.client_sent.clear();
     p.client
         .execute_sql(sql.clone(), vec![Value::text("x")])
         .unwrap();
     p.drive();
-    assert_eq!(run(&mut p, encoded(0x80), false).0, 1, "again after typed values");
+    assert_eq!(
+        run(&mut p, encoded(0x80), false).0,
+        1,
+        "again after typed values"
+    );
     p.take();
     // A reset connection holds nothing.
     p.client.reset_connection().unwrap();
     p.drive();
     p.take();
-    assert_eq!(run(&mut p, encoded(0x80), false).0, 1, "again after a reset");
+    assert_eq!(
+        run(&mut p, encoded(0x80), false).0,
+        1,
+        "again after a reset"
+    );
     assert_eq!(p.take(), ["cols1", "row", "done"]);
 }
 
