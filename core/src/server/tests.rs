@@ -1027,6 +1027,17 @@ fn forwarded_executes_bind_their_types_once_per_statement() {
         "again after typed values"
     );
     p.take();
+    // The same through `execute` with the statement's id (the server's first: 1).
+    assert_eq!(run(&mut p, encoded(0x80), false).0, 0);
+    p.client.execute(1, &[Value::Int(7)]).unwrap();
+    p.drive();
+    assert_eq!(p.take(), ["cols1", "row", "done", "cols1", "row", "done"]);
+    assert_eq!(
+        run(&mut p, encoded(0x80), false).0,
+        1,
+        "again after `execute`"
+    );
+    p.take();
     // A reset connection holds nothing.
     p.client.reset_connection().unwrap();
     p.drive();
