@@ -401,9 +401,7 @@ impl BackendConn {
     pub fn execute(&mut self, stmt_id: u32, params: &[Value]) -> Result<(), SqlError> {
         self.execute_with(stmt_id, |out| put_execute_params(out, params))?;
         // Typed by value: whatever types the server held for it are replaced.
-        if let Some(h) = self.held.get_mut(&stmt_id) {
-            h.param_types = None;
-        }
+        self.hold_param_types(stmt_id, None);
         Ok(())
     }
 
@@ -500,7 +498,14 @@ impl BackendConn {
         let held = self.held.get(&id).and_then(|h| h.param_types.clone());
         let mut bound = None;
         self.execute_with(id, |out| bound = params.put_after(out, held.as_ref()))?;
-        match bound {
+        self.hold_param_types(id, bound);
+        Ok(())
+    }
+
+    /// Records the parameter types the server holds for statement `id` after an execute
+    /// (`None`: not known, so the next execute binds its types again).
+    fn hold_param_types(&mut self, id: u32, types: Option<Bytes>) {
+        match types {
             Some(types) => self.held.entry(id).or_default().param_types = Some(types),
             None => {
                 if let Some(h) = self.held.get_mut(&id) {
@@ -508,7 +513,6 @@ impl BackendConn {
                 }
             }
         }
-        Ok(())
     }
 
     /// COM_PING.
@@ -968,8 +972,8 @@ impl BackendConn {
     fn on_err(&mut self, p: &[u8]) {
         let e = decode_err(p).unwrap_or_else(|_| SqlError::internal("malformed ERR from backend"));
         // A failed execute may not have bound its types: the next one sends them again.
-        if let Some(h) = self.executing.and_then(|id| self.held.get_mut(&id)) {
-            h.param_types = None;
+        if let Some(id) = self.executing {
+            self.hold_param_types(id, None);
         }
         self.command_done();
         // A failed prepare of `execute_sql` is that statement's answer.
