@@ -14,6 +14,16 @@
 //! Call order after any input: `poll_request` until `None` (answering each), then
 //! `poll_transmit`, then [`ServerConn::poll_tls_upgrade`], then `is_closed`.
 //!
+//! # Prepared statements
+//! COM_STMT_PREPARE is parsed here (a syntax error is ERR 1064). A SELECT is then described
+//! the way MySQL's prepare describes it, with its result columns' real names and types: this
+//! type hands out a [`Request::Query`] for [`sql::describe_query`] (the statement with zeros
+//! for its parameters and `LIMIT 0`), answered like any query; its column definitions become
+//! the prepare's answer and nothing of it reaches the client. An error of the statement itself
+//! (unknown table or column…) is the prepare's ERR; any other (a shard unreachable) leaves the
+//! columns named in the text, as without a describe. Without this, `SELECT *` announced no
+//! columns, and clients built on libmysqlclient (sysbench, PHP) crashed reading its rows.
+//!
 //! # TLS
 //! With [`ServerConfig::tls`] the handshake offers CLIENT_SSL. A client that answers with an
 //! SSLRequest makes [`ServerConn::poll_tls_upgrade`] yield the bytes already received after
@@ -152,6 +162,25 @@ struct Prepared {
     deferred_error: Option<SqlError>,
 }
 
+/// A COM_STMT_PREPARE whose describe query is running (see the module docs).
+#[derive(Debug)]
+struct Describing {
+    id: u32,
+    statement: Prepared,
+    params: Vec<ColumnDef>,
+    /// The columns named in the statement's text: the answer when the describe fails for a
+    /// reason that is not the statement's.
+    by_name: Vec<ColumnDef>,
+    /// The describe's result columns, once they came.
+    columns: Option<Arc<[ColumnDef]>>,
+}
+
+/// Errors of a describe query that belong to the statement, as MySQL's own prepare reports
+/// them: access denied to a database or table, unknown database, ambiguous or unknown column,
+/// unknown table, unsupported by the planner. Any other (a shard down, a timeout, a kill) is
+/// the moment's: the prepare answers with the named columns and an execute meets it if it lasts.
+const STATEMENT_ERRORS: &[u16] = &[1044, 1049, 1052, 1054, 1142, 1143, 1146, 1235];
+
 /// One client connection, server side. See the module docs for the calling contract.
 #[derive(Debug)]
 pub struct ServerConn {
@@ -183,6 +212,8 @@ pub struct ServerConn {
     /// begun (only that one may skip the column definitions the client holds).
     executing: Option<(u32, bool)>,
     statements: BTreeMap<u32, Prepared>,
+    /// The prepare being described, if one is: its query's answers are captured, not sent.
+    describing: Option<Describing>,
     next_stmt_id: u32,
     close_reason: Option<String>,
     /// The current request's rows sent and error code (for the query log and metrics).
@@ -215,6 +246,7 @@ impl ServerConn {
             binary: false,
             executing: None,
             statements: BTreeMap::new(),
+            describing: None,
             next_stmt_id: 1,
             close_reason: None,
             request_rows: 0,
@@ -443,6 +475,10 @@ impl ServerConn {
 
     /// [`ServerConn::send_columns`] without copying shared columns (a shard's, relayed).
     pub fn send_columns_shared(&mut self, columns: std::sync::Arc<[ColumnDef]>) {
+        if let Some(d) = &mut self.describing {
+            d.columns.get_or_insert(columns);
+            return;
+        }
         let format = self.row_format();
         let caching = self.writer.caches_metadata();
         let known = caching
@@ -484,18 +520,27 @@ impl ServerConn {
     /// Sends one row. `false`: the row could not be written, an ERR went out instead and the
     /// request is over: stop producing rows.
     pub fn send_row(&mut self, values: &[Value]) -> bool {
+        if self.describing.is_some() {
+            return true;
+        }
         let res = self.writer.row(&mut self.out, values);
         self.row_sent(res)
     }
 
     /// Sends one row given as a text-protocol payload (see [`ResponseWriter::row_text`]).
     pub fn send_row_text(&mut self, payload: &[u8]) -> bool {
+        if self.describing.is_some() {
+            return true;
+        }
         let res = self.writer.row_text(&mut self.out, payload);
         self.row_sent(res)
     }
 
     /// Sends one row given as a binary-protocol payload (see [`ResponseWriter::row_binary`]).
     pub fn send_row_binary(&mut self, payload: &[u8]) -> bool {
+        if self.describing.is_some() {
+            return true;
+        }
         let res = self.writer.row_binary(&mut self.out, payload);
         self.row_sent(res)
     }
@@ -503,6 +548,12 @@ impl ServerConn {
     /// Relays a shard's whole packets (see [`ResponseWriter::relay`]). `false`: they did
     /// not fit the answer, an ERR went out instead and the request is over.
     pub fn send_relayed(&mut self, frames: &[u8], columns: usize, rows: u64) -> bool {
+        if let Some(d) = &mut self.describing {
+            if columns > 0 && d.columns.is_none() {
+                d.columns = relayed_columns(&frames[..columns.min(frames.len())]);
+            }
+            return true;
+        }
         let format = self.row_format();
         match self
             .writer
@@ -551,6 +602,10 @@ impl ServerConn {
 
     /// Ends the current result set.
     pub fn send_finish(&mut self, warnings: u16) {
+        if let Some(d) = self.describing.take() {
+            let columns = d.columns.clone();
+            return self.answer_prepare(d, columns);
+        }
         if let Err(m) = self.writer.finish(&mut self.out, warnings) {
             self.send_error(&m.to_sql_error());
         }
@@ -558,6 +613,9 @@ impl ServerConn {
 
     /// Answers with OK (a statement without result set; or accepts a connection).
     pub fn send_ok(&mut self, ok: &OkInfo) {
+        if let Some(d) = self.describing.take() {
+            return self.answer_prepare(d, None);
+        }
         if let Err(m) = self.writer.ok(&mut self.out, ok) {
             self.send_error(&m.to_sql_error());
         }
@@ -566,6 +624,12 @@ impl ServerConn {
     /// Answers with an error wherever the answer stands (DESIGN section 3). A refused
     /// connection, or an error with nowhere to go, closes the connection (logged).
     pub fn send_error(&mut self, err: &SqlError) {
+        if let Some(d) = self.describing.take() {
+            if !STATEMENT_ERRORS.contains(&err.code) {
+                tracing::debug!(conn = self.connection_id, %err, "describe failed; prepared with named columns");
+                return self.answer_prepare(d, None);
+            }
+        }
         match self.writer.error(&mut self.out, err) {
             ErrorDisposition::Sent => {
                 self.request_error = Some(err.code);
@@ -908,9 +972,9 @@ impl ServerConn {
         let param_count = sql::count_placeholders(&stmt);
         let id = self.next_stmt_id;
         self.next_stmt_id = self.next_stmt_id.wrapping_add(1).max(1);
-        self.statements.insert(
+        let d = Describing {
             id,
-            Prepared {
+            statement: Prepared {
                 sql: Arc::from(text),
                 param_count,
                 types: Vec::new(),
@@ -919,15 +983,40 @@ impl ServerConn {
                 long_data: vec![None; param_count],
                 deferred_error: None,
             },
-        );
-        let params = vec![ColumnDef::new("?", ColumnType::VarString); param_count];
-        // Names only: the types come with each execute's result set (clients take them
-        // from there), as the statement may reach different shards each time.
-        let columns: Vec<ColumnDef> = sql::prepared_result_columns(&stmt)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|name| ColumnDef::new(name, ColumnType::VarString))
-            .collect();
+            params: vec![ColumnDef::new("?", ColumnType::VarString); param_count],
+            by_name: sql::prepared_result_columns(&stmt)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|name| ColumnDef::new(name, ColumnType::VarString))
+                .collect(),
+            columns: None,
+        };
+        match sql::describe_query(&stmt) {
+            Some(query) => {
+                // Answered by `answer_prepare` once the handler answers the query.
+                self.describing = Some(d);
+                self.pending.push_back(Request::Query { sql: query });
+            }
+            None => self.answer_prepare(d, None),
+        }
+    }
+
+    /// Registers a prepared statement and answers its COM_STMT_PREPARE with `columns` as
+    /// described by a shard (`None`: the ones named in its text, untyped).
+    fn answer_prepare(&mut self, d: Describing, columns: Option<Arc<[ColumnDef]>>) {
+        let Describing {
+            id,
+            mut statement,
+            params,
+            by_name,
+            ..
+        } = d;
+        if let Some(c) = &columns {
+            // A client caching metadata holds these from now on, as after MariaDB's prepare.
+            statement.described = self.writer.caches_metadata().then(|| c.clone());
+        }
+        let columns = columns.unwrap_or_else(|| by_name.into());
+        self.statements.insert(id, statement);
         let _ = self.writer.prepared(&mut self.out, id, &params, &columns);
     }
 
@@ -1039,6 +1128,23 @@ mod tests;
 /// The capability flags offered in the greeting's terms (CLIENT_SSL when TLS is configured).
 fn offered_capabilities(config: &ServerConfig) -> u32 {
     config.capabilities | if config.tls { cap::SSL } else { 0 }
+}
+
+/// The column definitions of a relayed column block (count, definitions, and the EOF of a
+/// client without DEPRECATE_EOF); `None` if one does not decode.
+fn relayed_columns(mut frames: &[u8]) -> Option<Arc<[ColumnDef]>> {
+    let mut columns = Vec::new();
+    let mut first = true;
+    while frames.len() >= 4 {
+        let end = (4 + crate::wire::packet::payload_len(frames)).min(frames.len());
+        let payload = &frames[4..end];
+        frames = &frames[end..];
+        if std::mem::take(&mut first) || (payload.first() == Some(&0xfe) && payload.len() < 9) {
+            continue;
+        }
+        columns.push(ColumnDef::decode(payload).ok()?);
+    }
+    Some(columns.into())
 }
 
 /// The one packet a server sends when it refuses a connection before the handshake (e.g.

@@ -1143,14 +1143,15 @@ mod metadata_caching {
         let mut p = Pair::new("root", "", None);
         p.take();
         assert!(p.server.writer.caches_metadata(), "the client asked for it");
-        let one = int_columns(&["n"]);
-        // The first execute describes its columns (the prepare answer's were names only).
+        let one = int_columns(&["m"]);
+        // The prepare described `n` (its describe query's column): the first execute's
+        // other columns are described.
         let (sent, events) = execute(&mut p, &one);
         assert!(
             sent.contains(&vec![1, 1]),
             "count 1, definitions follow: {sent:?}"
         );
-        assert_eq!(received_columns(&events), ["n"]);
+        assert_eq!(received_columns(&events), ["m"]);
         // The same columns again: the count with "metadata follows" 0, then the row at once.
         let (sent, events) = execute(&mut p, &one);
         assert_eq!(sent[sent.len() - 3], [1, 0]);
@@ -1159,7 +1160,7 @@ mod metadata_caching {
             0,
             "the binary row follows the count"
         );
-        assert_eq!(received_columns(&events), ["n"], "the client's own copy");
+        assert_eq!(received_columns(&events), ["m"], "the client's own copy");
         // Other columns are described again, and then held.
         let two = int_columns(&["a", "b"]);
         let (sent, events) = execute(&mut p, &two);
@@ -1168,6 +1169,20 @@ mod metadata_caching {
         let (sent, events) = execute(&mut p, &two);
         assert_eq!(sent[sent.len() - 3], [2, 0]);
         assert_eq!(received_columns(&events), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_first_execute_skips_the_columns_its_prepare_described() {
+        let mut p = Pair::new("root", "", None);
+        p.take();
+        // `handle` describes `select ?` with one LONGLONG column `n`, as the execute answers.
+        let (sent, events) = execute(&mut p, &int_columns(&["n"]));
+        assert_eq!(
+            sent[sent.len() - 3],
+            [1, 0],
+            "held since the prepare: {sent:?}"
+        );
+        assert_eq!(received_columns(&events), ["n"]);
     }
 
     #[test]
@@ -1217,5 +1232,155 @@ mod metadata_caching {
         let hs = HandshakeV10::decode(&greeting[4..]).unwrap();
         assert_ne!(hs.capabilities & cap::LONG_PASSWORD, 0);
         assert_eq!(hs.mariadb_capabilities, 0);
+    }
+}
+
+/// COM_STMT_PREPARE of a SELECT describes its columns with a query of the handler's.
+mod describe {
+    use super::*;
+
+    fn typed_columns() -> Vec<ColumnDef> {
+        vec![
+            ColumnDef::new("id", ColumnType::Long),
+            ColumnDef::new("email", ColumnType::VarString),
+        ]
+    }
+
+    /// Prepares `sql` with `answer` answering every query; returns the queries it saw and
+    /// the client's events.
+    fn prepare(
+        p: &mut Pair,
+        sql: &str,
+        mut answer: impl FnMut(&mut ServerConn),
+    ) -> (Vec<String>, Vec<BackendEvent>) {
+        p.client.prepare(sql).unwrap();
+        let mut seen = Vec::new();
+        p.sent.clear();
+        p.drive_with(|server, req| match req {
+            Request::Query { sql } => {
+                seen.push(sql);
+                answer(server);
+            }
+            other => handle(server, other),
+        });
+        (seen, std::mem::take(&mut p.events))
+    }
+
+    fn prepared_columns(events: &[BackendEvent]) -> Vec<(String, ColumnType)> {
+        match events {
+            [BackendEvent::Prepared { columns, .. }] => columns
+                .iter()
+                .map(|c| (c.name.clone(), c.col_type))
+                .collect(),
+            other => panic!("unexpected events {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_select_is_prepared_with_the_columns_its_describe_query_returns() {
+        let mut p = Pair::new("root", "", None);
+        p.take();
+        let (seen, events) = prepare(&mut p, "select * from t where id >= ? limit ?", |s| {
+            s.send_columns(&typed_columns());
+            s.send_row(&[Value::Int(1), Value::Null]);
+            s.send_finish(0);
+        });
+        assert_eq!(seen, ["SELECT * FROM t WHERE id >= 0 LIMIT 0"]);
+        assert_eq!(
+            prepared_columns(&events),
+            [
+                ("id".to_string(), ColumnType::Long),
+                ("email".to_string(), ColumnType::VarString)
+            ]
+        );
+        let mut d = PacketDecoder::new(1 << 20);
+        d.extend(&p.sent);
+        let mut packets = 0;
+        while let Some(packet) = d.next_packet().unwrap() {
+            assert_ne!(packet.payload[0], 0xff);
+            packets += 1;
+        }
+        assert_eq!(
+            packets, 5,
+            "header, 2 params, 2 columns: nothing of the describe's row"
+        );
+        assert_eq!(p.server.prepared_count(), 1);
+        assert_eq!(p.query("select 1"), ["cols1", "row", "done"]);
+    }
+
+    #[test]
+    fn an_error_of_the_statement_is_the_prepare_answer() {
+        let mut p = Pair::new("root", "", None);
+        p.take();
+        let (_, events) = prepare(&mut p, "select * from nosuch where a = ?", |s| {
+            s.send_error(&SqlError::new(
+                1146,
+                "42S02",
+                "Table 'db.nosuch' doesn't exist",
+            ))
+        });
+        assert!(matches!(&events[..], [BackendEvent::Error(e)] if e.code == 1146));
+        assert_eq!(p.server.prepared_count(), 0, "no statement was created");
+        assert_eq!(p.query("select 1"), ["cols1", "row", "done"]);
+    }
+
+    #[test]
+    fn another_error_leaves_the_columns_named_in_the_text() {
+        let mut p = Pair::new("root", "", None);
+        p.take();
+        let (_, events) = prepare(&mut p, "select a, b as c from t where a = ?", |s| {
+            s.send_error(&SqlError::backend_lost("shard down"))
+        });
+        assert_eq!(
+            prepared_columns(&events),
+            [
+                ("a".to_string(), ColumnType::VarString),
+                ("c".to_string(), ColumnType::VarString)
+            ]
+        );
+        assert_eq!(p.server.prepared_count(), 1);
+    }
+
+    #[test]
+    fn a_relayed_column_block_is_decoded() {
+        for caps in [
+            cap::SERVER_DEFAULT,
+            cap::SERVER_DEFAULT & !cap::DEPRECATE_EOF,
+        ] {
+            let mut p = Pair::offering(caps, "root", "", None);
+            p.take();
+            let mut block = BytesMut::new();
+            let mut out = PacketOut::new(1);
+            out.write(&mut block, &[2]);
+            for c in typed_columns() {
+                let mut v = Vec::new();
+                c.encode(&mut v);
+                out.write(&mut block, &v);
+            }
+            if caps & cap::DEPRECATE_EOF == 0 {
+                let mut v = Vec::new();
+                crate::wire::generic::put_eof(&mut v, 0, 0);
+                out.write(&mut block, &v);
+            }
+            let (_, events) = prepare(&mut p, "select * from t", |s| {
+                assert!(s.send_relayed(&block, block.len(), 0));
+                s.send_finish(0);
+            });
+            assert_eq!(prepared_columns(&events).len(), 2);
+            assert_eq!(prepared_columns(&events)[1].1, ColumnType::VarString);
+        }
+    }
+
+    #[test]
+    fn statements_without_result_set_are_answered_at_once() {
+        let mut p = Pair::new("root", "", None);
+        p.take();
+        let (seen, events) = prepare(&mut p, "insert into t values (?, ?)", |_| {
+            panic!("no describe query for an INSERT")
+        });
+        assert!(seen.is_empty());
+        assert!(
+            matches!(&events[..], [BackendEvent::Prepared { params: 2, columns, .. }] if columns.is_empty())
+        );
     }
 }

@@ -92,6 +92,26 @@ mod tests {
     }
 
     #[test]
+    fn describe_query_binds_zeros_and_limits_to_none() {
+        let d = |sql: &str| describe_query(&parse_one(sql).unwrap());
+        assert_eq!(
+            d("select * from t where id >= ? and v like ? limit ?, ?").as_deref(),
+            Some("SELECT * FROM t WHERE id >= 0 AND v LIKE 0 LIMIT 0")
+        );
+        assert_eq!(
+            d("select a from t where b in (select c from u limit ?) order by a").as_deref(),
+            Some("SELECT a FROM t WHERE b IN (SELECT c FROM u LIMIT 0) ORDER BY a LIMIT 0")
+        );
+        assert_eq!(
+            d("select a from t union select b from u").as_deref(),
+            Some("SELECT a FROM t UNION SELECT b FROM u LIMIT 0")
+        );
+        assert_eq!(d("select 1 into @x"), None);
+        assert_eq!(d("insert into t values (?)"), None);
+        assert_eq!(d("update t set a = ?"), None);
+    }
+
+    #[test]
     fn byte_offsets_follow_lines_and_chars() {
         assert_eq!(byte_offset("ab\ncdé f", 2, 4), Some(7));
         assert_eq!(byte_offset("abc", 1, 1), Some(0));
@@ -127,6 +147,41 @@ pub fn prepared_result_columns(stmt: &sqlparser::ast::Statement) -> Option<Vec<S
         Statement::Query(q) => body(&q.body).filter(|c| !c.is_empty()),
         _ => None,
     }
+}
+
+/// The query COM_STMT_PREPARE runs to describe a prepared SELECT's result columns with their
+/// real types (Vitess's "get fields"): the statement with every `?` bound to `0` and the
+/// outer `LIMIT 0`, so no row is read (MySQL skips a zero-limit query's execution) while
+/// its column definitions come back exactly as an execute's would. `None` for anything
+/// else — statements without result set, and `SELECT … INTO`, which has none either.
+pub fn describe_query(stmt: &sqlparser::ast::Statement) -> Option<String> {
+    use sqlparser::ast::{Expr, LimitClause, SetExpr, Statement, Value as AstValue};
+    let Statement::Query(q) = stmt else {
+        return None;
+    };
+    fn has_into(e: &SetExpr) -> bool {
+        match e {
+            SetExpr::Select(s) => s.into.is_some(),
+            SetExpr::Query(q) => has_into(&q.body),
+            SetExpr::SetOperation { left, right, .. } => has_into(left) || has_into(right),
+            _ => false,
+        }
+    }
+    if has_into(&q.body) {
+        return None;
+    }
+    let mut stmt = stmt.clone();
+    let zeros = vec![crate::wire::Value::Int(0); count_placeholders(&stmt)];
+    bind_placeholders(&mut stmt, &zeros).ok()?;
+    let Statement::Query(q) = &mut stmt else {
+        return None;
+    };
+    q.limit_clause = Some(LimitClause::LimitOffset {
+        limit: Some(Expr::value(AstValue::Number("0".into(), false))),
+        offset: None,
+        limit_by: Vec::new(),
+    });
+    Some(stmt.to_string())
 }
 
 /// Counts the `?` placeholders of a parsed statement (COM_STMT_PREPARE's parameter count).
