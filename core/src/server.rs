@@ -178,7 +178,8 @@ struct Describing {
 /// Errors of a describe query that belong to the statement, as MySQL's own prepare reports
 /// them: access denied to a database or table, unknown database, ambiguous or unknown column,
 /// unknown table, unsupported by the planner. Any other (a shard down, a timeout, a kill) is
-/// the moment's: the prepare answers with the named columns and an execute meets it if it lasts.
+/// the moment's: the prepare answers with the columns that came, or else the named ones, and an
+/// execute meets the error if it lasts.
 const STATEMENT_ERRORS: &[u16] = &[1044, 1049, 1052, 1054, 1142, 1143, 1146, 1235];
 
 /// One client connection, server side. See the module docs for the calling contract.
@@ -626,8 +627,11 @@ impl ServerConn {
     pub fn send_error(&mut self, err: &SqlError) {
         if let Some(d) = self.describing.take() {
             if !STATEMENT_ERRORS.contains(&err.code) {
-                tracing::debug!(conn = self.connection_id, %err, "describe failed; prepared with named columns");
-                return self.answer_prepare(d, None);
+                // Columns that came before the error (one shard of a scatter failed) still
+                // describe the statement; without any, the ones its text names.
+                tracing::debug!(conn = self.connection_id, %err, "describe failed; prepared without it");
+                let columns = d.columns.clone();
+                return self.answer_prepare(d, columns);
             }
         }
         match self.writer.error(&mut self.out, err) {

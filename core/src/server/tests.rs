@@ -1342,6 +1342,33 @@ mod describe {
     }
 
     #[test]
+    fn columns_that_came_before_another_error_still_describe_it() {
+        let mut p = Pair::new("root", "", None);
+        p.take();
+        let (_, events) = prepare(&mut p, "select * from t", |s| {
+            s.send_columns(&typed_columns());
+            s.send_error(&SqlError::backend_lost(
+                "one shard of the scatter went away",
+            ))
+        });
+        assert_eq!(
+            prepared_columns(&events)[0],
+            ("id".to_string(), ColumnType::Long)
+        );
+        // The statement's own error after columns is still the prepare's ERR.
+        let (_, events) = prepare(&mut p, "select * from t", |s| {
+            s.send_columns(&typed_columns());
+            s.send_error(&SqlError::new(
+                1054,
+                "42S22",
+                "Unknown column 'x' in 'field list'",
+            ))
+        });
+        assert!(matches!(&events[..], [BackendEvent::Error(e)] if e.code == 1054));
+        assert_eq!(p.server.prepared_count(), 1);
+    }
+
+    #[test]
     fn a_relayed_column_block_is_decoded() {
         for caps in [
             cap::SERVER_DEFAULT,
