@@ -255,6 +255,19 @@ fn sleep_sets_delay_without_blocking() {
         o => panic!("{o:?}"),
     }
     assert_eq!(e.execute(&mut s, "select 1", NOW).unwrap().delay_ms, 0);
+    // A zero LIMIT is answered without executing the query, as MySQL does: no sleep, and the
+    // columns are still described.
+    let x = e
+        .execute(&mut s, "select sleep(2) as s limit 0", NOW)
+        .unwrap();
+    assert_eq!(x.delay_ms, 0);
+    match x.outcome {
+        Outcome::Rows { columns, rows, .. } => {
+            assert_eq!(columns[0].name, "s");
+            assert!(rows.is_empty());
+        }
+        o => panic!("{o:?}"),
+    }
 }
 
 #[test]
