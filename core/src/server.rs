@@ -21,8 +21,8 @@
 //! for its parameters and `LIMIT 0`), answered like any query; its column definitions become
 //! the prepare's answer and nothing of it reaches the client. An error of the statement itself
 //! (unknown table or column…) is the prepare's ERR; any other (a shard unreachable) leaves the
-//! columns named in the text, as without a describe. Without this, `SELECT *` announced no
-//! columns, and clients built on libmysqlclient (sysbench, PHP) crashed reading its rows.
+//! columns that came before it, or else those named in the text, untyped. Without this,
+//! `SELECT *` announced no columns, and sysbench (libmariadb) crashed reading its rows.
 //!
 //! # TLS
 //! With [`ServerConfig::tls`] the handshake offers CLIENT_SSL. A client that answers with an

@@ -120,9 +120,10 @@ mod tests {
     }
 }
 
-/// The result column names of a prepared SELECT, as COM_STMT_PREPARE announces them: the
-/// select list (the leftmost SELECT of a UNION). `None` when unknown without a shard (`*`,
-/// not a query): then no columns are announced and the execute's result set carries them.
+/// The result column names of a prepared SELECT, as COM_STMT_PREPARE announces them when its
+/// describe query ([`describe_query`]) could not run: the select list (the leftmost SELECT of
+/// a UNION). `None` when unknown without a shard (`*`, not a query): then no columns are
+/// announced and the execute's result set carries them.
 /// Clients built on libmysqlclient (sysbench, PHP, MySQLdb) only read the result of a
 /// statement whose PREPARE announced columns, so a SELECT must never announce none.
 pub fn prepared_result_columns(stmt: &sqlparser::ast::Statement) -> Option<Vec<String>> {
