@@ -521,29 +521,17 @@ impl ServerConn {
     /// Sends one row. `false`: the row could not be written, an ERR went out instead and the
     /// request is over: stop producing rows.
     pub fn send_row(&mut self, values: &[Value]) -> bool {
-        if self.describing.is_some() {
-            return true;
-        }
-        let res = self.writer.row(&mut self.out, values);
-        self.row_sent(res)
+        self.write_row(|w, out| w.row(out, values))
     }
 
     /// Sends one row given as a text-protocol payload (see [`ResponseWriter::row_text`]).
     pub fn send_row_text(&mut self, payload: &[u8]) -> bool {
-        if self.describing.is_some() {
-            return true;
-        }
-        let res = self.writer.row_text(&mut self.out, payload);
-        self.row_sent(res)
+        self.write_row(|w, out| w.row_text(out, payload))
     }
 
     /// Sends one row given as a binary-protocol payload (see [`ResponseWriter::row_binary`]).
     pub fn send_row_binary(&mut self, payload: &[u8]) -> bool {
-        if self.describing.is_some() {
-            return true;
-        }
-        let res = self.writer.row_binary(&mut self.out, payload);
-        self.row_sent(res)
+        self.write_row(|w, out| w.row_binary(out, payload))
     }
 
     /// Relays a shard's whole packets (see [`ResponseWriter::relay`]). `false`: they did
@@ -587,9 +575,16 @@ impl ServerConn {
         }
     }
 
-    /// Counts a written row, or answers the row's failure with its ERR.
-    fn row_sent(&mut self, res: Result<(), crate::response::RowError>) -> bool {
-        match res {
+    /// Writes one row (a describe's rows are dropped), counts it, or answers its failure with
+    /// its ERR.
+    fn write_row(
+        &mut self,
+        write: impl FnOnce(&mut ResponseWriter, &mut BytesMut) -> Result<(), crate::response::RowError>,
+    ) -> bool {
+        if self.describing.is_some() {
+            return true;
+        }
+        match write(&mut self.writer, &mut self.out) {
             Ok(()) => {
                 self.request_rows += 1;
                 true
@@ -1136,17 +1131,15 @@ fn offered_capabilities(config: &ServerConfig) -> u32 {
 
 /// The column definitions of a relayed column block (count, definitions, and the EOF of a
 /// client without DEPRECATE_EOF); `None` if one does not decode.
-fn relayed_columns(mut frames: &[u8]) -> Option<Arc<[ColumnDef]>> {
+fn relayed_columns(frames: &[u8]) -> Option<Arc<[ColumnDef]>> {
+    let mut decoder = PacketDecoder::new(frames.len().max(1024));
+    decoder.extend(frames);
     let mut columns = Vec::new();
-    let mut first = true;
-    while frames.len() >= 4 {
-        let end = (4 + crate::wire::packet::payload_len(frames)).min(frames.len());
-        let payload = &frames[4..end];
-        frames = &frames[end..];
-        if std::mem::take(&mut first) || (payload.first() == Some(&0xfe) && payload.len() < 9) {
-            continue;
+    let _count = decoder.next_packet().ok()??;
+    while let Some(p) = decoder.next_packet().ok()? {
+        if !(p.payload.first() == Some(&0xfe) && p.payload.len() < 9) {
+            columns.push(ColumnDef::decode(&p.payload).ok()?);
         }
-        columns.push(ColumnDef::decode(payload).ok()?);
     }
     Some(columns.into())
 }
