@@ -34,7 +34,7 @@
 use crate::backend::{BackendConfig, BackendConn, BackendEvent};
 use crate::error::SqlError;
 use crate::exec::join::{JoinShape, Joiner};
-use crate::exec::Merger;
+use crate::exec::{ok_info, Merger};
 use crate::gateway::{Gateway, ShardAddress, TabletType};
 use crate::plan::{
     plan_sql, Bindings, InsertPlan, JoinPlan, JoinValue, Local, LocalExpr, Plan, Planned, Target,
@@ -222,6 +222,9 @@ struct RouteExec {
     merger: Option<Box<Merger>>,
     columns_sent: bool,
     ok: OkInfo,
+    /// Each part's OK info and affected rows, when there are several: summed at the end
+    /// ([`ok_info::sum`]).
+    infos: Vec<(String, u64)>,
     /// For INSERTs filled from a sequence: the first id (becomes LAST_INSERT_ID()).
     first_id: Option<u64>,
     /// An INSERT into a sharded table: only sequence-generated ids change LAST_INSERT_ID()
@@ -253,6 +256,7 @@ impl RouteExec {
             merger: merger.map(Box::new),
             columns_sent: false,
             ok: OkInfo::default(),
+            infos: Vec::new(),
             first_id: None,
             sharded_insert: false,
             retry: None,
@@ -2658,6 +2662,8 @@ impl Session {
                 r.ok.warnings = r.ok.warnings.saturating_add(ok.warnings);
                 if r.parts.len() == 1 {
                     r.ok.info = ok.info.clone();
+                } else {
+                    r.infos.push((ok.info.clone(), ok.affected_rows));
                 }
                 let all_done = r.parts.iter().all(|p| p.done);
                 self.track_backend_status(ok.status);
@@ -2666,6 +2672,9 @@ impl Session {
                         return;
                     };
                     let mut out = r.ok;
+                    if !r.infos.is_empty() {
+                        out.info = ok_info::sum(&r.infos);
+                    }
                     if let Some(first) = r.first_id {
                         out.last_insert_id = first;
                         self.last_insert_id = first;

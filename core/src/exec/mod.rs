@@ -4,5 +4,6 @@
 pub mod compare;
 pub mod join;
 pub mod merge;
+pub mod ok_info;
 
 pub use merge::{AggFunc, Aggregate, CmpOp, HavingCond, MergeSpec, Merger, SortKey};

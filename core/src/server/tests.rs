@@ -1223,6 +1223,11 @@ mod metadata_caching {
             "CLIENT_MYSQL cleared"
         );
         assert_eq!(hs.mariadb_capabilities, mariadb_cap::CACHE_METADATA);
+        assert_ne!(
+            hs.capabilities & cap::SESSION_TRACK,
+            0,
+            "offered as by MySQL 5.7+ and MariaDB 10.2+ (mysql2 reads OK info by it)"
+        );
         let cfg = Arc::new(ServerConfig {
             mariadb_capabilities: 0,
             ..ServerConfig::default()

@@ -41,6 +41,10 @@ pub mod cap {
     pub const DEPRECATE_EOF: u32 = 1 << 24;
 
     /// What the gateway offers clients. SSL is added by the TLS layer when configured.
+    /// SESSION_TRACK is offered as MySQL 5.7+ and MariaDB 10.2+ offer it: some clients (Node's
+    /// mysql2) read an OK's info as length-encoded only when the server offers it, and servers
+    /// send it length-encoded either way. No session state is ever reported (the status flag
+    /// SESSION_STATE_CHANGED stays clear), which the capability allows.
     pub const SERVER_DEFAULT: u32 = LONG_PASSWORD
         | FOUND_ROWS
         | LONG_FLAG
@@ -60,6 +64,7 @@ pub mod cap {
         | PLUGIN_AUTH
         | CONNECT_ATTRS
         | PLUGIN_AUTH_LENENC_CLIENT_DATA
+        | SESSION_TRACK
         | DEPRECATE_EOF;
 }
 

@@ -193,6 +193,30 @@ mod tests {
         }
     }
 
+    /// The info of an OK is length-encoded with and without SESSION_TRACK (what MySQL and
+    /// MariaDB servers send), and an empty one is left out.
+    #[test]
+    fn ok_info_is_length_encoded_as_servers_send_it() {
+        let ok = OkInfo {
+            affected_rows: 2,
+            status: 2,
+            info: "Records: 2  Duplicates: 0  Warnings: 0".into(),
+            ..OkInfo::default()
+        };
+        for caps in [
+            cap::SERVER_DEFAULT,
+            cap::SERVER_DEFAULT & !cap::SESSION_TRACK,
+        ] {
+            let mut v = Vec::new();
+            put_ok(&mut v, &ok, 0x00, caps);
+            assert_eq!(v[..8], [0x00, 2, 0, 2, 0, 0, 0, 38]);
+            assert_eq!(&v[8..], ok.info.as_bytes());
+            let mut v = Vec::new();
+            put_ok(&mut v, &OkInfo::affected(1), 0x00, caps);
+            assert_eq!(v, [0x00, 1, 0, 0, 0, 0, 0]);
+        }
+    }
+
     #[test]
     fn eof_is_recognised_by_length() {
         let mut v = Vec::new();

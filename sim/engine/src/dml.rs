@@ -287,6 +287,11 @@ fn insert(
         (db, tname, full, odku)
     };
 
+    // MySQL reports "Records: …  Duplicates: …" for every INSERT but one of a single VALUES row.
+    let one_values_row = !ins.assignments.is_empty()
+        || matches!(ins.source.as_deref().map(|q| &*q.body),
+            Some(ast::SetExpr::Values(v)) if v.rows.len() == 1);
+    let records = rows.len() as u64;
     // Phase 2: coerce, assign AUTO_INCREMENT, store.
     let table = engine
         .table_mut(&db, &tname)
@@ -296,6 +301,8 @@ fn insert(
         table: &tname,
     };
     let mut affected = 0u64;
+    // Rows stored new, and rows REPLACE deleted or ON DUPLICATE KEY UPDATE changed.
+    let (mut copied, mut duplicates) = (0u64, 0u64);
     let mut first_generated: Option<u64> = None;
     let mut ok_insert_id = 0u64;
     for (ri, (vals, _explicit)) in rows.into_iter().enumerate() {
@@ -361,6 +368,7 @@ fn insert(
                     pk,
                 });
                 affected += 1;
+                copied += 1;
             }
             Some((existing, err)) => {
                 if ins.replace_into {
@@ -375,6 +383,7 @@ fn insert(
                                 row: old,
                             });
                             affected += 1;
+                            duplicates += 1;
                         }
                         cur = table.conflict(&pk, &row, None).map(|c| c.0);
                     }
@@ -385,6 +394,7 @@ fn insert(
                         pk,
                     });
                     affected += 1;
+                    copied += 1;
                 } else if let Some(assigns) = &odku {
                     let Some(old) = table.rows.get(&existing).cloned() else {
                         return Err(err);
@@ -418,6 +428,7 @@ fn insert(
                             old_row: old,
                         });
                         affected += 2;
+                        duplicates += 1;
                     }
                 } else if ins.ignore {
                     continue;
@@ -431,9 +442,18 @@ fn insert(
         sess.last_insert_id = g;
         ok_insert_id = g;
     }
+    if ins.ignore {
+        duplicates = records - copied;
+    }
+    let info = if one_values_row {
+        String::new()
+    } else {
+        format!("Records: {records}  Duplicates: {duplicates}  Warnings: 0")
+    };
     Ok(Res::Ok(OkInfo {
         affected_rows: affected,
         last_insert_id: ok_insert_id,
+        info,
         ..Default::default()
     }))
 }
