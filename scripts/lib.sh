@@ -107,6 +107,17 @@ ensure_python() {
     echo "$PYTHON_VENV/bin/python"
 }
 
+# Node's mysql2 client for e2e/test_mysql2.py: Debian's nodejs and npm when node is missing,
+# then `npm ci` of e2e/node/package-lock.json (exact versions), redone only when the lock changed.
+ensure_node_clients() {
+    ensure_apt node:nodejs npm:npm
+    local dir="$REPO_ROOT/e2e/node" stamp="$REPO_ROOT/e2e/node/node_modules/.shardgate-lock"
+    if [ -f "$stamp" ] && cmp -s "$stamp" "$dir/package-lock.json"; then return 0; fi
+    log "npm ci in e2e/node (node $(node --version))"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2) || die "npm ci failed in e2e/node"
+    cp "$dir/package-lock.json" "$stamp"
+}
+
 # Makes cargo reachable: PATH, then ~/.cargo/bin, then (only when neither has it) a rustup
 # install of the stable toolchain plus the C linker Rust needs.
 ensure_rust() {

@@ -8,7 +8,7 @@
 use crate::{Engine, EngineSession, Outcome};
 use bytes::Bytes;
 use shardgate_core::server::{Request, ServerConfig, ServerConn};
-use shardgate_core::wire::consts::status;
+use shardgate_core::wire::consts::{cap, status};
 use shardgate_core::wire::OkInfo;
 use shardgate_core::SqlError;
 use std::sync::Arc;
@@ -91,6 +91,7 @@ impl EngineConn {
     fn execute(&mut self, engine: &mut Engine, req: Request, now_ms: u64) -> u64 {
         let result = match req {
             Request::Connect { database, .. } => {
+                self.session.client_found_rows = self.conn.capabilities() & cap::FOUND_ROWS != 0;
                 let r = match database {
                     Some(db) => self.session.set_database(&db, engine),
                     None => Ok(()),

@@ -418,7 +418,12 @@ fn insert(
                             store(&col, v, &sctx, rown)?
                         };
                     }
-                    if !old.iter().zip(&new).all(|(a, b)| same(a, b)) {
+                    if old.iter().zip(&new).all(|(a, b)| same(a, b)) {
+                        if sess.client_found_rows {
+                            affected += 1;
+                            duplicates += 1;
+                        }
+                    } else {
                         let new_pk = table.update(&existing, new)?;
                         sess.undo.push(Undo::Updated {
                             db: db.clone(),
@@ -655,7 +660,11 @@ fn update(
         changed += 1;
     }
     Ok(Res::Ok(OkInfo {
-        affected_rows: changed,
+        affected_rows: if sess.client_found_rows {
+            matched
+        } else {
+            changed
+        },
         info: format!("Rows matched: {matched}  Changed: {changed}  Warnings: 0"),
         ..Default::default()
     }))

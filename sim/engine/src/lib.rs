@@ -65,6 +65,9 @@ pub struct EngineSession {
     pub(crate) last_insert_id: u64,
     pub(crate) row_count: i64,
     pub(crate) found_rows: u64,
+    /// The client asked for CLIENT_FOUND_ROWS: UPDATE and ON DUPLICATE KEY UPDATE count the
+    /// rows they matched as affected, changed or not.
+    pub client_found_rows: bool,
     /// `@name` variables (names lower-cased: they are case-insensitive).
     pub(crate) user_vars: BTreeMap<String, Val>,
     /// Session values of system variables set with SET.
@@ -121,6 +124,7 @@ impl EngineSession {
             last_insert_id: 0,
             row_count: -1,
             found_rows: 0,
+            client_found_rows: false,
             user_vars: BTreeMap::new(),
             sys_vars: BTreeMap::new(),
         }

@@ -822,3 +822,23 @@ fn never_panics_on_odd_input() {
     }
     assert_eq!(t.one("select 1"), "1");
 }
+
+/// CLIENT_FOUND_ROWS: matched rows count as affected, changed or not (UPDATE, and the
+/// duplicates ON DUPLICATE KEY UPDATE touched), as MySQL counts them for such a client.
+#[test]
+fn found_rows_clients_count_matched_rows() {
+    let mut t = T::new();
+    t.ok("create table f (id int primary key, v int)");
+    t.ok("insert into f values (1, 1), (2, 2)");
+    let update = "update f set v = 1 where id <= 2";
+    let matched = |c: u64| format!("Rows matched: 2  Changed: {c}  Warnings: 0");
+    let odku = "insert into f values (1, 1), (3, 3) on duplicate key update v = values(v)";
+    t.s.client_found_rows = true;
+    assert_eq!(t.ok(update), (2, 0, matched(1)));
+    assert_eq!(
+        t.ok(odku),
+        (2, 0, "Records: 2  Duplicates: 1  Warnings: 0".to_string())
+    );
+    t.s.client_found_rows = false;
+    assert_eq!(t.ok(update), (0, 0, matched(0)));
+}
