@@ -76,3 +76,28 @@ def test_mysql2_reads_what_mariadb_answers(target):
         [{"rows": [["6"]], "fields": [["n", LONGLONG]]}, ok(2)],
         ok(0),
     ], results
+
+
+def test_affected_rows_follow_each_clients_found_rows_flag(target):
+    """mysql2 asks for CLIENT_FOUND_ROWS (UPDATE reports matched rows), PyMySQL does not
+    (changed rows). The flag is fixed when a shard connection is opened, so a pooled connection
+    opened for one kind of client must not serve the other: alternate them over the same table."""
+    table = "e2e_found_rows"
+    conn = target.pymysql()
+    cur = conn.cursor()
+    cur.execute(f"drop table if exists {table}")
+    cur.execute(f"create table {table} (id int primary key, v int)")
+    cur.execute(f"insert into {table} values (1, 1), (2, 2)")
+    conn.close()
+    update = ["query", f"update {table} set v = 1"]
+    for _ in range(2):
+        # Two rows match, at most one changes (none after the first update).
+        [found] = run_steps(target, [update])
+        assert found["ok"]["affected"] == 2, found
+        conn = target.pymysql()
+        cur = conn.cursor()
+        assert cur.execute(f"update {table} set v = 1") == 0
+        conn.close()
+    conn = target.pymysql()
+    conn.cursor().execute(f"drop table {table}")
+    conn.close()

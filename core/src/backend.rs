@@ -276,6 +276,11 @@ impl BackendConn {
     pub fn capabilities(&self) -> u32 {
         self.caps
     }
+    /// Whether this connection asked for CLIENT_FOUND_ROWS: its affected-row counts are
+    /// matched rows, not changed ones, for as long as it lives.
+    pub fn found_rows(&self) -> bool {
+        self.config.found_rows
+    }
 
     // ---- inputs ----
 

@@ -85,21 +85,21 @@ impl<T> Pool<T> {
 
     /// A connection now, or a ticket to wait with. Nobody overtakes a waiter.
     pub fn acquire(&mut self) -> Result<Grant<T>, Ticket> {
-        self.acquire_preferring(|_| true)
+        self.acquire_ranked(|_| 0)
     }
 
-    /// [`Pool::acquire`], lending the warmest idle connection that is `preferred` if there
-    /// is one, else the warmest idle one.
-    pub fn acquire_preferring(
-        &mut self,
-        preferred: impl Fn(&T) -> bool,
-    ) -> Result<Grant<T>, Ticket> {
+    /// [`Pool::acquire`], lending the idle connection that `rank`s highest, the warmest of
+    /// those.
+    pub fn acquire_ranked(&mut self, rank: impl Fn(&T) -> u8) -> Result<Grant<T>, Ticket> {
         if self.waiters.is_empty() {
-            let pick = self.idle.iter().rposition(|(t, _)| preferred(t));
-            let taken = match pick {
-                Some(i) => Some(self.idle.remove(i)),
-                None => self.idle.pop(),
-            };
+            let mut pick: Option<(usize, u8)> = None;
+            for (i, (t, _)) in self.idle.iter().enumerate() {
+                let r = rank(t);
+                if pick.is_none_or(|(_, best)| r >= best) {
+                    pick = Some((i, r));
+                }
+            }
+            let taken = pick.map(|(i, _)| self.idle.remove(i));
             if let Some((t, _)) = taken {
                 return Ok(Grant::Reuse(t));
             }
@@ -248,6 +248,22 @@ mod tests {
         assert_eq!(p.release("a", 30), None);
         assert_eq!(p.idle(), 1);
         assert_eq!(p.acquire(), Ok(Grant::Reuse("a")));
+    }
+
+    #[test]
+    fn the_best_ranked_idle_connection_is_lent_warmest_first() {
+        let mut p = Pool::new(4);
+        for _ in 0..4 {
+            assert_eq!(p.acquire(), Ok(Grant::Open));
+        }
+        for (name, at) in [("a1", 1), ("b1", 2), ("a2", 3), ("c", 4)] {
+            p.release(name, at);
+        }
+        let rank = |t: &&str| if t.starts_with('a') { 2 } else { 0 };
+        assert_eq!(p.acquire_ranked(rank), Ok(Grant::Reuse("a2")));
+        assert_eq!(p.acquire_ranked(rank), Ok(Grant::Reuse("a1")));
+        // None ranks higher than another: the warmest.
+        assert_eq!(p.acquire_ranked(rank), Ok(Grant::Reuse("c")));
     }
 
     #[test]

@@ -627,6 +627,11 @@ impl Session {
     pub fn connection_id(&self) -> u32 {
         self.conn.connection_id()
     }
+    /// Whether the client asked for CLIENT_FOUND_ROWS: a pooled backend connection serves
+    /// this session only if it asked the same ([`BackendConn::found_rows`]).
+    pub fn found_rows(&self) -> bool {
+        self.conn.capabilities() & crate::wire::consts::cap::FOUND_ROWS != 0
+    }
     pub fn is_closed(&self) -> bool {
         self.conn.is_closed()
     }
@@ -2355,7 +2360,7 @@ impl Session {
         }
         .or_else(|| Some(address.database().to_string()))
         .filter(|d| !d.is_empty());
-        let found_rows = self.conn.capabilities() & crate::wire::consts::cap::FOUND_ROWS != 0;
+        let found_rows = self.found_rows();
         let conn = BackendConn::new(BackendConfig {
             user,
             password,
@@ -2673,7 +2678,7 @@ impl Session {
                     };
                     let mut out = r.ok;
                     if !r.infos.is_empty() {
-                        out.info = ok_info::sum(&r.infos);
+                        out.info = ok_info::sum(&r.infos, r.sharded_insert);
                     }
                     if let Some(first) = r.first_id {
                         out.last_insert_id = first;

@@ -478,10 +478,11 @@ impl<N: Net> Driver<N> {
         } else {
             None
         };
+        let found_rows = session.found_rows();
         let lease = match pool {
             None => None,
             Some(pool) => loop {
-                match pool.acquire(&self.clock, settings).await {
+                match pool.acquire(&self.clock, settings, found_rows).await {
                     Err(e) => {
                         tracing::warn!(conn = session.connection_id(), backend = id, error = %e, "no pooled connection");
                         session.handle_backend_error(id, e);
@@ -491,6 +492,11 @@ impl<N: Net> Driver<N> {
                         if !is_alive(&mut idle.stream) {
                             // Closed by the server while idle (wait_timeout, restart): drop it
                             // (its capacity goes back) and try again.
+                            continue;
+                        }
+                        if idle.conn.found_rows() != found_rows {
+                            // Its affected-row counts are not the ones this client asked for
+                            // (a capability is fixed at the handshake): close it, open another.
                             continue;
                         }
                         if idle.home != workers::current() {

@@ -90,21 +90,24 @@ impl<S: Send + 'static> TabletPool<S> {
     }
 
     /// A connection's worth of capacity, waiting up to the acquire timeout. An idle
-    /// connection carrying `settings` (the session's SETs) is preferred: it needs no reset
-    /// and no replay.
+    /// connection that negotiated CLIENT_FOUND_ROWS as `found_rows` says is preferred (one
+    /// that did not cannot serve the session: the caller closes it), then one carrying
+    /// `settings` (the session's SETs): it needs no reset and no replay.
     pub async fn acquire(
         self: &Arc<Self>,
         clock: &Clock,
         settings: Option<&Arc<str>>,
+        found_rows: bool,
     ) -> Result<Acquired<S>, SqlError> {
         let lease = || Lease {
             pool: Some(self.clone()),
         };
         let (ticket, rx) = {
             let mut inner = self.lock();
-            let got = inner
-                .pool
-                .acquire_preferring(|idle| idle.conn.settings() == settings);
+            let got = inner.pool.acquire_ranked(|idle| {
+                2 * u8::from(idle.conn.found_rows() == found_rows)
+                    + u8::from(idle.conn.settings() == settings)
+            });
             self.sync(&inner);
             match got {
                 Ok(g) => return Ok(self.granted(g, lease())),

@@ -449,9 +449,14 @@ impl World {
         if self.hosts[hi].crashed {
             return false;
         }
+        // Only a connection that asked for CLIENT_FOUND_ROWS as this client did counts
+        // affected rows as it expects.
+        let found_rows = self.clients[ci].session.found_rows();
         let usable = |p: &BackendPipe| {
             p.host == hi
-                && p.parked.is_some()
+                && p.parked
+                    .as_ref()
+                    .is_some_and(|c| c.found_rows() == found_rows)
                 && p.engine.is_some()
                 && !p.gateway_closed
                 && !p.up.is_done()

@@ -5,10 +5,13 @@
 //! sum of its parts' counts, as one server would have reported them.
 
 /// The summed info of a statement's parts, each given as its OK's info and affected rows.
-/// Empty when no part reported counts, or when the parts' infos do not share one shape (then
-/// no sum would be true).
-pub fn sum(parts: &[(String, u64)]) -> String {
-    let mut total: Option<Vec<(&str, u64)>> = None;
+/// `rows_insert`: the parts are the rows of one INSERT split over shards — several rows, so
+/// MySQL reports records even when each shard got a single row and reported none. Empty when
+/// no part reported counts, or when the parts' infos do not share one shape (then no sum would
+/// be true).
+pub fn sum(parts: &[(String, u64)], rows_insert: bool) -> String {
+    let mut total: Option<Vec<(&str, u64)>> =
+        rows_insert.then(|| vec![("Records", 0), ("Duplicates", 0), ("Warnings", 0)]);
     let mut empty_affected = Vec::new();
     for (info, affected) in parts {
         if info.is_empty() {
@@ -80,7 +83,7 @@ mod tests {
             ("Rows matched: 2  Changed: 1  Warnings: 0", 1),
             ("Rows matched: 3  Changed: 3  Warnings: 1", 3),
         ]);
-        assert_eq!(sum(&p), "Rows matched: 5  Changed: 4  Warnings: 1");
+        assert_eq!(sum(&p, false), "Rows matched: 5  Changed: 4  Warnings: 1");
     }
 
     #[test]
@@ -90,22 +93,25 @@ mod tests {
             ("", 1),
             ("", 2),
         ]);
-        assert_eq!(sum(&p), "Records: 5  Duplicates: 2  Warnings: 0");
+        assert_eq!(sum(&p, true), "Records: 5  Duplicates: 2  Warnings: 0");
+        // Two rows on two shards: neither reports counts, the statement had two records.
+        let p = parts(&[("", 1), ("", 0)]);
+        assert_eq!(sum(&p, true), "Records: 2  Duplicates: 1  Warnings: 0");
     }
 
     #[test]
     fn no_counts_or_mixed_shapes_give_no_info() {
-        assert_eq!(sum(&parts(&[("", 1), ("", 1)])), "");
-        assert_eq!(sum(&[]), "");
+        assert_eq!(sum(&parts(&[("", 1), ("", 1)]), false), "");
+        assert_eq!(sum(&[], false), "");
         let mixed = parts(&[
             ("Rows matched: 2  Changed: 1  Warnings: 0", 1),
             ("Records: 2  Duplicates: 0  Warnings: 0", 2),
         ]);
-        assert_eq!(sum(&mixed), "");
+        assert_eq!(sum(&mixed, false), "");
         let odd = parts(&[
             ("Rows matched: 2  Changed: 1  Warnings: 0", 1),
             ("hello", 0),
         ]);
-        assert_eq!(sum(&odd), "");
+        assert_eq!(sum(&odd, false), "");
     }
 }
