@@ -14,6 +14,8 @@ import socket
 import subprocess
 import threading
 
+from step_client import run_step_client
+
 SCRIPT = os.path.join(os.path.dirname(__file__), "libmariadb_ps.pl")
 TABLE = "e2e_libmariadb_cache"
 
@@ -110,16 +112,10 @@ def column_name_and_type(d):
 
 def run_steps(target, steps, relay=None):
     relay = relay or Relay(target.port)
-    proc = subprocess.run(
-        ["perl", SCRIPT, str(relay.port), target.db or ""],
-        input=json.dumps(steps),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    relay.close()
-    assert proc.returncode == 0, proc.stderr
-    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    try:
+        results = run_step_client(["perl", SCRIPT, str(relay.port), target.db or ""], steps)
+    finally:
+        relay.close()
     # libmariadb takes MariaDB's extended capabilities only from a server whose version says
     # MariaDB: MariaDB itself and the --backend gateway in front of it (which announces its
     # backend's version), not the embedded default ("8.0.40-shardgate", a MySQL to clients).

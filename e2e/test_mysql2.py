@@ -3,12 +3,11 @@ prepared statements, multi-statements and errors, and what mysql2 reads from an 
 takes an OK's info as length-encoded only from a server that offers CLIENT_SESSION_TRACK, and
 derives `changedRows` from that info."""
 
-import json
 import os
 import shutil
-import subprocess
 
 import pytest
+from step_client import run_step_client
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
 SCRIPT = os.path.join(NODE_DIR, "mysql2_steps.js")
@@ -22,15 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def run_steps(target, steps):
-    proc = subprocess.run(
-        ["node", SCRIPT, str(target.port), target.db or ""],
-        input=json.dumps(steps),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines()]
+    return run_step_client(["node", SCRIPT, str(target.port), target.db or ""], steps)
 
 
 def ok(affected, info="", changed=0, insert_id=0):
