@@ -28,6 +28,35 @@ def test_connect_and_select(target):
         cnx.close()
 
 
+def test_autocommit_off_reports_the_open_transaction(target):
+    """With autocommit off, an INSERT leaves a transaction open and the server status says so
+    (IN_TRANS): connectors read it (`in_transaction` here; Connector/J sends ROLLBACK only when
+    it is set, so without it the rollback was skipped and a later SET autocommit=1 committed the
+    row). A ROLLBACK clears it and undoes the row."""
+    cnx = target.connector()
+    try:
+        _ddl(cnx, "drop table if exists e2e_ac_off", "create table e2e_ac_off (id int primary key)")
+        cnx.autocommit = False
+        cur = cnx.cursor()
+        cur.execute("select 1")
+        cur.fetchall()
+        assert not cnx.in_transaction, "no table read: no transaction yet"
+        cur.execute("insert into e2e_ac_off values (1)")
+        assert cnx.in_transaction
+        cnx.rollback()
+        assert not cnx.in_transaction
+        cur.execute("insert into e2e_ac_off values (2)")
+        assert cnx.in_transaction
+        cnx.commit()
+        assert not cnx.in_transaction
+        cnx.autocommit = True
+        cur.execute("select id from e2e_ac_off")
+        assert cur.fetchall() == [(2,)]
+        _ddl(cnx, "drop table e2e_ac_off")
+    finally:
+        cnx.close()
+
+
 def test_prepared_cursor_class(target):
     cnx = target.connector()
     try:

@@ -391,6 +391,11 @@ pub struct Session {
     sets_tag: Option<Arc<str>>,
     in_txn: bool,
     autocommit: bool,
+    /// Autocommit is off and a shard reported its implicit transaction open (IN_TRANS) in an
+    /// answer to the client's statement since the last COMMIT or ROLLBACK: the client's
+    /// answers say IN_TRANS too, as MySQL's do (drivers such as Connector/J send ROLLBACK only
+    /// when that flag says there is something to undo).
+    implicit_open: bool,
     last_insert_id: u64,
     workload: Workload,
     transaction_mode: TransactionMode,
@@ -486,6 +491,7 @@ impl Session {
             tls: None,
             in_txn: false,
             autocommit: true,
+            implicit_open: false,
             last_insert_id: 0,
             workload: Workload::Oltp,
             transaction_mode: TransactionMode::Multi,
@@ -1105,7 +1111,7 @@ impl Session {
         if self.autocommit {
             bits |= status::AUTOCOMMIT;
         }
-        if self.in_txn {
+        if self.in_txn || (self.implicit_open && !self.autocommit) {
             bits |= status::IN_TRANS;
         }
         self.conn.set_session_status(bits);
@@ -1165,6 +1171,7 @@ impl Session {
                 self.sets.clear();
                 self.sets_tag = None;
                 self.in_txn = false;
+                self.implicit_open = false;
                 self.savepoints.clear();
                 self.autocommit = true;
                 // Connections holding session state are closed, never pooled.
@@ -1840,6 +1847,7 @@ impl Session {
         }
         if matches!(op, TxnOp::Begin | TxnOp::Commit | TxnOp::Rollback) {
             self.savepoints.clear();
+            self.implicit_open = false;
         }
         match op {
             TxnOp::Begin => {
@@ -2068,6 +2076,7 @@ impl Session {
         if self.autocommit && !self.in_txn {
             // Back to autocommit: the implicit transaction ended with its savepoints.
             self.savepoints.clear();
+            self.implicit_open = false;
         }
         if only_autocommit && self.sets.is_empty() && self.autocommit && autocommit_before {
             // `SET autocommit = 1` on an autocommit session (many drivers send it on
@@ -3293,11 +3302,16 @@ impl Session {
         }
     }
 
-    /// Mirrors the backend's autocommit bit (pass-through mode sees the server's own state).
+    /// Takes the status flags of a shard's answer to the client's statement. Pass-through
+    /// mirrors the server's own state; otherwise, with autocommit off, a shard that reports
+    /// IN_TRANS has opened its implicit transaction, and the client's answer says so too.
     fn track_backend_status(&mut self, st: u16) {
         if self.gw.passthrough {
             self.autocommit = st & status::AUTOCOMMIT != 0;
             self.in_txn = st & status::IN_TRANS != 0;
+            self.sync_status();
+        } else if !self.autocommit && !self.implicit_open && st & status::IN_TRANS != 0 {
+            self.implicit_open = true;
             self.sync_status();
         }
     }
