@@ -31,6 +31,21 @@ def test_basic_queries(target):
         cnx.close()
 
 
+def test_now_is_the_wall_clock(target):
+    """NOW() and UNIX_TIMESTAMP() read the real calendar: the embedded default's simulated
+    shards included (its engines count from the Unix epoch only inside the simulation)."""
+    import time
+
+    conn = target.pymysql()
+    try:
+        cur = conn.cursor()
+        cur.execute("select unix_timestamp()")
+        (ts,) = cur.fetchone()
+        assert abs(int(ts) - time.time()) < 120, ts
+    finally:
+        conn.close()
+
+
 def test_error_keeps_connection(target):
     cnx = target.pymysql()
     try:

@@ -6,7 +6,7 @@ use shardgate_core::server::ServerConfig;
 use shardgate_engine::conn::EngineConn;
 use shardgate_engine::Engine;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
@@ -19,6 +19,9 @@ pub struct EmbeddedShards {
     engines: BTreeMap<String, Arc<Mutex<Engine>>>,
     config: Arc<ServerConfig>,
     next_id: AtomicU32,
+    /// NOW() on the real calendar ([`EmbeddedShards::use_wall_clock`]); off, the engines count
+    /// from the Unix epoch at the driver's time 0, as the deterministic simulation needs.
+    wall_clock: AtomicBool,
 }
 
 impl EmbeddedShards {
@@ -31,7 +34,14 @@ impl EmbeddedShards {
             engines: BTreeMap::new(),
             config: Arc::new(config),
             next_id: AtomicU32::new(1),
+            wall_clock: AtomicBool::new(false),
         }
+    }
+
+    /// The engines' NOW() follows the real calendar from now on (the production binary; the
+    /// simulation leaves it off so that runs replay byte for byte).
+    pub fn use_wall_clock(&self) {
+        self.wall_clock.store(true, Ordering::Relaxed);
     }
 
     /// Adds a shard whose engine holds `databases` (created empty).
@@ -84,6 +94,14 @@ impl EmbeddedShards {
                 format!("no embedded shard {name}"),
             )
         })?;
+        if self.wall_clock.load(Ordering::Relaxed) {
+            let wall_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            if let Ok(mut e) = engine.lock() {
+                e.set_epoch_ms(wall_ms.saturating_sub(clock.now_ms()));
+            }
+        }
         let (client, server) = tokio::io::duplex(PIPE_BYTES);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = EngineConn::new(self.config.clone(), id, scramble_for(id));

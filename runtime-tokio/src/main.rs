@@ -240,6 +240,7 @@ async fn build(args: &GatewayArgs) -> Result<(Built, Option<String>), String> {
 
 async fn serve(cli: &Cli) -> Result<(), String> {
     let ((gateway, embedded), config_listen) = build(&cli.gateway).await?;
+    embedded.use_wall_clock();
     let l = &cli.limits;
     let gateway = gateway.with_limits(shardgate_core::gateway::Limits {
         max_connections: l.max_connections,

@@ -48,6 +48,10 @@ pub struct Engine {
     // (Debug is implemented by hand: summaries only, never table contents.)
     pub(crate) version: String,
     pub(crate) dbs: BTreeMap<String, Database>,
+    /// The wall-clock time (ms since the Unix epoch) at the caller's time 0: NOW() and
+    /// friends read `epoch_ms + now_ms`. 0 in the simulation (deterministic); the production
+    /// binary sets the real one for the shards of its embedded default.
+    epoch_ms: u64,
 }
 
 /// Per-connection state.
@@ -207,7 +211,13 @@ impl Engine {
         Engine {
             version: version.to_string(),
             dbs,
+            epoch_ms: 0,
         }
+    }
+
+    /// See [`Engine::epoch_ms`](Engine): the wall clock at the caller's time 0.
+    pub fn set_epoch_ms(&mut self, epoch_ms: u64) {
+        self.epoch_ms = epoch_ms;
     }
 
     pub fn version(&self) -> &str {
@@ -254,7 +264,9 @@ impl Engine {
         if !session.autocommit && !session.in_tx && touches_tables {
             session.in_tx = true;
         }
-        let r = self.dispatch(session, &parsed, sql, params, now_ms, &mut delay);
+        // Statements read the calendar; only delays (SLEEP) are the caller's to time.
+        let wall_ms = self.epoch_ms.saturating_add(now_ms);
+        let r = self.dispatch(session, &parsed, sql, params, wall_ms, &mut delay);
         match r {
             Ok(res) => {
                 if writes && !session.in_tx {

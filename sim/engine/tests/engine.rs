@@ -842,3 +842,14 @@ fn found_rows_clients_count_matched_rows() {
     t.s.client_found_rows = false;
     assert_eq!(t.ok(update), (0, 0, matched(0)));
 }
+
+/// The calendar is the caller's time plus the engine's epoch (0 unless set: the simulation's
+/// calendar starts at the Unix epoch; the production binary sets the real one).
+#[test]
+fn the_epoch_shifts_the_calendar() {
+    let mut t = T::new();
+    assert_eq!(t.one("select unix_timestamp()"), "1700000000");
+    t.e.set_epoch_ms(86_400_000);
+    assert_eq!(t.one("select now()"), "2023-11-15 22:13:20");
+    assert_eq!(t.one("select unix_timestamp()"), "1700086400");
+}
