@@ -89,6 +89,12 @@ def test_affected_rows_follow_each_clients_found_rows_flag(target):
         cur = conn.cursor()
         assert cur.execute(f"update {table} set v = 1") == 0
         conn.close()
+    # A session with settings of its own, then one without: the second gets the first's
+    # connection reset (COM_RESET_CONNECTION), which keeps the connection's capabilities.
+    results = run_steps(target, [["query", "set session sql_mode = 'ANSI_QUOTES'"], update])
+    assert results[1]["ok"]["affected"] == 2, results
+    [found] = run_steps(target, [update])
+    assert found["ok"]["affected"] == 2, found
     conn = target.pymysql()
     conn.cursor().execute(f"drop table {table}")
     conn.close()

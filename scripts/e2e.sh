@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end tests with real clients (e2e/, pytest), run by `make test`.
 #
-# Installs what is missing (MariaDB, sysbench, haproxy, the Python and Node clients), builds
-# the release binary, starts a throwaway MariaDB (scripts/mariadb.sh) and two gateways on free
-# ports:
+# Installs what is missing (MariaDB, sysbench, haproxy, the Python, Node and Java clients),
+# builds the release binary, starts a throwaway MariaDB (scripts/mariadb.sh) and two gateways on
+# free ports:
 #   backend   shardgate --listen ... --backend mysql://root@127.0.0.1:$MARIADB_PORT/test
 #   embedded  shardgate --listen ...              (the embedded default, simulated engine)
 # runs pytest against MariaDB directly and through both gateways, and tears everything down.
@@ -26,6 +26,7 @@ PYTEST_TIMEOUT_S="${SG_PYTEST_TIMEOUT_S:-900}"
 ensure_system_deps
 PY="$(ensure_python)"
 ensure_node_clients
+ensure_java_clients
 log "python: $PY"
 
 BIN=""

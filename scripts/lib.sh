@@ -118,6 +118,14 @@ ensure_node_clients() {
     cp "$dir/package-lock.json" "$stamp"
 }
 
+# JDBC for e2e/test_jdbc.py: a JDK (runs e2e/java/JdbcSteps.java as a source file) and Debian's
+# MariaDB Connector/J.
+MARIADB_JDBC_JAR=/usr/share/java/mariadb-java-client.jar
+ensure_java_clients() {
+    ensure_apt java:default-jdk-headless
+    [ -f "$MARIADB_JDBC_JAR" ] || apt_install libmariadb-java
+}
+
 # Makes cargo reachable: PATH, then ~/.cargo/bin, then (only when neither has it) a rustup
 # install of the stable toolchain plus the C linker Rust needs.
 ensure_rust() {

@@ -87,11 +87,16 @@ impl EngineConn {
         }
     }
 
+    /// What the client's capabilities mean for its statements (CLIENT_FOUND_ROWS).
+    fn take_capabilities(&mut self) {
+        self.session.client_found_rows = self.conn.capabilities() & cap::FOUND_ROWS != 0;
+    }
+
     /// Executes one request and answers it; returns how long the answer must be withheld.
     fn execute(&mut self, engine: &mut Engine, req: Request, now_ms: u64) -> u64 {
         let result = match req {
             Request::Connect { database, .. } => {
-                self.session.client_found_rows = self.conn.capabilities() & cap::FOUND_ROWS != 0;
+                self.take_capabilities();
                 let r = match database {
                     Some(db) => self.session.set_database(&db, engine),
                     None => Ok(()),
@@ -110,6 +115,8 @@ impl EngineConn {
                 let database = self.session.database.clone();
                 engine.end_session(&mut self.session);
                 self.session = EngineSession::new(self.conn.connection_id(), database.as_deref());
+                // Capabilities are the connection's: a reset keeps them.
+                self.take_capabilities();
                 self.answer_ok(Ok(()));
                 return 0;
             }
