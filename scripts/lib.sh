@@ -118,11 +118,11 @@ ensure_node_clients() {
     cp "$dir/package-lock.json" "$stamp"
 }
 
-# JDBC for e2e/test_jdbc.py: a JDK (runs e2e/java/JdbcSteps.java as a source file) and Debian's
-# MariaDB Connector/J.
+# JDBC for e2e/test_jdbc.py: a JDK — a JRE alone cannot run e2e/java/JdbcSteps.java as a
+# source file, hence the check for javac — and Debian's MariaDB Connector/J.
 MARIADB_JDBC_JAR=/usr/share/java/mariadb-java-client.jar
 ensure_java_clients() {
-    ensure_apt java:default-jdk-headless
+    ensure_apt javac:default-jdk-headless
     [ -f "$MARIADB_JDBC_JAR" ] || apt_install libmariadb-java
 }
 
